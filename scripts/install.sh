@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install everything verirl needs on a fresh Debian/Ubuntu machine:
+#   system EDA tools (Icarus Verilog, Yosys, Verilator) from the distribution,
+#   then a virtual environment in .venv with verirl and its test dependencies.
+# Usage: bash scripts/install.sh [EXTRAS]     (default extras: dev,ray)
+# Set VERIRL_VENV to choose another venv folder, VERIRL_SKIP_APT=1 to skip the apt step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-dev,ray}"
+venv="${VERIRL_VENV:-.venv}"
+python="${PYTHON:-python3}"
+
+if [ "${VERIRL_SKIP_APT:-0}" != "1" ]; then
+  sudo=""
+  if [ "$(id -u)" != "0" ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq iverilog yosys verilator util-linux >/dev/null
+fi
+for tool in iverilog vvp yosys; do
+  command -v "$tool" >/dev/null || { echo "install.sh: $tool is still missing after apt-get" >&2; exit 1; }
+done
+
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+# torch first and pinned: a bare `torch` requirement could pull a multi-GB CUDA build.
+# On a CPU-only machine add: --index-url https://download.pytorch.org/whl/cpu
+"$venv/bin/python" -m pip install -q "torch==2.13.0"
+"$venv/bin/python" -m pip install -q -e ".[${extras}]"
+echo "install.sh: verirl installed in $venv ($("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,290 @@
+"""Configuration of a data build: one dataclass per stage, loaded from a YAML recipe.
+
+Precedence: dataclass defaults < YAML (``--config``) < command-line flags. Unknown keys are
+errors that name the key and the section, so a typo never silently falls back to a default.
+Every field carries its help text once, in ``metadata["help"]``; ``docs/data_pipeline.md``
+lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from typing import Any
+
+import yaml
+
+
+def _field(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING):
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+SOURCE_KINDS = ("folder", "jsonl", "hf")
+
+
+@dataclasses.dataclass
+class SourceConfig:
+    """One corpus of raw Verilog."""
+
+    kind: str = _field("folder", "`folder` (.v/.sv files), `jsonl` (one file per line), or `hf` (a datasets dataset)")
+    path: str = _field("", "folder, JSONL file, or dataset path / Hub id (for `hf`)")
+    name: str = _field("", "short name recorded as provenance (default: the last path component)")
+    glob: str = _field("**/*.[vV]", "folder sources: files to read, plus `*.sv` files when `include_sv` is set")
+    include_sv: bool = _field(True, "folder sources: also read `**/*.sv` files")
+    code_field: str = _field("code", "jsonl/hf sources: the column holding Verilog text")
+    path_field: str = _field("", "jsonl/hf sources: optional column with the original file path (provenance)")
+    license_field: str = _field("", "jsonl/hf sources: optional column with the license (provenance)")
+    split: str = _field("train", "hf sources: split to read")
+    streaming: bool = _field(True, "hf sources given as a Hub id: stream instead of downloading the whole dataset")
+    resolve_across_files: bool = _field(
+        True, "folder sources: resolve instantiated modules defined in other files of the same folder"
+    )
+    max_file_bytes: int = _field(1_000_000, "skip (and count) source files larger than this")
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ValueError(f"sources[].kind must be one of {SOURCE_KINDS}, got {self.kind!r}")
+        if not self.path:
+            raise ValueError(f"sources[] of kind {self.kind!r} needs `path` (a folder, JSONL file or dataset id)")
+        if not self.name:
+            self.name = os.path.basename(os.path.normpath(self.path)) or self.path
+        if self.max_file_bytes <= 0:
+            raise ValueError("sources[].max_file_bytes must be positive")
+
+
+@dataclasses.dataclass
+class FilterConfig:
+    """Cheap structural limits, then the tools: compile (Icarus) and synthesize (Yosys)."""
+
+    min_lines: int = _field(3, "drop modules with fewer non-blank lines")
+    max_lines: int = _field(600, "drop modules (with their dependencies) longer than this many non-blank lines")
+    max_chars: int = _field(40_000, "drop modules (with their dependencies) longer than this many characters")
+    min_ports: int = _field(1, "drop modules with fewer ports (a module without ports cannot be checked)")
+    max_ports: int = _field(64, "drop modules with more ports")
+    max_dependencies: int = _field(16, "drop modules that need more than this many other modules")
+    compile: bool = _field(True, "require `iverilog -g2012` to compile the module with its dependencies")
+    synthesize: bool = _field(True, "require Yosys to synthesize the module (`synth -top`)")
+    max_cells: int = _field(20_000, "drop designs whose synthesized netlist has more cells (0: no limit)")
+    tool_timeout_s: float = _field(60.0, "wall-clock limit for one compile or synthesis run")
+
+    def __post_init__(self) -> None:
+        if self.min_lines < 0 or self.max_lines < self.min_lines:
+            raise ValueError(f"filters: need 0 <= min_lines <= max_lines, got {self.min_lines}, {self.max_lines}")
+        if self.min_ports < 0 or self.max_ports < self.min_ports:
+            raise ValueError(f"filters: need 0 <= min_ports <= max_ports, got {self.min_ports}, {self.max_ports}")
+        if self.tool_timeout_s <= 0 or self.max_chars <= 0 or self.max_cells < 0 or self.max_dependencies < 0:
+            raise ValueError("filters: tool_timeout_s and max_chars must be positive, max_cells >= 0")
+
+
+@dataclasses.dataclass
+class DedupeConfig:
+    exact: bool = _field(True, "drop modules whose normalized text (comments and whitespace removed) was seen")
+    near: bool = _field(True, "drop near-duplicates with MinHash LSH (datasketch)")
+    threshold: float = _field(0.85, "estimated Jaccard similarity of token shingles at which two modules are duplicates")
+    num_perm: int = _field(128, "MinHash permutations (memory: 8 bytes each per kept module)")
+    shingle_size: int = _field(5, "tokens per shingle")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"dedupe.threshold must be in (0, 1], got {self.threshold}")
+        if self.num_perm < 16 or self.shingle_size < 1:
+            raise ValueError("dedupe: num_perm must be >= 16 and shingle_size >= 1")
+
+
+@dataclasses.dataclass
+class BenchmarkConfig:
+    kind: str = _field("verilog-eval", "`verilog-eval` (VerilogEval v2 checkout) or `rtllm` (RTLLM checkout)")
+    path: str = _field("", "path of the benchmark checkout (read in place, never copied)")
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("verilog-eval", "rtllm"):
+            raise ValueError(f"decontaminate.benchmarks[].kind must be `verilog-eval` or `rtllm`, got {self.kind!r}")
+        if not self.path:
+            raise ValueError(f"decontaminate.benchmarks[] of kind {self.kind!r} needs `path`")
+
+
+@dataclasses.dataclass
+class DecontaminationConfig:
+    enabled: bool = _field(True, "drop modules and descriptions that overlap a benchmark problem")
+    benchmarks: list[BenchmarkConfig] = _field(factory=list, help="benchmark checkouts to protect")
+    ngram: int = _field(8, "n-gram length (tokens) of the overlap measure")
+    threshold: float = _field(
+        0.5, "drop when this fraction of a benchmark item's n-grams (or of the candidate's) occur in the other"
+    )
+    normalize_identifiers: bool = _field(
+        False, "compare code with identifiers replaced by a placeholder (catches renamed copies; more false alarms)"
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"decontaminate.threshold must be in (0, 1], got {self.threshold}")
+        if self.ngram < 2:
+            raise ValueError(f"decontaminate.ngram must be >= 2, got {self.ngram}")
+        if self.enabled and not self.benchmarks:
+            raise ValueError(
+                "decontaminate.enabled is true but no benchmarks are listed; add "
+                "`benchmarks: [{kind: verilog-eval, path: ...}]` or set `enabled: false`"
+            )
+
+
+BACKEND_KINDS = ("transformers", "openai", "vllm")
+
+
+@dataclasses.dataclass
+class LLMConfig:
+    """Which LLM writes descriptions and regenerates code (see data_pipeline/llm.py)."""
+
+    kind: str = _field("openai", "`transformers` (local, plain HF generate), `openai` (HTTP endpoint), or `vllm`")
+    model: str = _field("", "model path or id (for `openai`: the model name the server expects)")
+    base_url: str = _field("http://127.0.0.1:8000/v1", "openai: endpoint root, e.g. a `vllm serve` at .../v1")
+    api_key_env: str = _field("OPENAI_API_KEY", "openai: environment variable holding the API key (may be unset)")
+    temperature: float = _field(0.2, "sampling temperature (0: greedy)")
+    top_p: float = _field(0.95, "nucleus sampling")
+    max_new_tokens: int = _field(1024, "maximum tokens per completion")
+    request_timeout_s: float = _field(300.0, "openai: timeout of one HTTP request")
+    max_retries: int = _field(3, "openai: retries on connection errors and 429/5xx answers")
+    concurrency: int = _field(8, "openai: parallel requests")
+    batch_size: int = _field(8, "transformers: prompts per generate() call")
+    dtype: str = _field("auto", "transformers/vllm: torch dtype (`auto`, `bfloat16`, `float32`, ...)")
+    device: str = _field("auto", "transformers: `auto`, `cpu`, `cuda`, ...")
+    vllm_kwargs: dict = _field(factory=dict, help="vllm: extra keyword arguments for `vllm.LLM(...)`")
+
+    def __post_init__(self) -> None:
+        if self.kind not in BACKEND_KINDS:
+            raise ValueError(f"llm.kind must be one of {BACKEND_KINDS}, got {self.kind!r}")
+        if not self.model:
+            raise ValueError(f"llm.model is required for the {self.kind!r} backend (a model path or name)")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens <= 0:
+            raise ValueError("llm: need temperature >= 0, 0 < top_p <= 1, max_new_tokens > 0")
+        if self.concurrency < 1 or self.batch_size < 1 or self.max_retries < 0:
+            raise ValueError("llm: concurrency and batch_size must be >= 1, max_retries >= 0")
+
+
+@dataclasses.dataclass
+class RoundTripConfig:
+    enabled: bool = _field(True, "describe, regenerate and keep only modules whose regeneration is equivalent")
+    llm: LLMConfig | None = _field(None, "the LLM backend (required when enabled)")
+    describe_template: str = _field("", "file or inline text of the description prompt (default: built-in)")
+    regenerate_template: str = _field("", "file or inline text of the regeneration prompt (default: built-in)")
+    task_template: str = _field("", "file or inline text of the task prompt written to the dataset (default: built-in)")
+    system_prompt: str = _field("", "optional system message sent with both LLM prompts")
+    regenerations: int = _field(1, "regenerated candidates per description; the pair is kept if any is equivalent")
+    equivalence: dict = _field(
+        factory=dict, help="keyword arguments of rewards.equivalence's config (method, seed, cycles, budgets)"
+    )
+    equivalence_timeout_s: float = _field(120.0, "budget for one equivalence check")
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.llm is None:
+            raise ValueError("roundtrip.enabled is true but `roundtrip.llm` is missing; configure a backend")
+        if self.regenerations < 1:
+            raise ValueError(f"roundtrip.regenerations must be >= 1, got {self.regenerations}")
+
+
+@dataclasses.dataclass
+class BuildConfig:
+    """A whole `verirl data build` run."""
+
+    output_dir: str = _field("", "where shards, the dataset and manifest.json are written")
+    sources: list[SourceConfig] = _field(factory=list, help="the raw corpora, read in order")
+    filters: FilterConfig = _field(factory=FilterConfig, help="structural limits and tool checks")
+    dedupe: DedupeConfig = _field(factory=DedupeConfig, help="exact and near-duplicate removal")
+    decontaminate: DecontaminationConfig = _field(
+        factory=lambda: DecontaminationConfig(enabled=False), help="benchmark decontamination"
+    )
+    roundtrip: RoundTripConfig = _field(
+        factory=lambda: RoundTripConfig(enabled=False), help="NL round trip and equivalence filter"
+    )
+    seed: int = _field(0, "seed of every random choice (LLM sampling, equivalence stimulus), recorded in the manifest")
+    shard_size: int = _field(256, "modules per shard; a shard is the unit of resume and is written atomically")
+    workers: int = _field(2, "parallel tool runs (compile, synthesis, equivalence)")
+    max_modules: int = _field(0, "stop after this many split modules (0: the whole corpus)")
+    formats: list[str] = _field(factory=lambda: ["jsonl", "parquet"], help="dataset files to write: jsonl, parquet")
+    dataset_name: str = _field("tasks", "base name of the dataset files")
+    id_prefix: str = _field("", "prefix of task ids (default: the source name)")
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1 or self.workers < 1 or self.max_modules < 0:
+            raise ValueError("shard_size and workers must be >= 1, max_modules >= 0")
+        bad = [f for f in self.formats if f not in ("jsonl", "parquet")]
+        if bad or not self.formats:
+            raise ValueError(f"formats must be a non-empty subset of [jsonl, parquet], got {self.formats}")
+
+    def validate_for_run(self) -> None:
+        """Checks that only matter when a build actually starts."""
+        if not self.output_dir:
+            raise ValueError("output_dir is not set: give it in the recipe or with --output-dir")
+        if not self.sources:
+            raise ValueError("no sources configured: add `sources: [{kind: folder, path: ...}]` to the recipe")
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+
+def _strip_optional(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def from_dict(cls: type, data: Any, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a mapping, recursing into nested dataclasses; unknown keys are errors."""
+    if data is None:
+        data = {}
+    if dataclasses.is_dataclass(data):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        tp = _strip_optional(hints[name])
+        sub = f"{where}.{name}"
+        if dataclasses.is_dataclass(tp) and value is not None:
+            kwargs[name] = from_dict(tp, value, sub)
+        elif typing.get_origin(tp) is list and value is not None:
+            (item_tp,) = typing.get_args(tp) or (Any,)
+            if not isinstance(value, list):
+                raise ValueError(f"{sub}: expected a list, got {type(value).__name__}")
+            if dataclasses.is_dataclass(item_tp):
+                kwargs[name] = [from_dict(item_tp, v, f"{sub}[{i}]") for i, v in enumerate(value)]
+            else:
+                kwargs[name] = list(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+
+
+def load_build_config(path: str | os.PathLike | None, overrides: dict | None = None) -> BuildConfig:
+    """Read a YAML recipe (``None``: defaults only) and apply top-level ``overrides`` (e.g. from flags)."""
+    data: dict = {}
+    if path:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"data recipe {path!s} does not exist (see recipes/data/ for examples)")
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a data recipe must be a YAML mapping")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    return from_dict(BuildConfig, data, where=str(path or "config"))
+
+
+def to_dict(cfg: Any) -> Any:
+    """A JSON-serializable view of a config (recorded in the manifest)."""
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg

@@ -251,3 +251,25 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
         else:
             detail["ppa"] = {"error": cand.log[-400:]}
     return done(None, True)
+
+
+def ppa_only(task: Task, completion: Any, config: RewardConfig) -> tuple[float | None, dict[str, Any]]:
+    """PPA component of a completion already known to be functionally correct.
+
+    Returns ``(component, figures)``; ``component`` is ``None`` on an infrastructure or task fault.
+    """
+    try:
+        prepared = prepare_task(task, dataclasses.replace(config, weights={**config.weights, "function": 0.0}))
+        extraction = extract_verilog(completion, reasoning=config.reasoning)
+        if extraction.code is None or prepared.reference_synth is None:
+            return 0.0, {"error": "no design or no reference to compare with"}
+        code = sanitize_candidate(extraction.code, task.top).code
+        cand = synthesize(code, task.top, liberty=config.liberty, config=config.sandbox)
+    except (InfrastructureError, TaskError) as exc:
+        return None, {"error": str(exc)}
+    except Forbidden as exc:
+        return 0.0, {"error": str(exc)}
+    if not cand.ok:
+        return 0.0, {"error": cand.log[-400:]}
+    score = round(ppa_score(cand, prepared.reference_synth), 6)
+    return score, {"candidate": cand.figures(), "reference": prepared.reference_synth.figures()}

@@ -80,6 +80,7 @@ class RewardPool:
         self.cache = ScoreCache(cache_size, cache_path)
         self._executor: cf.ThreadPoolExecutor | None = None
         self._ray_fn = None
+        self._ppa_cache: dict[str, tuple[float | None, dict]] = {}
         self._lock = threading.Lock()
         self.stats = {"scored": 0, "cache_hits": 0, "unscorable": 0, "seconds": 0.0}
         if backend == "ray":
@@ -109,6 +110,34 @@ class RewardPool:
         self.stats["unscorable"] += sum(1 for s in out if not s.scorable)
         self.stats["seconds"] += time.monotonic() - start
         return out
+
+    def map_ppa(self, pairs: Sequence[tuple[Task, Any]], config: RewardConfig) -> list[tuple[float | None, dict]]:
+        """PPA component and figures of functionally correct completions, in parallel and cached."""
+        from .hierarchy import ppa_only
+
+        keys = [cache_key(t.fingerprint, repr(c), "ppa:" + config.fingerprint) for t, c in pairs]
+        out: dict[str, tuple[float | None, dict]] = {}
+        with self._lock:
+            if self._executor is None:
+                self._executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="verirl-reward")
+        futures = {}
+        for key, (task, completion) in zip(keys, pairs):
+            if key in out or key in futures.values():
+                continue
+            hit = self._ppa_cache.get(key)
+            if hit is not None:
+                out[key] = hit
+            else:
+                futures[self._executor.submit(ppa_only, task, completion, config)] = key
+        for future in cf.as_completed(futures):
+            exc = future.exception()
+            result = (None, {"error": f"{type(exc).__name__}: {exc}"}) if exc else future.result()
+            out[futures[future]] = result
+            if result[0] is not None:
+                self._ppa_cache[futures[future]] = result
+                while len(self._ppa_cache) > max(self.cache.max_entries, 1):
+                    self._ppa_cache.pop(next(iter(self._ppa_cache)))
+        return [out[k] for k in keys]
 
     def score_iter(self, pairs: Iterable[tuple[Task, Any]], *, window: int | None = None) -> Iterator[Score]:
         """Stream scores in input order, holding at most ``window`` pairs in flight (bounded memory)."""

@@ -1,0 +1,313 @@
+"""Reward functions with TRL's calling convention, and the registry recipes name them by.
+
+Every reward is a picklable callable ``reward(prompts, completions, completion_ids=None,
+**columns) -> list[float | None]`` with a ``__name__`` (TRL logs per-reward metrics under
+it). Task columns (``id``, ``top``, ``reference``, ``testbench``, ``harness``, ``tb_top``,
+``files``) come from the dataset through ``columns``. ``None`` means "not scorable"
+(infrastructure or task fault); TRL turns it into NaN and leaves it out of the mean.
+
+Rewards built with the same settings share one worker pool and one cache per process, so
+a recipe that lists ``format``, ``syntax`` and ``simulation`` simulates each completion
+once; ``ppa`` reuses that simulation and synthesizes only the designs that passed.
+
+This module follows TRL's convention but does not import TRL (``rewards`` stays light).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import ConfigError, TaskError
+from .hierarchy import DEFAULT_WEIGHTS, RewardConfig
+from .pool import RewardPool
+from .sandbox import Limits, SandboxConfig
+from .score import LEVELS, Score
+from .simulate import SimLimits
+from .task import Task
+
+logger = logging.getLogger(__name__)
+
+TASK_COLUMNS = ("id", "top", "reference", "testbench", "harness", "tb_top", "files")
+
+_POOLS: dict[tuple, RewardPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+class VerilogReward:
+    """Base class: scores a batch through a shared :class:`~rewards.pool.RewardPool`.
+
+    Args:
+        partial_credit: function credit is the fraction of testbench checks passed.
+        reasoning: ``none``/``optional``/``required`` ``<think>`` block.
+        workers: parallel scoring jobs per process (default: CPUs of this process).
+        backend: ``local`` or ``ray``.
+        cache_size: in-memory cache entries.
+        cache_path: SQLite file that keeps scores across restarts (resume).
+        batch_deadline: seconds after which unfinished completions of a batch are not scorable.
+        min_timeout, timeout_factor, max_timeout: simulation timeout, adapted to the reference's run time.
+        memory_mb, cpu_seconds: per-tool resource limits.
+        equivalence: settings for the equivalence checker (tasks without a testbench).
+        liberty: Liberty file for µm² area (PPA).
+    """
+
+    name = "verilog"
+    levels: tuple[str, ...] = ("format", "syntax", "function")
+
+    def __init__(
+        self,
+        *,
+        partial_credit: bool = True,
+        reasoning: str = "optional",
+        workers: int | None = None,
+        backend: str = "local",
+        cache_size: int = 16384,
+        cache_path: str | None = None,
+        batch_deadline: float | None = None,
+        min_timeout: float = SimLimits.min_timeout,
+        timeout_factor: float = SimLimits.timeout_factor,
+        max_timeout: float = SimLimits.max_timeout,
+        memory_mb: int = Limits.memory_mb,
+        cpu_seconds: int = Limits.cpu_seconds,
+        equivalence: Mapping[str, Any] | None = None,
+        liberty: str | None = None,
+    ):
+        self.settings = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.__name__ = self.name
+        try:
+            self.config = self._config()
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"reward {self.name!r}: {exc}") from None
+        if backend not in ("local", "ray"):
+            raise ConfigError(f"reward {self.name!r}: backend must be 'local' or 'ray', got {backend!r}")
+
+    def _config(self, weights: Mapping[str, float] | None = None) -> RewardConfig:
+        s = self.settings
+        weights = weights or {lvl: (1.0 if lvl in self.levels else 0.0) for lvl in LEVELS}
+        return RewardConfig(
+            weights=weights,
+            partial_credit=s["partial_credit"],
+            reasoning=s["reasoning"],
+            liberty=s["liberty"],
+            sim=SimLimits(min_timeout=s["min_timeout"], timeout_factor=s["timeout_factor"],
+                          max_timeout=s["max_timeout"]),
+            equivalence=dict(s["equivalence"] or {}),
+            sandbox=SandboxConfig(limits=Limits(memory_mb=s["memory_mb"], cpu_seconds=s["cpu_seconds"])),
+        )
+
+    # pickling: the pool (threads, sqlite) is rebuilt lazily in the receiving process
+    def __getstate__(self) -> dict:
+        return {"settings": self.settings, "extra": self._extra_state()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state["settings"], **state["extra"])
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    @property
+    def pool(self) -> RewardPool:
+        s = self.settings
+        key = (self.config.fingerprint, s["workers"], s["backend"], s["cache_size"], s["cache_path"],
+               s["batch_deadline"], s["memory_mb"], s["cpu_seconds"])
+        with _POOLS_LOCK:
+            pool = _POOLS.get(key)
+            if pool is None:
+                pool = RewardPool(self.config, workers=s["workers"], backend=s["backend"],
+                                  cache_size=s["cache_size"], cache_path=s["cache_path"],
+                                  batch_deadline=s["batch_deadline"])
+                _POOLS[key] = pool
+        return pool
+
+    def score_batch(self, completions: Sequence[Any], columns: Mapping[str, Any]) -> list[Score]:
+        tasks = tasks_from_columns(columns, len(completions))
+        return self.pool.score(list(zip(tasks, completions)))
+
+    def value(self, score: Score) -> float | None:
+        return score.reward
+
+    def __call__(self, prompts=None, completions=None, completion_ids=None, **columns) -> list[float | None]:
+        if completions is None:
+            raise TypeError(f"reward {self.name!r} needs `completions`")
+        start = time.monotonic()
+        scores = self.score_batch(completions, columns)
+        values = [self.value(s) for s in scores]
+        log_metrics(columns.get("log_metric"), self.name, scores, time.monotonic() - start)
+        return values
+
+
+class FormatReward(VerilogReward):
+    """Format score of the extracted code (1 wrapped, 0.5 bare module, 0 none); no tools run."""
+
+    name = "format"
+    levels = ("format",)
+
+    def score_batch(self, completions, columns):
+        from .hierarchy import score_completion
+
+        placeholder = Task(id="format", prompt="", top="top")
+        return [score_completion(placeholder, c, self.config) for c in completions]
+
+    def value(self, score: Score) -> float | None:
+        return score.components["format"] if score.scorable else None
+
+
+class SyntaxReward(VerilogReward):
+    """1.0 when the extracted, sanitized design compiles and elaborates on its own."""
+
+    name = "syntax"
+    levels = ("format", "syntax", "function")  # shares the simulation's pool and cache
+
+    def value(self, score: Score) -> float | None:
+        return score.components["syntax"] if score.scorable else None
+
+
+class SimulationReward(VerilogReward):
+    """Function level: fraction of testbench checks passed (or equivalence with the reference)."""
+
+    name = "simulation"
+    levels = ("format", "syntax", "function")
+
+    def value(self, score: Score) -> float | None:
+        return score.components["function"] if score.scorable else None
+
+
+class EquivalenceReward(VerilogReward):
+    """Function level by equivalence against the reference, ignoring any testbench."""
+
+    name = "equivalence"
+    levels = ("format", "syntax", "function")
+
+    def score_batch(self, completions, columns):
+        tasks = [dataclasses.replace(t, testbench=None) for t in tasks_from_columns(columns, len(completions))]
+        for task in tasks:
+            if task.reference is None:
+                raise TaskError(f"task {task.id!r}: the equivalence reward needs a `reference` column")
+        return self.pool.score(list(zip(tasks, completions)))
+
+    def value(self, score: Score) -> float | None:
+        return score.components["function"] if score.scorable else None
+
+
+class PPAReward(VerilogReward):
+    """Synthesis figures vs the reference, only for functionally correct designs (else 0).
+
+    The functional verdict comes from the shared simulation pool (so listing ``simulation``
+    and ``ppa`` in one recipe simulates once); only passing designs are synthesized.
+    """
+
+    name = "ppa"
+    levels = ("format", "syntax", "function")
+
+    def score_batch(self, completions, columns):
+        tasks = tasks_from_columns(columns, len(completions))
+        pairs = list(zip(tasks, completions))
+        scores = self.pool.score(pairs)
+        ppa_config = self._config({lvl: 1.0 for lvl in LEVELS})
+        wanted = [i for i, s in enumerate(scores) if s.passed]
+        figures = self.pool.map_ppa([pairs[i] for i in wanted], ppa_config)
+        out = list(scores)
+        for i, (component, detail) in zip(wanted, figures):
+            score = dataclasses.replace(scores[i], components={**scores[i].components, "ppa": component},
+                                        detail={**scores[i].detail, "ppa": detail})
+            if component is None:
+                score = Score.unscorable("infrastructure", str(detail))
+            out[i] = score
+        return out
+
+    def value(self, score: Score) -> float | None:
+        if not score.scorable:
+            return None
+        return score.components.get("ppa") or 0.0
+
+
+class HierarchicalReward(VerilogReward):
+    """The total of :mod:`rewards.hierarchy` with its own level weights, in one function."""
+
+    name = "hierarchical"
+
+    def __init__(self, *, weights: Mapping[str, float] | None = None, **kwargs: Any):
+        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        unknown = set(self.weights) - set(LEVELS)
+        if unknown:
+            raise ConfigError(f"reward 'hierarchical': unknown level(s) {sorted(unknown)}; levels: {list(LEVELS)}")
+        self.levels = tuple(lvl for lvl in LEVELS if self.weights.get(lvl, 0) > 0)
+        super().__init__(**kwargs)
+
+    def _config(self, weights=None) -> RewardConfig:
+        return super()._config({lvl: float(self.weights.get(lvl, 0.0)) for lvl in LEVELS})
+
+    def _extra_state(self) -> dict:
+        return {"weights": self.weights}
+
+    def value(self, score: Score) -> float | None:
+        return score.reward
+
+
+REWARDS: dict[str, type[VerilogReward]] = {
+    cls.name: cls
+    for cls in (FormatReward, SyntaxReward, SimulationReward, EquivalenceReward, PPAReward, HierarchicalReward)
+}
+
+
+def reward_arguments(name: str) -> dict[str, inspect.Parameter]:
+    """Keyword arguments a registered reward accepts (for validating recipes at parse time)."""
+    if name not in REWARDS:
+        raise ConfigError(f"unknown reward {name!r}; known rewards: {', '.join(sorted(REWARDS))}")
+    params = dict(inspect.signature(VerilogReward.__init__).parameters)
+    params.update(inspect.signature(REWARDS[name].__init__).parameters)
+    return {k: p for k, p in params.items() if k != "self" and p.kind == p.KEYWORD_ONLY}
+
+
+def build_reward(name: str, **kwargs: Any) -> VerilogReward:
+    """Build a registered reward by name; unknown names and settings raise :class:`ConfigError`."""
+    allowed = reward_arguments(name)
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(f"reward {name!r} has no setting(s) {unknown}; its settings are: {sorted(allowed)}")
+    return REWARDS[name](**kwargs)
+
+
+def tasks_from_columns(columns: Mapping[str, Any], n: int) -> list[Task]:
+    """Rebuild one :class:`Task` per completion from TRL's per-row dataset columns."""
+    if "top" not in columns or ("testbench" not in columns and "reference" not in columns):
+        raise TaskError("the dataset needs a `top` column and a `testbench` or `reference` column "
+                        "(see docs/tasks.md); got columns: " + ", ".join(sorted(k for k in columns if k not in (
+                            "trainer_state", "log_extra", "log_metric"))))
+    tasks = []
+    for i in range(n):
+        row = {k: _at(columns[k], i) for k in TASK_COLUMNS if k in columns}
+        row.setdefault("id", f"row{i}")
+        row["prompt"] = ""
+        tasks.append(Task.from_dict(row))
+    return tasks
+
+
+def _at(column: Any, i: int) -> Any:
+    return column[i] if isinstance(column, (list, tuple)) else column
+
+
+def log_metrics(log_metric, name: str, scores: Sequence[Score], seconds: float) -> None:
+    """Report per-level pass rates, failure classes and latency through TRL's ``log_metric``."""
+    if not callable(log_metric) or not scores:
+        return
+    n = len(scores)
+    log_metric(f"{name}/latency_s", seconds)
+    scorable = [s for s in scores if s.scorable]
+    log_metric(f"{name}/unscorable_frac", 1.0 - len(scorable) / n)
+    if not scorable:
+        return
+    for level in LEVELS:
+        values = [s.components.get(level) for s in scorable if s.components.get(level) is not None]
+        if values:
+            log_metric(f"{name}/{level}_mean", sum(values) / len(values))
+    log_metric(f"{name}/pass_rate", sum(1 for s in scorable if s.passed) / len(scorable))
+    counts = collections.Counter(s.failure for s in scores if s.failure)
+    for failure, count in counts.items():
+        log_metric(f"{name}/failure/{failure}", count / n)

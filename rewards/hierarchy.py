@@ -191,6 +191,8 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
     if extraction.code is None:
         detail["log"] = extraction.reason
         return done("format", False)
+    if not any(config.enabled(lvl) for lvl in ("syntax", "function", "ppa")):
+        return done(None, None)
     try:
         sanitized = sanitize_candidate(extraction.code, task.top)
     except Forbidden as exc:

@@ -1,0 +1,101 @@
+"""``verirl score``: score completions against tasks with the hierarchical reward engine.
+
+Streams the completions file and writes one JSON row per completion, in input order, as
+soon as its window is scored, so memory does not grow with the number of completions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+
+from rewards.errors import ConfigError, TaskError
+from rewards.hierarchy import DEFAULT_WEIGHTS, RewardConfig
+from rewards.pool import RewardPool
+from rewards.score import LEVELS
+from rewards.task import iter_jsonl, load_tasks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", required=True, help="tasks JSONL (docs/tasks.md)")
+    parser.add_argument("--completions", required=True, help="completions JSONL: rows with task_id and completion")
+    parser.add_argument("--out", required=True, help="scores JSONL to write (one row per completion, input order)")
+    for level in LEVELS:
+        parser.add_argument(f"--w-{level}", type=float, default=DEFAULT_WEIGHTS[level],
+                            help=f"weight of the {level} level (default {DEFAULT_WEIGHTS[level]}; 0 disables)")
+    parser.add_argument("--no-partial-credit", action="store_true", help="function credit is all-or-nothing")
+    parser.add_argument("--reasoning", choices=("none", "optional", "required"), default="optional",
+                        help="whether completions carry a <think> block")
+    parser.add_argument("--liberty", help="Liberty file for PPA area in um^2")
+    parser.add_argument("--workers", type=int, help="parallel scoring jobs (default: CPUs)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--cache", help="SQLite file that keeps scores across runs")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        tasks = load_tasks(args.tasks)
+        config = RewardConfig(
+            weights={level: getattr(args, f"w_{level}") for level in LEVELS},
+            partial_credit=not args.no_partial_credit,
+            reasoning=args.reasoning,
+            liberty=args.liberty,
+        )
+    except (TaskError, ConfigError, OSError) as exc:
+        print(f"verirl score: {exc}", file=sys.stderr)
+        return 2
+    failures: collections.Counter[str] = collections.Counter()
+    n = passed = unscorable = 0
+    total_reward = 0.0
+    start = time.monotonic()
+    tmp = args.out + ".tmp"
+    try:
+        pairs = _pairs(args.completions, tasks)
+        with RewardPool(config, workers=args.workers, backend=args.backend, cache_path=args.cache) as pool, \
+                open(tmp, "w", encoding="utf-8") as out:
+            for (task_id, row_extra), score in zip(_ids(args.completions, tasks), pool.score_iter(pairs)):
+                row = {"task_id": task_id, **row_extra, "reward": score.reward, "passed": score.passed,
+                       "failure": score.failure, "components": score.components, "detail": score.detail}
+                out.write(json.dumps(row) + "\n")
+                n += 1
+                passed += bool(score.passed)
+                unscorable += score.reward is None
+                total_reward += score.reward or 0.0
+                if score.failure:
+                    failures[score.failure] += 1
+        os.replace(tmp, args.out)
+    except (TaskError, OSError) as exc:
+        print(f"verirl score: {exc}", file=sys.stderr)
+        return 2
+    elapsed = time.monotonic() - start
+    print(f"scored {n} completions in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f}/s): "
+          f"{passed} passed ({100 * passed / max(n, 1):.1f}%), mean reward {total_reward / max(n, 1):.3f}, "
+          f"{unscorable} not scorable")
+    if failures:
+        print("failures: " + ", ".join(f"{k}={v}" for k, v in failures.most_common()))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _rows(path: str, tasks):
+    for lineno, row in iter_jsonl(path):
+        task_id = row.get("task_id")
+        if task_id is None or "completion" not in row:
+            raise TaskError(f"{path}:{lineno}: a completion row needs `task_id` and `completion`")
+        if str(task_id) not in tasks:
+            raise TaskError(f"{path}:{lineno}: unknown task_id {task_id!r} (not in the tasks file)")
+        yield str(task_id), row
+
+
+def _pairs(path: str, tasks):
+    for task_id, row in _rows(path, tasks):
+        yield tasks[task_id], row["completion"]
+
+
+def _ids(path: str, tasks):
+    for task_id, row in _rows(path, tasks):
+        yield task_id, ({"sample_index": row["sample_index"]} if "sample_index" in row else {})

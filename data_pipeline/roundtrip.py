@@ -1,0 +1,231 @@
+"""The NL round trip: code → description → regenerated code → keep only if equivalent.
+
+For each module an LLM writes a natural-language specification (``describe`` template); the
+same LLM (or another) re-implements it from the specification alone (``regenerate`` template);
+the regenerated code is scored against the original with the reward engine's own equivalence
+path (:class:`rewards.pool.RewardPool` on a task that has a ``reference`` and no testbench:
+extraction, sanitizing, then :func:`rewards.equivalence.check_equivalence`). The pair is kept
+when any of ``regenerations`` candidates is equivalent; the task prompt written to the dataset
+is rendered from the ``task`` template.
+
+Templates are plain text with ``{{name}}`` placeholders (a file path or inline text in the
+recipe; the defaults are ``data_pipeline/prompts/*.txt``). Placeholders:
+
+* describe: ``{{code}}`` (required), ``{{top}}``, ``{{interface}}``
+* regenerate: ``{{description}}`` (required), ``{{top}}``, ``{{interface}}``
+* task: ``{{description}}`` (required), ``{{top}}``, ``{{interface}}``
+
+Drop reasons: ``llm_rejected`` (the endpoint refused the request), ``empty_description``,
+``description_contains_code`` (the "description" pastes Verilog), ``contaminated_description``,
+``no_code`` (the regeneration holds no module), ``not_equivalent``, ``interface_mismatch``,
+``equivalence_infrastructure`` (the checker failed: not the data's fault, but the pair is unverified).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from importlib import resources
+
+from .config import RoundTripConfig
+from .llm import LLMBackend
+
+logger = logging.getLogger(__name__)
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+TEMPLATE_FIELDS = {
+    "describe": ({"code"}, {"code", "top", "interface"}),
+    "regenerate": ({"description"}, {"description", "top", "interface"}),
+    "task": ({"description"}, {"description", "top", "interface"}),
+}
+_ENDMODULE = re.compile(r"\bendmodule\b")
+
+
+def load_template(kind: str, value: str = "") -> str:
+    """Template text of ``kind`` from a file path, inline text, or the built-in default; validated."""
+    required, allowed = TEMPLATE_FIELDS[kind]
+    if not value:
+        text = resources.files("data_pipeline").joinpath("prompts", f"{kind}.txt").read_text(encoding="utf-8")
+        where = f"built-in {kind} template"
+    elif "\n" not in value and os.path.isfile(value):
+        with open(value, encoding="utf-8") as fh:
+            text = fh.read()
+        where = value
+    else:
+        text, where = value, f"inline {kind} template"
+    names = set(_PLACEHOLDER.findall(text))
+    if names - allowed:
+        raise ValueError(f"{where}: unknown placeholder(s) {sorted(names - allowed)}; allowed: {sorted(allowed)}")
+    if required - names:
+        raise ValueError(f"{where}: the {kind} template must contain {', '.join('{{%s}}' % r for r in required)}")
+    return text
+
+
+def render(template: str, **values: str) -> str:
+    """Fill ``{{name}}`` placeholders in one pass (inserted text is never re-expanded)."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def interface_text(interface: dict) -> str:
+    """Human-readable port list (and clocking) of an interface dict from :mod:`rewards.interface`."""
+    lines = []
+    for port in interface.get("ports", []):
+        width = int(port.get("width", 1))
+        rng = f"[{width - 1}:0] " if width > 1 else ""
+        signed = "signed " if port.get("signed") else ""
+        lines.append(f"- {port['direction']} {signed}{rng}{port['name']}")
+    for param in interface.get("parameters", []):
+        if not param.get("local"):
+            lines.append(f"- parameter {param['name']} = {param['value']}")
+    clocks = ", ".join(f"{c['name']} ({c['edge']})" for c in interface.get("clocks", []))
+    if clocks:
+        lines.append(f"Clock: {clocks}")
+    resets = ", ".join(f"{r['name']} (active {r['polarity']}, {'synchronous' if r['kind'] == 'sync' else 'asynchronous'})"
+                       for r in interface.get("resets", []))
+    if resets:
+        lines.append(f"Reset: {resets}")
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class RoundTripOutcome:
+    ok: bool
+    reason: str | None = None
+    detail: str = ""
+    description: str | None = None
+    regenerated: str | None = None
+    method: str | None = None
+    attempts: int = 0
+    equivalent_attempt: int | None = None
+
+
+@dataclasses.dataclass
+class RoundTripItem:
+    key: str
+    top: str
+    code: str
+    interface: dict
+
+
+class RoundTrip:
+    """Runs the round trip on batches of modules."""
+
+    def __init__(self, cfg: RoundTripConfig, backend: LLMBackend, *, pool=None, decontaminator=None,
+                 seed: int = 0, workers: int = 2):
+        from rewards.hierarchy import RewardConfig
+        from rewards.pool import RewardPool
+
+        self.cfg = cfg
+        self.backend = backend
+        self.decontaminator = decontaminator
+        self.seed = seed
+        self.templates = {kind: load_template(kind, getattr(cfg, f"{kind}_template")) for kind in TEMPLATE_FIELDS}
+        self.reward_config = RewardConfig(
+            weights={"format": 0.0, "syntax": 0.0, "function": 1.0, "ppa": 0.0},
+            partial_credit=False,
+            equivalence=dict(cfg.equivalence),
+        )
+        self._own_pool = pool is None
+        self.pool = pool or RewardPool(self.reward_config, workers=workers, cache_size=0,
+                                       batch_deadline=cfg.equivalence_timeout_s * max(1, cfg.regenerations) * 4)
+
+    def close(self) -> None:
+        if self._own_pool:
+            self.pool.close()
+
+    def _messages(self, user: str) -> list[dict]:
+        msgs = [{"role": "system", "content": self.cfg.system_prompt}] if self.cfg.system_prompt else []
+        return msgs + [{"role": "user", "content": user}]
+
+    def task_prompt(self, item: RoundTripItem, description: str) -> str:
+        return render(self.templates["task"], description=description.strip(), top=item.top,
+                      interface=interface_text(item.interface))
+
+    def run(self, items: list[RoundTripItem], *, seed_offset: int = 0) -> list[RoundTripOutcome]:
+        """Round-trip a batch; one outcome per item, in order. Raises LLMUnavailable on endpoint outages."""
+        from rewards.extract import extract_verilog
+        from rewards.task import Task
+
+        if not items:
+            return []
+        seed = self.seed + seed_offset
+        outcomes: list[RoundTripOutcome | None] = [None] * len(items)
+        describe = [self._messages(render(self.templates["describe"], code=it.code, top=it.top,
+                                          interface=interface_text(it.interface))) for it in items]
+        descriptions = self.backend.generate(describe, n=1, seed=seed)
+        pending: list[int] = []
+        for i, texts in enumerate(descriptions):
+            if texts is None:
+                outcomes[i] = RoundTripOutcome(False, "llm_rejected", "the LLM endpoint rejected the describe request")
+                continue
+            text = (texts[0] if texts else "").strip()
+            if not text:
+                outcomes[i] = RoundTripOutcome(False, "empty_description", "the LLM returned an empty description")
+            elif _ENDMODULE.search(text):
+                outcomes[i] = RoundTripOutcome(False, "description_contains_code",
+                                               "the description contains Verilog (`endmodule`)", description=text)
+            elif self.decontaminator is not None and (match := self.decontaminator.check_description(text)):
+                outcomes[i] = RoundTripOutcome(False, "contaminated_description", match.describe(), description=text)
+            else:
+                outcomes[i] = RoundTripOutcome(False, description=text)
+                pending.append(i)
+        if not pending:
+            return outcomes  # type: ignore[return-value]
+
+        regen = [self._messages(render(self.templates["regenerate"], description=outcomes[i].description,
+                                       top=items[i].top, interface=interface_text(items[i].interface)))
+                 for i in pending]
+        candidates = self.backend.generate(regen, n=self.cfg.regenerations, seed=seed + 1_000_003)
+        pairs, owners = [], []
+        for i, texts in zip(pending, candidates):
+            out = outcomes[i]
+            if texts is None:
+                out.reason, out.detail = "llm_rejected", "the LLM endpoint rejected the regenerate request"
+                continue
+            task = Task(id=items[i].key, prompt="", top=items[i].top, reference=items[i].code)
+            for k, text in enumerate(texts):
+                pairs.append((task, text))
+                owners.append((i, k, text))
+            out.attempts = len(texts)
+        scores = self.pool.score(pairs) if pairs else []
+        best: dict[int, tuple[str, str]] = {}
+        for (i, k, text), score in zip(owners, scores):
+            out = outcomes[i]
+            if out.ok:
+                continue
+            if score.passed:
+                out.ok, out.reason, out.detail = True, None, ""
+                out.regenerated = extract_verilog(text).code
+                out.method = str(score.detail.get("method") or "equivalence")
+                out.equivalent_attempt = k
+                continue
+            reason, detail = _failure(score)
+            # remember the most informative failure: a real counterexample beats format problems
+            if i not in best or _RANK.get(reason, 0) > _RANK.get(best[i][0], 0):
+                best[i] = (reason, detail)
+        for i in pending:
+            out = outcomes[i]
+            if not out.ok and out.reason is None:
+                out.reason, out.detail = best.get(i, ("no_code", "no regenerated candidate"))
+        return outcomes  # type: ignore[return-value]
+
+
+_RANK = {"no_code": 1, "candidate_rejected": 2, "interface_mismatch": 3, "not_equivalent": 4,
+         "equivalence_infrastructure": 5}
+
+
+def _failure(score) -> tuple[str, str]:
+    detail = score.detail or {}
+    failure = score.failure
+    if failure == "format":
+        return "no_code", "the regeneration holds no Verilog module"
+    if failure in ("infrastructure", "task_error"):
+        return "equivalence_infrastructure", str(detail.get("reason", ""))[:500]
+    if failure == "interface_mismatch":
+        return "interface_mismatch", str(detail.get("counterexample") or detail.get("log") or "")[:500]
+    if failure == "mismatch":
+        cex = detail.get("counterexample")
+        return "not_equivalent", (f"counterexample: {cex}" if cex else str(detail.get("method", "")))[:500]
+    return "candidate_rejected", f"{failure}: {str(detail.get('log', ''))[:400]}"

@@ -1,0 +1,217 @@
+"""``verirl eval``: sample (or read) completions, score them with the reward engine, report pass@k.
+
+    verirl eval --benchmark verilog-eval-v2 --bench-dir ../verilog-eval --task spec-to-rtl \\
+        --model Qwen/Qwen2.5-Coder-7B-Instruct --backend vllm --n 20 --k 1,5,10 --out runs/ve-spec
+    verirl eval --benchmark rtllm --bench-dir ../RTLLM --completions samples.jsonl --k 1 --out runs/rtllm
+    verirl eval --benchmark rtllm --bench-dir ../RTLLM --check-references --out runs/rtllm-refs
+    verirl eval compare runs/base runs/grpo
+
+See docs/eval.md for the prompts sent, the outputs and the failure classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="eval_command", metavar="{compare}")
+    cmp = sub.add_parser("compare", help="diff two evaluation runs problem by problem")
+    cmp.add_argument("run_a", help="first run folder (holding summary.json)")
+    cmp.add_argument("run_b", help="second run folder")
+    cmp.add_argument("--out", help="also write the comparison as Markdown (and .json next to it) to this file")
+
+    src = parser.add_argument_group("benchmark")
+    src.add_argument("--benchmark", choices=("verilog-eval-v2", "rtllm", "tasks"),
+                     help="benchmark to evaluate on ('tasks': a verirl task JSONL file given as --bench-dir)")
+    src.add_argument("--bench-dir", help="local checkout of the benchmark (or the task JSONL for 'tasks')")
+    src.add_argument("--task", choices=("spec-to-rtl", "code-complete"),
+                     help="VerilogEval v2 task (default spec-to-rtl)")
+    src.add_argument("--problems", help="comma-separated task ids to evaluate (default: all)")
+    src.add_argument("--limit", type=int, help="evaluate only the first N problems")
+
+    what = parser.add_argument_group("what to score (one of)")
+    what.add_argument("--model", help="model folder or Hub id to sample from (for --backend openai: served name)")
+    what.add_argument("--completions", help="JSONL of {task_id, completion[, sample_index]} rows to score")
+    what.add_argument("--check-references", action="store_true",
+                      help="score the benchmark's reference designs: lists the problems whose reference fails")
+
+    gen = parser.add_argument_group("sampling")
+    gen.add_argument("--backend", choices=("vllm", "openai", "hf"), default="vllm", help="generation backend")
+    gen.add_argument("--revision", help="model revision (Hub branch, tag or commit)")
+    gen.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    gen.add_argument("--n", type=int, default=20, help="samples per problem (default 20)")
+    gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
+    gen.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling top-p (default 0.95)")
+    gen.add_argument("--max-tokens", type=int, default=1024, help="new tokens per completion (default 1024)")
+    gen.add_argument("--seed", type=int, help="sampling seed")
+    gen.add_argument("--prompt-style", choices=("chat", "completion"), default="chat",
+                     help="chat template (instruction models) or plain text (base models); default chat")
+    gen.add_argument("--shots", type=int, default=0, help="VerilogEval in-context examples, 0-4 (default 0)")
+    gen.add_argument("--rules", action="store_true", help="VerilogEval spec-to-rtl: append its coding rules")
+    gen.add_argument("--explain", action="store_true",
+                     help="VerilogEval spec-to-rtl: allow explanations (drop the [BEGIN]/[DONE] instruction)")
+    gen.add_argument("--batch-size", type=int, default=16, help="problems per generation batch (default 16)")
+    gen.add_argument("--device", help="hf backend: torch device (default cuda when available, else cpu)")
+    gen.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend: GPUs per model")
+    gen.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend: GPU memory share")
+    gen.add_argument("--max-model-len", type=int, help="vllm backend: context length")
+    gen.add_argument("--request-timeout", type=float, default=600.0, help="openai backend: seconds per request")
+    gen.add_argument("--retries", type=int, default=3, help="openai backend: retries of a failed request")
+
+    score = parser.add_argument_group("scoring and report")
+    score.add_argument("--k", default="1,5,10", help="pass@k values, comma-separated (default 1,5,10; k <= n)")
+    score.add_argument("--out", help="output folder (samples.jsonl, results.jsonl, summary.json, report.md, *.png)")
+    score.add_argument("--workers", type=int, help="parallel scoring workers (default: the reward pool's)")
+    score.add_argument("--ppa", action="store_true", help="synthesize passing designs and compare with the reference")
+    score.add_argument("--exclude-broken", action="store_true",
+                       help="leave known-broken problems (reference fails its own testbench) out of pass@k")
+    score.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .benchmarks import BenchmarkError
+    from .compare import CompareError
+    from .generate import GenerationError
+    from .passk import PassKError
+
+    try:
+        if getattr(args, "eval_command", None) == "compare":
+            return _compare(args)
+        return _evaluate(args)
+    except GenerationError as exc:
+        print(f"verirl eval: generation failed: {exc}", file=sys.stderr)
+        return 1
+    except (BenchmarkError, PassKError, CompareError, ValueError) as exc:
+        print(f"verirl eval: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from rewards.errors import VerirlRewardError
+
+        if isinstance(exc, VerirlRewardError):
+            print(f"verirl eval: reward engine error ({type(exc).__name__}): {exc}", file=sys.stderr)
+            return 3
+        raise
+
+
+def _compare(args) -> int:
+    from .compare import compare_runs, render
+
+    cmp = compare_runs(args.run_a, args.run_b)
+    text = render(cmp)
+    print(text)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        with open(os.path.splitext(args.out)[0] + ".json", "w", encoding="utf-8") as fh:
+            json.dump(cmp.to_dict(), fh, indent=2)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .benchmarks import BenchmarkError, load_benchmark
+    from .generate import SamplingSettings, generate_samples, make_backend
+    from .passk import check_ks, parse_ks
+    from .prompts import PromptSettings
+    from .report import summarize, write_outputs
+    from .scoring import load_completions, make_pool, reference_samples, score_samples
+
+    # ---- validate everything before any work
+    if not args.benchmark or not args.bench_dir:
+        raise BenchmarkError("--benchmark and --bench-dir are required (or use `verirl eval compare A B`)")
+    if not args.out:
+        raise BenchmarkError("--out is required: the folder for samples, results and the report")
+    sources = [bool(args.model), bool(args.completions), bool(args.check_references)]
+    if sum(sources) != 1:
+        raise BenchmarkError("give exactly one of --model (sample and score), --completions FILE (score) or "
+                             "--check-references")
+    ks = parse_ks(args.k)
+    prompt_settings = PromptSettings(style=args.prompt_style, shots=args.shots, rules=args.rules,
+                                     explain=args.explain)
+    sampling = None
+    if args.model:
+        sampling = SamplingSettings(n=args.n, temperature=args.temperature, top_p=args.top_p,
+                                    max_tokens=args.max_tokens, seed=args.seed)
+        check_ks(ks, sampling.n)  # n < k is an error before any sampling
+    if args.check_references:
+        ks = [1]
+    benchmark = load_benchmark(args.benchmark, args.bench_dir, args.task)
+    problems = list(benchmark.problems.values())
+    if args.problems:
+        problems = [benchmark.get(t.strip(), where="--problems: ") for t in args.problems.split(",") if t.strip()]
+    if args.limit is not None:
+        if args.limit < 1:
+            raise BenchmarkError(f"--limit must be positive, got {args.limit}")
+        problems = problems[:args.limit]
+    selected = {p.task_id for p in problems}
+    os.makedirs(args.out, exist_ok=True)
+    timings: dict[str, float] = {}
+    model_info: dict = {}
+
+    # ---- samples
+    if args.model:
+        kwargs = {}
+        if args.backend == "hf" and args.device:
+            kwargs["device"] = args.device
+        elif args.backend == "vllm":
+            kwargs.update(tensor_parallel_size=args.tensor_parallel_size,
+                          gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len)
+        elif args.backend == "openai":
+            kwargs.update(timeout=args.request_timeout, retries=args.retries)
+        backend = make_backend(args.backend, args.model, args.prompt_style, revision=args.revision,
+                               base_url=args.base_url, seed=args.seed, **kwargs)
+        samples_path = os.path.join(args.out, "samples.jsonl")
+        start = time.monotonic()
+        generate_samples(benchmark, problems, backend, sampling, prompt_settings, samples_path, model=args.model,
+                         revision=args.revision, batch_size=args.batch_size)
+        timings["generation_seconds"] = round(time.monotonic() - start, 3)
+        samples = [s for s in load_completions(samples_path, benchmark)
+                   if s.task_id in selected and s.sample_index < sampling.n]
+        model_info = {"name": args.model, "revision": args.revision, "backend": args.backend}
+        source = samples_path
+    elif args.completions:
+        samples = [s for s in load_completions(args.completions, benchmark) if s.task_id in selected]
+        if not samples:
+            raise BenchmarkError(f"{args.completions} has no rows for the selected problems")
+        source = os.path.abspath(args.completions)
+    else:
+        samples = reference_samples(benchmark, problems)
+        source = "reference designs"
+
+    # ---- score
+    pool = make_pool(workers=args.workers, ppa=args.ppa)
+    start = time.monotonic()
+    total = len(samples)
+    rows = score_samples(benchmark, samples, pool, results_path=os.path.join(args.out, "results.jsonl"),
+                         progress=lambda done, n: logger.info("scored %d/%d", done, n))
+    close = getattr(pool, "close", None)
+    if close:
+        close()
+    timings["scoring_seconds"] = round(time.monotonic() - start, 3)
+    summary = summarize(benchmark, rows, ks, exclude_broken=args.exclude_broken, model=model_info,
+                        sampling=sampling.record() if sampling else None,
+                        prompt=vars(prompt_settings) if args.model else None, timings=timings, source=source)
+    paths = write_outputs(args.out, summary, rows, plots=not args.no_plots)
+
+    # ---- tell the user
+    headline = ", ".join(f"pass@{k} = {100 * v:.2f}%" for k, v in summary["pass_at_k"].items())
+    print(f"{benchmark.name}{' ' + benchmark.task if benchmark.task else ''}: {summary['problems']} problems, "
+          f"{total} samples scored in {timings['scoring_seconds']:.1f}s: {headline}")
+    if args.check_references:
+        failing = [t for t, e in summary["per_problem"].items() if not e["c"]]
+        print(f"references failing their own testbench ({len(failing)}): {', '.join(failing) or 'none'}")
+        for t in failing:
+            print(f"  {t}: {summary['per_problem'][t]['failures']}")
+    if summary["unscorable_samples"]:
+        print(f"warning: {summary['unscorable_samples']} samples could not be scored (not counted); "
+              "see 'reason' in results.jsonl", file=sys.stderr)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0

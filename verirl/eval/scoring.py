@@ -1,0 +1,226 @@
+"""Scoring completions of benchmark problems through the reward engine.
+
+Each benchmark problem becomes a :class:`rewards.task.Task` with the benchmark's own harness (``verilog-eval``:
+the unchanged ``_test.sv`` with ``RefModule``; ``rtllm``: the unchanged ``testbench.v`` plus its data files), so
+"pass" means what the benchmark means, hardened the way the reward engine hardens every harness (sanitized
+candidate, no early ``$finish`` pass, no hierarchical reads of the reference). The reply is first cut the way the
+benchmark's own harness cuts it (:func:`verirl.eval.prompts.extract_code`).
+
+Scoring is resumable: ``results.jsonl`` is appended chunk by chunk, and a rerun reuses every row already scored
+for the same completion text (rows that were not scorable — infrastructure faults — are scored again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+from .benchmarks import Benchmark, BenchmarkError, Problem, iter_jsonl
+from .failures import classify
+from .generate import check_sample_row
+from .prompts import as_completion, extract_code, reference_completion
+
+logger = logging.getLogger(__name__)
+
+
+def to_task(problem: Problem):
+    """The reward-engine task of a benchmark problem."""
+    from rewards.task import Task
+
+    return Task(
+        id=problem.task_id, prompt=problem.description, top=problem.top, reference=problem.reference,
+        testbench=problem.testbench, harness=problem.harness, tb_top=problem.tb_top, files=dict(problem.files),
+        metadata=dict(problem.metadata),
+    )
+
+
+@dataclasses.dataclass
+class Sample:
+    """One completion to score."""
+
+    task_id: str
+    sample_index: int
+    completion: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.completion.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def load_completions(path: str, benchmark: Benchmark) -> list[Sample]:
+    """Read and validate a completions/samples JSONL file before anything is scored.
+
+    Rows need ``task_id`` and ``completion``; ``sample_index`` is optional (rows of one task are numbered in file
+    order). Every error names the file and line: malformed JSON, missing fields, an unknown ``task_id``, a
+    duplicated ``(task_id, sample_index)``.
+    """
+    if not os.path.isfile(path):
+        raise BenchmarkError(f"completions file {path} does not exist")
+    samples: list[Sample] = []
+    seen: dict[tuple[str, int], int] = {}
+    next_index: dict[str, int] = {}
+    for lineno, row in iter_jsonl(path):
+        check_sample_row(row, path, lineno)
+        benchmark.get(row["task_id"], where=f"{path}:{lineno}: ")
+        index = row.get("sample_index")
+        if index is None:
+            index = next_index.get(row["task_id"], 0)
+        next_index[row["task_id"]] = max(next_index.get(row["task_id"], 0), index + 1)
+        key = (row["task_id"], index)
+        if key in seen:
+            raise BenchmarkError(f"{path}:{lineno}: sample {index} of {row['task_id']} already appeared on line "
+                                 f"{seen[key]}")
+        seen[key] = lineno
+        samples.append(Sample(row["task_id"], index, row["completion"]))
+    if not samples:
+        raise BenchmarkError(f"completions file {path} holds no rows")
+    return samples
+
+
+def reference_samples(benchmark: Benchmark, problems: Sequence[Problem] | None = None) -> list[Sample]:
+    """The benchmark's reference designs as completions (``--check-references``)."""
+    problems = list(problems if problems is not None else benchmark.problems.values())
+    return [Sample(p.task_id, 0, reference_completion(p)) for p in problems if p.reference]
+
+
+def make_pool(workers: int | None = None, ppa: bool = False, cache: str | None = None, backend: str = "local"):
+    """The reward pool used for evaluation: functional verdict, plus synthesis figures when ``ppa``."""
+    from rewards.hierarchy import RewardConfig
+    from rewards.pool import RewardPool
+
+    config = RewardConfig(**eval_reward_kwargs(ppa))
+    kwargs = {"backend": backend}
+    if workers:
+        kwargs["workers"] = workers
+    if cache:
+        kwargs["cache"] = cache
+    return RewardPool(config, **kwargs)
+
+
+def eval_reward_kwargs(ppa: bool) -> dict:
+    """RewardConfig fields for evaluation: PPA figures only when asked for (they cost a synthesis run)."""
+    import inspect
+
+    from rewards.hierarchy import RewardConfig
+
+    params = inspect.signature(RewardConfig).parameters
+    kwargs = {}
+    for name in ("ppa", "use_ppa", "enable_ppa"):
+        if name in params:
+            kwargs[name] = ppa
+            break
+    else:
+        if ppa:
+            raise BenchmarkError("this reward engine has no PPA switch in RewardConfig; run without --ppa")
+    return kwargs
+
+
+def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results_path: str | None = None,
+                  chunk_size: int = 64, progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Score ``samples`` and return one result row per sample (see :func:`result_row`).
+
+    With ``results_path``, rows already there for the same completion are reused and new rows are appended
+    after every chunk, so an interrupted run loses at most one chunk.
+    """
+    previous = _previous_results(results_path) if results_path else {}
+    rows: dict[tuple[str, int], dict] = {}
+    todo: list[Sample] = []
+    for sample in samples:
+        old = previous.get((sample.task_id, sample.sample_index))
+        if old is not None and old.get("completion_sha") == sample.digest and old.get("failure") != "unscorable":
+            rows[(sample.task_id, sample.sample_index)] = old
+            if old.get("failure") == "broken_reference":
+                benchmark.known_broken.setdefault(sample.task_id, _first_line(old.get("reason") or ""))
+        else:
+            todo.append(sample)
+    if rows:
+        logger.info("reusing %d scored samples from %s", len(rows), results_path)
+    tasks: dict[str, object] = {}
+    done = len(rows)
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start:start + chunk_size]
+        pairs, codes = [], []
+        for sample in chunk:
+            problem = benchmark.problems[sample.task_id]
+            if sample.task_id not in tasks:
+                tasks[sample.task_id] = to_task(problem)
+            code = extract_code(problem, benchmark.task, sample.completion)
+            codes.append(code)
+            # an empty cut is what the benchmark's harness would compile: nothing (a format failure here)
+            pairs.append((tasks[sample.task_id], as_completion(code) if code.strip() else ""))
+        scores = pool.score(pairs)
+        new_rows = [result_row(benchmark, s, sc, code) for s, sc, code in zip(chunk, scores, codes)]
+        for row in new_rows:
+            rows[(row["task_id"], row["sample_index"])] = row
+        if results_path:
+            _append(results_path, new_rows)
+        done += len(chunk)
+        if progress:
+            progress(done, len(samples))
+    return [rows[(s.task_id, s.sample_index)] for s in samples]
+
+
+def result_row(benchmark: Benchmark, sample: Sample, score, code: str) -> dict:
+    """One row of ``results.jsonl``."""
+    detail = dict(score.detail or {})
+    log = detail.get("log") or ""
+    reason = detail.get("reason") or ""
+    failure = classify(score.failure, reason if score.failure == "task_error" else log, code, score.passed)
+    passed = bool(score.passed) if score.passed is not None else None
+    if failure == "broken_reference":
+        # The benchmark's reference fails its own testbench on this simulator; the official harness fails every
+        # candidate of such a problem (it compiles and runs the same files), so the sample counts as failed and
+        # the problem is reported as known-broken.
+        passed = False
+        benchmark.known_broken.setdefault(sample.task_id, _first_line(reason))
+    row = {
+        "task_id": sample.task_id,
+        "sample_index": sample.sample_index,
+        "passed": passed,
+        "failure": failure,
+        "engine_failure": score.failure,
+        "reward": score.reward,
+        "pass_fraction": detail.get("pass_fraction"),
+        "known_broken": sample.task_id in benchmark.known_broken,
+        "completion_sha": sample.digest,
+        "log": log[-2000:],
+    }
+    if failure in ("unscorable", "broken_reference"):
+        row["reason"] = reason
+    if detail.get("ppa") is not None:
+        row["ppa"] = detail["ppa"]
+    return row
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or ["reference fails its own testbench"])[0][:300]
+
+
+def _previous_results(path: str) -> dict[tuple[str, int], dict]:
+    out: dict[tuple[str, int], dict] = {}
+    if not os.path.exists(path):
+        return out
+    for _, row in iter_jsonl(path):
+        if "task_id" in row and "sample_index" in row:
+            out[(row["task_id"], row["sample_index"])] = row  # later rows win
+    return out
+
+
+def _append(path: str, rows: list[dict]) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def compact_results(path: str, rows: Sequence[dict]) -> None:
+    """Rewrite ``results.jsonl`` with exactly ``rows`` (one per sample, in order) once scoring is complete."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    os.replace(tmp, path)

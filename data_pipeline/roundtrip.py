@@ -17,8 +17,11 @@ recipe; the defaults are ``data_pipeline/prompts/*.txt``). Placeholders:
 
 Drop reasons: ``llm_rejected`` (the endpoint refused the request), ``empty_description``,
 ``description_contains_code`` (the "description" pastes Verilog), ``contaminated_description``,
-``no_code`` (the regeneration holds no module), ``not_equivalent``, ``interface_mismatch``,
-``equivalence_infrastructure`` (the checker failed: not the data's fault, but the pair is unverified).
+``unsupported_ports`` (inout or unpacked-array ports, which the checker cannot drive; checked before
+any LLM call), ``no_code`` (the regeneration holds no module), ``not_equivalent``, ``interface_mismatch``,
+``candidate_rejected`` (the regeneration does not compile or uses forbidden constructs),
+``golden_unsupported``, ``equivalence_infrastructure`` (the checker failed: not the data's fault, but the
+pair is unverified).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import dataclasses
 import logging
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 from .config import RoundTripConfig
@@ -112,28 +116,24 @@ class RoundTripItem:
 class RoundTrip:
     """Runs the round trip on batches of modules."""
 
-    def __init__(self, cfg: RoundTripConfig, backend: LLMBackend, *, pool=None, decontaminator=None,
-                 seed: int = 0, workers: int = 2):
-        from rewards.hierarchy import RewardConfig
-        from rewards.pool import RewardPool
+    def __init__(self, cfg: RoundTripConfig, backend: LLMBackend, *, decontaminator=None, seed: int = 0,
+                 workers: int = 2):
+        from rewards.equivalence import EquivConfig
 
         self.cfg = cfg
         self.backend = backend
         self.decontaminator = decontaminator
         self.seed = seed
+        self.workers = workers
         self.templates = {kind: load_template(kind, getattr(cfg, f"{kind}_template")) for kind in TEMPLATE_FIELDS}
-        self.reward_config = RewardConfig(
-            weights={"format": 0.0, "syntax": 0.0, "function": 1.0, "ppa": 0.0},
-            partial_credit=False,
-            equivalence=dict(cfg.equivalence),
-        )
-        self._own_pool = pool is None
-        self.pool = pool or RewardPool(self.reward_config, workers=workers, cache_size=0,
-                                       batch_deadline=cfg.equivalence_timeout_s * max(1, cfg.regenerations) * 4)
+        settings = {"seed": seed + 1, **dict(cfg.equivalence)}
+        try:
+            self.equiv_config = EquivConfig(**settings)
+        except TypeError as exc:
+            raise ValueError(f"roundtrip.equivalence: bad settings {dict(cfg.equivalence)}: {exc}") from None
 
     def close(self) -> None:
-        if self._own_pool:
-            self.pool.close()
+        """Nothing to release (the backend is owned by the caller)."""
 
     def _messages(self, user: str) -> list[dict]:
         msgs = [{"role": "system", "content": self.cfg.system_prompt}] if self.cfg.system_prompt else []
@@ -145,18 +145,24 @@ class RoundTrip:
 
     def run(self, items: list[RoundTripItem], *, seed_offset: int = 0) -> list[RoundTripOutcome]:
         """Round-trip a batch; one outcome per item, in order. Raises LLMUnavailable on endpoint outages."""
-        from rewards.extract import extract_verilog
-        from rewards.task import Task
-
         if not items:
             return []
         seed = self.seed + seed_offset
         outcomes: list[RoundTripOutcome | None] = [None] * len(items)
-        describe = [self._messages(render(self.templates["describe"], code=it.code, top=it.top,
-                                          interface=interface_text(it.interface))) for it in items]
-        descriptions = self.backend.generate(describe, n=1, seed=seed)
+        todo = []
+        for i, it in enumerate(items):
+            bad = [p["name"] for p in it.interface.get("ports", [])
+                   if p.get("direction") not in ("input", "output") or not p.get("packed", True)]
+            if bad:  # the equivalence checker cannot drive these: do not spend LLM calls on them
+                outcomes[i] = RoundTripOutcome(False, "unsupported_ports",
+                                               f"inout or unpacked-array ports: {', '.join(bad)}")
+            else:
+                todo.append(i)
+        describe = [self._messages(render(self.templates["describe"], code=items[i].code, top=items[i].top,
+                                          interface=interface_text(items[i].interface))) for i in todo]
+        descriptions = self.backend.generate(describe, n=1, seed=seed) if todo else []
         pending: list[int] = []
-        for i, texts in enumerate(descriptions):
+        for i, texts in zip(todo, descriptions):
             if texts is None:
                 outcomes[i] = RoundTripOutcome(False, "llm_rejected", "the LLM endpoint rejected the describe request")
                 continue
@@ -178,31 +184,26 @@ class RoundTrip:
                                        top=items[i].top, interface=interface_text(items[i].interface)))
                  for i in pending]
         candidates = self.backend.generate(regen, n=self.cfg.regenerations, seed=seed + 1_000_003)
-        pairs, owners = [], []
+        jobs = []
         for i, texts in zip(pending, candidates):
             out = outcomes[i]
             if texts is None:
                 out.reason, out.detail = "llm_rejected", "the LLM endpoint rejected the regenerate request"
                 continue
-            task = Task(id=items[i].key, prompt="", top=items[i].top, reference=items[i].code)
-            for k, text in enumerate(texts):
-                pairs.append((task, text))
-                owners.append((i, k, text))
             out.attempts = len(texts)
-        scores = self.pool.score(pairs) if pairs else []
+            jobs += [(i, k, text) for k, text in enumerate(texts)]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            verdicts = list(pool.map(lambda job: self._check(items[job[0]], job[2]), jobs))
         best: dict[int, tuple[str, str]] = {}
-        for (i, k, text), score in zip(owners, scores):
+        for (i, k, _), (reason, detail, code, method) in zip(jobs, verdicts):
             out = outcomes[i]
             if out.ok:
                 continue
-            if score.passed:
+            if reason is None:
                 out.ok, out.reason, out.detail = True, None, ""
-                out.regenerated = extract_verilog(text).code
-                out.method = str(score.detail.get("method") or "equivalence")
-                out.equivalent_attempt = k
+                out.regenerated, out.method, out.equivalent_attempt = code, method, k
                 continue
-            reason, detail = _failure(score)
-            # remember the most informative failure: a real counterexample beats format problems
+            # remember the most informative failure: a counterexample beats a missing module
             if i not in best or _RANK.get(reason, 0) > _RANK.get(best[i][0], 0):
                 best[i] = (reason, detail)
         for i in pending:
@@ -211,21 +212,34 @@ class RoundTrip:
                 out.reason, out.detail = best.get(i, ("no_code", "no regenerated candidate"))
         return outcomes  # type: ignore[return-value]
 
+    def _check(self, item: RoundTripItem, text: str) -> tuple[str | None, str, str | None, str | None]:
+        """``(drop reason or None, detail, extracted code, method)`` for one regenerated completion."""
+        from rewards.equivalence import check_equivalence
+        from rewards.errors import InfrastructureError
+        from rewards.extract import extract_verilog
+
+        code = extract_verilog(text).code
+        if code is None:
+            return "no_code", "the regeneration holds no Verilog module", None, None
+        try:
+            res = check_equivalence(item.code, code, item.top, config=self.equiv_config)
+        except InfrastructureError as exc:
+            logger.warning("equivalence check of %s failed (infrastructure): %s", item.key, exc)
+            return "equivalence_infrastructure", str(exc)[:500], code, None
+        if res.verdict == "equivalent":
+            return None, "", code, res.method
+        if res.verdict == "not_equivalent":
+            cex = res.counterexample
+            return "not_equivalent", (f"{res.method}: counterexample {cex}" if cex else res.reason)[:500], code, None
+        if res.verdict == "interface_mismatch":
+            return "interface_mismatch", res.reason[:500], code, None
+        if res.fault == "candidate":
+            return "candidate_rejected", res.reason[:500], code, None
+        if res.fault == "golden":
+            return "golden_unsupported", res.reason[:500], code, None
+        return "equivalence_infrastructure", res.reason[:500], code, None
+
 
 _RANK = {"no_code": 1, "candidate_rejected": 2, "interface_mismatch": 3, "not_equivalent": 4,
-         "equivalence_infrastructure": 5}
+         "golden_unsupported": 5, "equivalence_infrastructure": 6}
 
-
-def _failure(score) -> tuple[str, str]:
-    detail = score.detail or {}
-    failure = score.failure
-    if failure == "format":
-        return "no_code", "the regeneration holds no Verilog module"
-    if failure in ("infrastructure", "task_error"):
-        return "equivalence_infrastructure", str(detail.get("reason", ""))[:500]
-    if failure == "interface_mismatch":
-        return "interface_mismatch", str(detail.get("counterexample") or detail.get("log") or "")[:500]
-    if failure == "mismatch":
-        cex = detail.get("counterexample")
-        return "not_equivalent", (f"counterexample: {cex}" if cex else str(detail.get("method", "")))[:500]
-    return "candidate_rejected", f"{failure}: {str(detail.get('log', ''))[:400]}"

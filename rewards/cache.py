@@ -75,7 +75,7 @@ class ScoreCache:
             return  # never cache infrastructure faults: the next attempt may succeed
         with self._lock:
             self._remember(key, score)
-            if self._db is not None:
+            if self._db is not None:  # None once closed (a late result after shutdown)
                 self._db.execute("INSERT OR REPLACE INTO scores VALUES (?, ?)", (key, json.dumps(score.to_dict())))
 
     def _remember(self, key: str, score: Score) -> None:
@@ -87,9 +87,10 @@ class ScoreCache:
             self._mem.popitem(last=False)
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __getstate__(self):
         raise TypeError("ScoreCache is process-local and cannot be pickled; build one per process")

@@ -179,13 +179,14 @@ class RewardPool:
             self._executor.submit(score_completion, task, completion, self.config): key
             for key, (task, completion) in todo.items()
         }
-        for future, key in futures.items():
-            future.add_done_callback(lambda f, k=key: self._store(k, f))
         done, pending = cf.wait(futures, timeout=deadline)
         out: dict[str, Score] = {}
         for future in done:
-            out[futures[future]] = _result(future)
+            out[futures[future]] = score = _result(future)
+            self.cache.put(futures[future], score)
         for future in pending:
+            # late results still land in the cache, for the next time this completion is seen
+            future.add_done_callback(lambda f, k=futures[future]: self._store(k, f))
             out[futures[future]] = Score.unscorable(
                 "infrastructure", f"batch deadline of {deadline:.1f}s passed before this completion was scored")
         if pending:

@@ -1,0 +1,193 @@
+"""Hierarchy gating, the worker pool (order, duplicates, deadline, cache), TRL adapters, CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from rewards.cache import ScoreCache
+from rewards.errors import ConfigError
+from rewards.hierarchy import RewardConfig, score_completion
+from rewards.pool import RewardPool
+from rewards.trl import REWARDS, build_reward, reward_arguments
+
+pytestmark = pytest.mark.usefixtures("eda")
+
+GOOD = "```verilog\nmodule adder(input [3:0] a, b, output [4:0] s);\n  assign s = a + b;\nendmodule\n```"
+WRONG = "```verilog\nmodule adder(input [3:0] a, b, output [4:0] s);\n  assign s = a - b;\nendmodule\n```"
+BIG = ("```verilog\nmodule adder(input [3:0] a, b, output [4:0] s);\n"
+       "  wire [4:0] t = a + b; wire [4:0] u = t * 5'd1; assign s = u + 5'd0 + (a & 4'd0);\nendmodule\n```")
+BROKEN = "```verilog\nmodule adder(input [3:0] a, b, output [4:0] s)\n  assign s = a +;\nendmodule\n```"
+ALL = RewardConfig(weights={"format": 0.1, "syntax": 0.1, "function": 1.0, "ppa": 0.5})
+
+
+def test_levels_gate_each_other(adder_task):
+    good = score_completion(adder_task, GOOD, ALL)
+    assert good.passed and good.components == {"format": 1.0, "syntax": 1.0, "function": 1.0, "ppa": 1.0}
+    assert good.reward == pytest.approx(1.7)
+    wrong = score_completion(adder_task, WRONG, ALL)
+    assert wrong.failure == "mismatch" and wrong.components["ppa"] == 0.0  # no PPA credit when wrong
+    assert 0 < wrong.components["function"] < 1  # partial credit
+    broken = score_completion(adder_task, BROKEN, ALL)
+    assert broken.failure == "syntax" and broken.components["function"] == 0.0
+    assert broken.reward == pytest.approx(0.1)
+
+
+def test_ppa_compares_with_the_reference(adder_task):
+    score = score_completion(adder_task, BIG, ALL)
+    assert score.passed
+    figures = score.detail["ppa"]
+    assert set(figures) == {"candidate", "reference"} and figures["reference"]["area"] > 0
+
+
+def test_no_partial_credit(adder_task):
+    config = RewardConfig(weights={"function": 1.0}, partial_credit=False)
+    assert score_completion(adder_task, WRONG, config).components["function"] == 0.0
+
+
+def test_sequential_design(counter_task):
+    from rewards.simulate import reference_as_candidate
+
+    assert score_completion(counter_task, reference_as_candidate(counter_task)).passed
+    wrong = reference_as_candidate(counter_task).replace("q + 4'd1", "q + 4'd2")
+    assert score_completion(counter_task, wrong).failure == "mismatch"
+
+
+def test_missing_binary_is_not_the_models_fault(adder_task, monkeypatch):
+    monkeypatch.setenv("VERIRL_IVERILOG", "/nonexistent/iverilog")
+    score = score_completion(adder_task, GOOD)
+    assert score.reward is None and score.passed is None and score.failure == "infrastructure"
+
+
+def test_broken_task_is_not_the_models_fault(adder_task):
+    import dataclasses
+
+    broken_tb = adder_task.testbench.replace("`VERIRL_REPORT(pass, total)", "`VERIRL_REPORT(pass, total + 1)")
+    task = dataclasses.replace(adder_task, testbench=broken_tb)  # even the reference cannot pass it
+    score = score_completion(task, GOOD)
+    assert score.reward is None and score.failure == "task_error"
+
+
+def test_config_errors_are_raised_early():
+    with pytest.raises(ConfigError):
+        RewardConfig(weights={"speed": 1.0})
+    with pytest.raises(ConfigError):
+        RewardConfig(weights={"function": -1})
+    with pytest.raises(ConfigError):
+        RewardConfig(liberty="/nonexistent.lib")
+    with pytest.raises(ConfigError):
+        RewardConfig.from_dict({"wieghts": {}})
+
+
+def test_pool_order_and_duplicates(adder_task):
+    batch = [GOOD, WRONG, GOOD, BROKEN, GOOD, WRONG]
+    with RewardPool(workers=2) as pool:
+        scores = pool.score([(adder_task, c) for c in batch])
+        assert [s.passed for s in scores] == [True, False, True, False, True, False]
+        assert pool.stats["cache_hits"] == 3  # duplicates inside the batch were scored once
+        again = pool.score([(adder_task, GOOD)])
+        assert again[0].passed and pool.cache.hits >= 1
+
+
+def test_pool_deadline_returns_unscorable(adder_task):
+    slow = ("```verilog\nmodule adder(input [3:0] a, b, output reg [4:0] s);\n"
+            "  always @(*) begin s = a + b; while (1) s = s + 1; end\nendmodule\n```")
+    with RewardPool(workers=1, batch_deadline=0.3) as pool:
+        scores = pool.score([(adder_task, slow), (adder_task, slow + " ")])
+    assert all(s.reward is None and s.failure == "infrastructure" for s in scores)
+
+
+def test_cache_is_bounded_and_persistent(tmp_path, adder_task):
+    path = str(tmp_path / "cache.sqlite")
+    with RewardPool(cache_size=2, cache_path=path) as pool:
+        pool.score([(adder_task, GOOD + " " * i) for i in range(5)])
+        assert len(pool.cache) == 2
+    cache = ScoreCache(2, path)
+    with RewardPool(cache_size=2, cache_path=path) as pool:
+        pool.score([(adder_task, GOOD)])
+        assert pool.cache.hits == 1
+    cache.close()
+
+
+def test_score_iter_streams_in_order(adder_task):
+    pairs = ((adder_task, GOOD if i % 2 else WRONG) for i in range(10))
+    with RewardPool(workers=2) as pool:
+        passed = [s.passed for s in pool.score_iter(pairs, window=3)]
+    assert passed == [bool(i % 2) for i in range(10)]
+
+
+def test_trl_rewards_are_picklable_named_and_log(adder_task):
+    columns = {k: [v] * 3 for k, v in adder_task.to_dict().items() if k in ("id", "top", "reference", "testbench")}
+    logged = {}
+    expected = {"format": [1.0, 1.0, 1.0], "syntax": [1.0, 1.0, 0.0], "simulation": [1.0, None, 0.0],
+                "ppa": [1.0, 0.0, 0.0]}
+    for name, values in expected.items():
+        reward = pickle.loads(pickle.dumps(build_reward(name)))
+        assert reward.__name__ == name
+        out = reward(prompts=["p"] * 3, completions=[GOOD, WRONG, BROKEN],
+                     log_metric=lambda k, v: logged.__setitem__(k, v), **columns)
+        if name == "simulation":
+            assert out[0] == 1.0 and 0 < out[1] < 1 and out[2] == 0.0
+        else:
+            assert out == values
+    assert logged["simulation/pass_rate"] == pytest.approx(1 / 3)
+    assert "simulation/failure/syntax" in logged and "simulation/latency_s" in logged
+
+
+def test_registry_validates_settings():
+    assert set(REWARDS) == {"format", "syntax", "simulation", "equivalence", "ppa", "hierarchical"}
+    with pytest.raises(ConfigError, match="no setting"):
+        build_reward("simulation", partial=True)
+    with pytest.raises(ConfigError, match="unknown reward"):
+        build_reward("speed")
+    assert "weights" in reward_arguments("hierarchical") and "weights" not in reward_arguments("simulation")
+
+
+def test_ray_backend(adder_task):
+    pytest.importorskip("ray", reason="needs the [ray] extra (pip install 'verirl[ray]')")
+    import ray
+
+    try:
+        with RewardPool(workers=2, backend="ray") as pool:
+            scores = pool.score([(adder_task, GOOD), (adder_task, WRONG)])
+        assert [s.passed for s in scores] == [True, False]
+    finally:
+        ray.shutdown()
+
+
+def test_cli_score_end_to_end(tmp_path, adder_task):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps(adder_task.to_dict()) + "\n")
+    comps = tmp_path / "completions.jsonl"
+    comps.write_text("".join(json.dumps({"task_id": "adder", "completion": c}) + "\n"
+                             for c in [GOOD, WRONG, BROKEN, "", GOOD]))
+    out = tmp_path / "scores.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "verirl.cli", "score", "--tasks", str(tasks), "--completions",
+                           str(comps), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["passed"] for r in rows] == [True, False, False, False, True]
+    assert [r["failure"] for r in rows] == [None, "mismatch", "syntax", "format", None]
+    assert all({"task_id", "reward", "passed", "failure", "components"} <= set(r) for r in rows)
+    assert "2 passed" in proc.stdout
+
+
+def test_cli_score_bad_input_names_the_line(tmp_path, adder_task):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps(adder_task.to_dict()) + "\n")
+    comps = tmp_path / "c.jsonl"
+    comps.write_text(json.dumps({"task_id": "adder", "completion": GOOD}) + "\n{not json\n")
+    proc = subprocess.run([sys.executable, "-m", "verirl.cli", "score", "--tasks", str(tasks), "--completions",
+                           str(comps), "--out", str(tmp_path / "o.jsonl")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "c.jsonl:2" in proc.stderr
+
+
+def test_doctor():
+    proc = subprocess.run([sys.executable, "-m", "verirl.cli", "doctor", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["self_test"] == "ok" and report["tools"]["iverilog"]

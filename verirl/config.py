@@ -144,8 +144,9 @@ class VerirlArgs:
     reward_cache_dir: str | None = field(
         default=None,
         metadata={
-            "help": "on-disk reward cache shared by the run's rewards (default: <output_dir>/reward_cache); it "
-            "survives a restart, so a resumed run does not re-simulate"
+            "help": "folder of the reward engine's on-disk score cache (default: <output_dir>/reward_cache; one "
+            "SQLite file per process); it survives a restart, so a resumed run does not re-simulate. Rewards whose "
+            "kwargs set cache_path keep their own"
         },
     )
 
@@ -518,6 +519,26 @@ def _is_reward_function(target) -> bool:
     return "completions" in params or "completion_ids" in params
 
 
+def _registry_arguments(name: str, target) -> tuple[dict[str, inspect.Parameter], dict[str, Any]] | None:
+    """Accepted kwargs and their type hints for a reward of the engine's registry (None: not a registry reward)."""
+    try:
+        from rewards import trl as reward_trl
+    except ImportError:
+        return None
+    if ":" in name or name not in getattr(reward_trl, "REWARDS", {}):
+        return None
+    params = reward_trl.reward_arguments(name)
+    hints: dict[str, Any] = {}
+    for klass in reversed(inspect.getmro(target)):
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            try:
+                hints.update(typing.get_type_hints(init))
+            except Exception:  # unresolvable annotations: names are still checked
+                pass
+    return params, hints
+
+
 def validate_reward_spec(spec: RewardSpec) -> None:
     """Check that ``spec.kwargs`` fit the reward's constructor (names, required ones, simple types)."""
     target = resolve_reward_target(spec.name)
@@ -528,21 +549,30 @@ def validate_reward_spec(spec: RewardSpec) -> None:
                 f"a class/factory"
             )
         return
-    try:
-        sig = inspect.signature(target)
-    except (TypeError, ValueError):
-        return
-    params = {n: p for n, p in sig.parameters.items() if n != "self"}
-    has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    registry = _registry_arguments(spec.name, target)
+    if registry is not None:
+        params, hints = registry
+        has_var_kw = False
+    else:
+        try:
+            sig = inspect.signature(target)
+        except (TypeError, ValueError):
+            return
+        params = {n: p for n, p in sig.parameters.items() if n != "self"}
+        has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        try:
+            hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+        except Exception:  # unresolvable annotations: names were checked, types cannot be
+            hints = {}
     accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = [k for k in spec.kwargs if k not in accepted]
     if unknown and not has_var_kw:
-        hints = []
+        hint_texts = []
         for k in unknown:
             close = difflib.get_close_matches(k, accepted, n=1)
-            hints.append(k + (f" (did you mean {close[0]}?)" if close else ""))
+            hint_texts.append(k + (f" (did you mean {close[0]}?)" if close else ""))
         raise RecipeError(
-            f"reward {spec.name!r}: unknown kwargs {', '.join(hints)}; it accepts {accepted or 'no kwargs'}"
+            f"reward {spec.name!r}: unknown kwargs {', '.join(hint_texts)}; it accepts {accepted or 'no kwargs'}"
         )
     missing = [
         n for n, p in params.items()
@@ -550,10 +580,6 @@ def validate_reward_spec(spec: RewardSpec) -> None:
     ]
     if missing:
         raise RecipeError(f"reward {spec.name!r}: missing required kwargs {missing}; add them under `kwargs:`")
-    try:
-        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
-    except Exception:  # unresolvable annotations: names were checked, types cannot be
-        hints = {}
     for key, value in spec.kwargs.items():
         expected = hints.get(key)
         if expected is not None and not _fits(value, expected):
@@ -587,10 +613,11 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def build_rewards(specs: list[RewardSpec], *, cache_dir: str | None = None) -> list:
+def build_rewards(specs: list[RewardSpec], *, cache_path: str | None = None) -> list:
     """Instantiate the recipe's rewards, in order (their weights are already TRL's ``reward_weights``).
 
-    ``cache_dir`` is passed to rewards whose constructor accepts ``cache_dir`` (unless the recipe sets it).
+    ``cache_path`` (the reward engine's on-disk score cache) is given to rewards whose constructor accepts
+    ``cache_path``, unless the recipe sets it.
     """
     funcs = []
     for spec in specs:
@@ -599,15 +626,19 @@ def build_rewards(specs: list[RewardSpec], *, cache_dir: str | None = None) -> l
             funcs.append(target)
             continue
         kwargs = dict(spec.kwargs)
-        if cache_dir is not None and "cache_dir" not in kwargs:
+        registry = _registry_arguments(spec.name, target)
+        if registry is not None:
+            accepts_cache = "cache_path" in registry[0]
+        else:
             try:
-                if "cache_dir" in inspect.signature(target).parameters:
-                    kwargs["cache_dir"] = cache_dir
+                accepts_cache = "cache_path" in inspect.signature(target).parameters
             except (TypeError, ValueError):
-                pass
+                accepts_cache = False
+        if cache_path is not None and accepts_cache and "cache_path" not in kwargs:
+            kwargs["cache_path"] = cache_path
         try:
             func = target(**kwargs)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # the engine's ConfigError is a ValueError
             raise RecipeError(f"reward {spec.name!r} with kwargs {spec.kwargs}: {exc}") from None
         if not hasattr(func, "__name__"):
             raise RecipeError(f"reward {spec.name!r} built an object without __name__; TRL logs rewards by name")

@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Train with a recipe; the same code as `verirl train`.
+
+    accelerate launch --config_file recipes/accelerate/ddp.yaml scripts/train.py --config RECIPE.yaml [overrides]
+"""
+
+import sys
+
+from verirl.train.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

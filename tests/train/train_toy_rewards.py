@@ -1,0 +1,21 @@
+"""Plain reward functions for the training tests (no EDA tools), named by `module:attr` in recipes.
+
+The tiny random model almost never writes a passing design, so the Verilog rewards of the tiny recipes are all 0
+and carry no signal. These add one that always varies within a group, so a few optimizer steps must move the
+parameters.
+"""
+
+
+def length_reward(prompts, completions, completion_ids=None, **kwargs):
+    """Shorter completions score higher (varies with the sampled length)."""
+    return [1.0 / (1.0 + len(ids)) for ids in completion_ids]
+
+
+def token_parity_reward(prompts, completions, completion_ids=None, **kwargs):
+    """1.0 when the sum of token ids is even: random per completion, so groups are informative about half the time."""
+    return [float(sum(ids) % 2 == 0) for ids in completion_ids]
+
+
+def constant_reward(prompts, completions, completion_ids=None, **kwargs):
+    """The same reward for everything: every group is uninformative."""
+    return [0.5 for _ in completions]

@@ -1,0 +1,117 @@
+"""``verirl train --config RECIPE.yaml [overrides]`` — also the body of ``scripts/train.py``.
+
+Overrides follow the recipe keys: ``--learning_rate 1e-5``, ``--use_peft``, ``--entropy_gate.mode batch`` or
+``max_steps=10``. Precedence: defaults < trainer presets < recipe < overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="RECIPE.yaml", help="the recipe to train with")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="CHECKPOINT",
+        help="resume from CHECKPOINT, or from the last checkpoint in output_dir when given without a value",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="parse and validate the recipe (and its rewards), then exit"
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],
+        help="recipe settings that win over the file: --key value, --key=value, key=value, --flag",
+    )
+    _route_overrides(parser)
+
+
+_OWN_WITH_VALUE = ("--config",)
+_OWN_OPTIONAL_VALUE = ("--resume",)
+_OWN_FLAGS = ("--check", "-h", "--help", "-v", "--verbose", "-vv")
+
+
+def _split(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Separate this command's own options from recipe overrides (which argparse cannot know in advance)."""
+    own, rest = [], []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        name = tok.split("=", 1)[0]
+        if name in _OWN_WITH_VALUE:
+            own.append(tok)
+            if "=" not in tok and i + 1 < len(tokens):
+                own.append(tokens[i + 1])
+                i += 1
+        elif name in _OWN_OPTIONAL_VALUE:
+            own.append(tok)
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            if "=" not in tok and nxt is not None and not nxt.startswith("-") and "=" not in nxt:
+                own.append(nxt)
+                i += 1
+        elif tok in _OWN_FLAGS:
+            own.append(tok)
+        else:
+            rest.append(tok)
+        i += 1
+    return own, rest
+
+
+def _route_overrides(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` hand every token it does not own to ``args.overrides``, in order."""
+    original = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        tokens = list(sys.argv[1:] if args is None else args)
+        own, rest = _split(tokens)
+        ns, extra = original(own, namespace)
+        ns.overrides = list(extra) + rest
+        return ns, []
+
+    parser.parse_known_args = parse_known_args
+
+
+def run(args: argparse.Namespace) -> int:
+    from verirl.config import RecipeError, load_recipe
+
+    try:
+        recipe = load_recipe(args.config, args.overrides or [], check_only=args.check)
+    except RecipeError as exc:
+        logger.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{args.config}: ok ({recipe.trainer}, model {recipe.model.model_name_or_path}, "
+              f"{len(recipe.verirl.rewards)} reward(s))")
+        return 0
+    from verirl.train.runner import train
+
+    try:
+        result = train(recipe, resume=args.resume)
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result.trainer is not None and not result.trainer.accelerator.is_main_process:
+        return 0
+    print(f"trained {result.global_step} steps; model saved to {result.output_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of scripts/train.py (``accelerate launch scripts/train.py --config ...``)."""
+    parser = argparse.ArgumentParser(prog="train.py", description="verirl training with a recipe")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    return run(args)

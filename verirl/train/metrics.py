@@ -1,0 +1,101 @@
+"""Training metrics verirl adds to TRL's: pass rate per task level, and a JSON-lines metrics log.
+
+Pass rate per level: a completion passes when its functional reward (the recipe's ``simulation`` or
+``equivalence`` reward, whichever comes first) reaches 1.0 — all tests passed. The level is the task's
+``metadata.level`` (or ``metadata.difficulty``); tasks without one count under ``unknown``. The metrics are
+``pass_rate/all`` and ``pass_rate/level_<L>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections import defaultdict
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+#: reward __name__s whose value 1.0 means "functionally correct"
+FUNCTIONAL_REWARDS = ("simulation", "equivalence")
+PASS_THRESHOLD = 1.0 - 1e-6
+
+
+def _functional_index(reward_func_names: list[str]) -> int | None:
+    for wanted in FUNCTIONAL_REWARDS:
+        for i, name in enumerate(reward_func_names):
+            if name == wanted or name.endswith(f"_{wanted}") or name.startswith(f"{wanted}_"):
+                return i
+    return None
+
+
+def task_level(row: dict) -> str:
+    meta = row.get("metadata") or {}
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except ValueError:
+            meta = {}
+    for key in ("level", "difficulty"):
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if value is not None:
+            return str(value)
+    return "unknown"
+
+
+def task_metrics(inputs: list[dict], rewards_per_func, reward_func_names: list[str], accelerator) -> dict[str, float]:
+    """Pass rate overall and per level for one generation batch (all processes).
+
+    ``rewards_per_func`` is TRL's gathered (all processes) reward matrix; ``inputs`` are this process's rows.
+    Every process must call this (it gathers).
+    """
+    index = _functional_index(reward_func_names)
+    if index is None:
+        return {}
+    from accelerate.utils import gather_object
+
+    n_local = len(inputs)
+    start = accelerator.process_index * n_local
+    values = rewards_per_func[start : start + n_local, index].tolist()
+    pairs = [(task_level(row), v) for row, v in zip(inputs, values, strict=True)]
+    if accelerator.num_processes > 1:
+        pairs = gather_object(pairs)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for level, value in pairs:
+        if value is None or math.isnan(value):
+            continue  # not scorable: neither a pass nor a fail
+        passed = int(value >= PASS_THRESHOLD)
+        for key in ("all", f"level_{level}"):
+            counts[key][0] += passed
+            counts[key][1] += 1
+    return {f"pass_rate/{k}": p / n for k, (p, n) in counts.items() if n}
+
+
+class JsonlMetricsCallback(TrainerCallback):
+    """Appends every logged metrics dict (with the step) to ``<output_dir>/metrics.jsonl`` on the main process."""
+
+    def __init__(self, path: str | None = None):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        path = self.path or os.path.join(args.output_dir, "metrics.jsonl")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        record = {"step": state.global_step, **{k: v for k, v in logs.items() if _jsonable(v)}}
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+def _jsonable(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (int, str, bool)) or value is None
+
+
+def read_metrics(path: str) -> list[dict]:
+    """The records of a ``metrics.jsonl`` file."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

@@ -1,0 +1,152 @@
+"""One code path for every trainer: recipe → datasets, model, rewards, callbacks → TRL trainer → train.
+
+Used by ``verirl train``, ``scripts/train.py`` (under ``accelerate launch``) and Python callers (the quickstart).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from verirl.config import RL_TRAINERS, Recipe, RecipeError, build_rewards
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run left behind."""
+
+    output_dir: str
+    global_step: int
+    metrics: dict[str, Any] = field(default_factory=dict)  # TrainOutput metrics (runtime, loss, ...)
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    trainer: Any = None  # the TRL trainer (for callers that want to inspect it)
+
+
+def _setup_reporting(training) -> None:
+    report_to = training.report_to or []
+    if isinstance(report_to, str):
+        report_to = [report_to]
+    if "wandb" in report_to:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise RecipeError(
+                "report_to includes wandb but wandb is not installed; `pip install verirl[wandb]` or set "
+                "report_to: [tensorboard]"
+            ) from None
+        if not os.environ.get("WANDB_API_KEY") and "WANDB_MODE" not in os.environ:
+            os.environ["WANDB_MODE"] = "offline"
+            logger.warning("no WANDB_API_KEY: Weights & Biases runs offline (sync later with `wandb sync`)")
+
+
+def _model_init_kwargs(recipe: Recipe) -> dict[str, Any]:
+    m = recipe.model
+    kwargs = dict(
+        revision=m.model_revision,
+        trust_remote_code=getattr(recipe.training, "trust_remote_code", False),
+        attn_implementation=m.attn_implementation,
+        dtype=m.dtype,
+    )
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if getattr(recipe.training, "model_init_kwargs", None):
+        kwargs.update(recipe.training.model_init_kwargs)
+    return kwargs
+
+
+def load_tokenizer(recipe: Recipe):
+    from transformers import AutoTokenizer
+
+    path = recipe.model.model_name_or_path
+    tok = AutoTokenizer.from_pretrained(path, revision=recipe.model.model_revision,
+                                        trust_remote_code=getattr(recipe.training, "trust_remote_code", False))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def resolve_resume(recipe: Recipe, resume: str | bool | None) -> str | None:
+    """The checkpoint to resume from: an explicit path, or the last one in output_dir for ``True``/``"auto"``."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume is None:
+        resume = recipe.training.resume_from_checkpoint
+    if resume in (None, False, "", "false", "False"):
+        return None
+    if resume in (True, "true", "True", "auto", "last"):
+        out = recipe.training.output_dir
+        last = get_last_checkpoint(out) if os.path.isdir(out) else None
+        if last is None:
+            logger.info("no checkpoint in %s: starting from scratch", out)
+        return last
+    if not os.path.isdir(str(resume)):
+        raise RecipeError(f"resume_from_checkpoint={resume!r} is not a checkpoint folder")
+    return str(resume)
+
+
+def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
+    """The TRL trainer for a parsed recipe (nothing trained yet)."""
+    from trl import get_peft_config, get_quantization_config
+
+    from verirl.train.data import build_datasets
+    from verirl.train.metrics import JsonlMetricsCallback
+
+    if not recipe.model.model_name_or_path:
+        raise RecipeError("the recipe has no `model_name_or_path:`; set it to a Hub id or a local model folder")
+    _setup_reporting(recipe.training)
+    args = recipe.verirl
+    train_ds, eval_ds = build_datasets(args)
+    tokenizer = load_tokenizer(recipe)
+    recipe.training.model_init_kwargs = _model_init_kwargs(recipe)
+    all_callbacks = [JsonlMetricsCallback()] + list(callbacks or [])
+    common = dict(
+        model=recipe.model.model_name_or_path,
+        tokenizer=tokenizer,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        callbacks=all_callbacks,
+        peft_config=get_peft_config(recipe.model),
+        quantization_config=get_quantization_config(recipe.model),
+    )
+    if args.trainer in RL_TRAINERS:
+        from verirl.train.grpo import build_grpo_trainer
+
+        return build_grpo_trainer(recipe, reward_funcs=build_rewards(args.rewards, cache_path=_cache_path(recipe)),
+                                  **common)
+    if args.trainer == "sft":
+        from verirl.train.sft import build_sft_trainer
+
+        return build_sft_trainer(recipe, **common)
+    from verirl.train.dpo import build_dpo_trainer
+
+    return build_dpo_trainer(recipe, **common)
+
+
+def _cache_path(recipe: Recipe) -> str:
+    folder = recipe.verirl.reward_cache_dir or os.path.join(recipe.training.output_dir, "reward_cache")
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+    return os.path.join(folder, f"scores.rank{rank}.sqlite")
+
+
+def train(recipe: Recipe, *, resume: str | bool | None = None, callbacks: list | None = None,
+          save_final: bool = True) -> TrainResult:
+    """Train with a parsed recipe; ``resume=True`` continues from the last checkpoint in output_dir."""
+    trainer = build_trainer(recipe, callbacks=callbacks)
+    checkpoint = resolve_resume(recipe, resume)
+    if checkpoint:
+        logger.info("resuming from %s", checkpoint)
+    output = trainer.train(resume_from_checkpoint=checkpoint)
+    if save_final:
+        trainer.save_model(recipe.training.output_dir)
+        if trainer.accelerator.is_main_process:
+            trainer.processing_class.save_pretrained(recipe.training.output_dir)
+    return TrainResult(
+        output_dir=recipe.training.output_dir,
+        global_step=trainer.state.global_step,
+        metrics=dict(output.metrics),
+        log_history=list(trainer.state.log_history),
+        trainer=trainer,
+    )

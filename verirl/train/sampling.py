@@ -1,0 +1,189 @@
+"""Dynamic sampling (DAPO) and adaptive sampling (CodeV-R1-style, two-way) building blocks.
+
+Pure functions on tensors and a small state object, so they can be tested without a trainer:
+
+* :func:`informative_groups` — which groups of ``num_generations`` completions carry a signal
+  (their rewards do not all agree);
+* :func:`select_rows` / :func:`concat_batches` — keep the rows of some groups and join the outputs of several
+  generation rounds (re-padding prompts on the left and completions on the right);
+* :class:`SamplingState` — the refill stream's position and the keep-ratio average; it is saved with every
+  checkpoint so a resumed run draws the same refill prompts and oversamples by the same factor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+#: tensors of the generation output aligned with the prompt (left-padded) or completion (right-padded)
+PROMPT_KEYS = ("prompt_ids", "prompt_mask")
+COMPLETION_KEYS = (
+    "completion_ids",
+    "completion_mask",
+    "old_per_token_logps",
+    "ref_per_token_logps",
+    "sampling_per_token_logps",
+    "importance_sampling_ratio",
+    "tool_mask",
+)
+ROW_KEYS = ("advantages",)
+RECOMPUTED_KEYS = ("num_items_in_batch",)
+
+
+def group_rewards(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int) -> torch.Tensor:
+    """Weighted total reward per completion, shaped (groups, num_generations); NaN where nothing scored it."""
+    unscorable = torch.isnan(rewards_per_func).all(dim=1)
+    total = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
+    total[unscorable] = torch.nan
+    return total.view(-1, num_generations)
+
+
+def informative_groups(grouped: torch.Tensor, atol: float = 1e-6) -> torch.Tensor:
+    """Boolean (groups,): True where at least two scored completions of the group got different rewards."""
+    valid = ~torch.isnan(grouped)
+    big = torch.where(valid, grouped, torch.full_like(grouped, -math.inf)).max(dim=1).values
+    small = torch.where(valid, grouped, torch.full_like(grouped, math.inf)).min(dim=1).values
+    spread = big - small
+    return (valid.sum(dim=1) >= 2) & (spread > atol)
+
+
+def group_rows(group_indices: list[int] | torch.Tensor, num_generations: int) -> torch.Tensor:
+    """Row indices of the given groups (each group is ``num_generations`` consecutive rows)."""
+    idx = torch.as_tensor(group_indices, dtype=torch.long).view(-1, 1)
+    return (idx * num_generations + torch.arange(num_generations).view(1, -1)).view(-1)
+
+
+def select_rows(batch: dict, rows: torch.Tensor) -> dict:
+    """The rows ``rows`` of every per-row tensor of a generation output (other entries are dropped)."""
+    out = {}
+    for key, value in batch.items():
+        if key in RECOMPUTED_KEYS:
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(
+                f"dynamic sampling supports text-only generation outputs; got non-tensor entry {key!r}. "
+                f"Disable dynamic_sampling for this dataset"
+            )
+        if key not in PROMPT_KEYS + COMPLETION_KEYS + ROW_KEYS:
+            raise ValueError(f"dynamic sampling does not know how to batch {key!r}; disable dynamic_sampling")
+        out[key] = value.index_select(0, rows.to(value.device))
+    return out
+
+
+def _pad_to(t: torch.Tensor, width: int, value: float, left: bool) -> torch.Tensor:
+    extra = width - t.size(1)
+    if extra <= 0:
+        return t
+    pad = torch.full((t.size(0), extra), value, dtype=t.dtype, device=t.device)
+    return torch.cat([pad, t] if left else [t, pad], dim=1)
+
+
+def concat_batches(batches: list[dict], pad_token_id: int) -> dict:
+    """Join generation outputs row-wise: prompts re-padded on the left, completions on the right."""
+    batches = [b for b in batches if b and b["prompt_ids"].size(0) > 0]
+    if not batches:
+        raise ValueError("concat_batches: nothing to join")
+    if len(batches) == 1:
+        return dict(batches[0])
+    keys = set(batches[0])
+    for b in batches[1:]:
+        if set(b) != keys:
+            raise ValueError(f"concat_batches: outputs differ in keys ({sorted(keys)} vs {sorted(b)})")
+    out = {}
+    for key in keys:
+        parts = [b[key] for b in batches]
+        if key in ROW_KEYS or parts[0].dim() == 1:
+            out[key] = torch.cat(parts, dim=0)
+            continue
+        if parts[0].size(1) == 1:  # per-sequence values, e.g. a sequence-level importance ratio
+            out[key] = torch.cat(parts, dim=0)
+            continue
+        width = max(p.size(1) for p in parts)
+        left = key in PROMPT_KEYS
+        if key in ("prompt_ids", "completion_ids"):
+            value = pad_token_id
+        elif key in ("tool_mask", "importance_sampling_ratio"):
+            value = 1
+        else:
+            value = 0
+        out[key] = torch.cat([_pad_to(p, width, value, left) for p in parts], dim=0)
+    return out
+
+
+@dataclass
+class SamplingState:
+    """What dynamic/adaptive sampling carries from step to step (saved in checkpoints)."""
+
+    keep_ratio_ema: float = 1.0  # moving average of the fraction of informative groups
+    refill_epoch: int = 0  # pass over the dataset the refill stream is in
+    refill_cursor: int = 0  # position in that pass's permutation
+    groups_generated: int = 0
+    groups_kept: int = 0
+
+    def update_keep_ratio(self, kept: int, generated: int, ema: float) -> None:
+        """Blend the newest keep ratio into the average; it moves up as well as down."""
+        if generated <= 0:
+            return
+        ratio = kept / generated
+        self.keep_ratio_ema = (1.0 - ema) * self.keep_ratio_ema + ema * ratio
+        self.groups_generated += generated
+        self.groups_kept += kept
+
+    def oversample_factor(self, max_factor: float) -> float:
+        """How many prompts to draw per needed prompt: 1 / keep ratio, capped at ``max_factor``."""
+        return float(min(max_factor, 1.0 / max(self.keep_ratio_ema, 1.0 / max_factor)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SamplingState:
+        return cls(**{k: data[k] for k in asdict(cls()) if k in data})
+
+
+def extra_groups(needed_groups: int, factor: float) -> int:
+    """Groups to draw on top of ``needed_groups`` so that ``factor`` times as many are generated."""
+    return max(0, math.ceil(needed_groups * factor - 1e-9) - needed_groups)
+
+
+class RefillStream:
+    """A seeded, resumable stream of dataset indices for refill prompts, disjoint across processes per draw.
+
+    Every process holds the same state; in one draw of ``n`` prompts, process ``r`` of ``world`` takes the
+    positions ``[cursor + r*n, cursor + (r+1)*n)`` of the current permutation, and the cursor advances by
+    ``n*world``. A new permutation (seed + epoch) starts when the current one runs out.
+    """
+
+    def __init__(self, dataset_size: int, seed: int, state: SamplingState):
+        if dataset_size <= 0:
+            raise ValueError("RefillStream: the training dataset is empty")
+        self.size = dataset_size
+        self.seed = seed
+        self.state = state
+        self._perm: torch.Tensor | None = None
+        self._perm_epoch = -1
+
+    def _permutation(self) -> torch.Tensor:
+        if self._perm is None or self._perm_epoch != self.state.refill_epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1000003 + 7919 + self.state.refill_epoch)
+            self._perm = torch.randperm(self.size, generator=gen)
+            self._perm_epoch = self.state.refill_epoch
+        return self._perm
+
+    def draw(self, n: int, rank: int, world: int) -> list[int]:
+        out: list[int] = []
+        if n <= 0:
+            return out
+        total = n * world
+        positions = []
+        for _ in range(total):
+            perm = self._permutation()
+            positions.append(int(perm[self.state.refill_cursor]))
+            self.state.refill_cursor += 1
+            if self.state.refill_cursor >= self.size:
+                self.state.refill_cursor = 0
+                self.state.refill_epoch += 1
+        out = positions[rank * n : (rank + 1) * n]
+        return out

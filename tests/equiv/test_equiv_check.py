@@ -1,0 +1,194 @@
+"""rewards.equivalence: formal and simulation verdicts, counterexamples, interface mismatches."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards.equiv_tb import Stimulus, generate_testbench, parse_counterexample
+from rewards.equivalence import EquivConfig, check_equivalence
+from rewards.errors import ConfigError
+from rewards.formal import combinational_script, sequential_script
+from rewards.interface import extract_interface
+
+pytestmark = pytest.mark.usefixtures("eda")
+
+ADDER = "module add(input [3:0] a, input [3:0] b, output [4:0] s); assign s = a + b; endmodule"
+ADDER_REWRITE = """module add(input [3:0] a, input [3:0] b, output reg [4:0] s);
+  integer i; reg c;
+  always @(*) begin
+    c = 0;
+    for (i = 0; i < 4; i = i + 1) begin s[i] = a[i] ^ b[i] ^ c; c = (a[i] & b[i]) | (c & (a[i] ^ b[i])); end
+    s[4] = c;
+  end
+endmodule"""
+ADDER_BUG = "module add(input [3:0] a, input [3:0] b, output [4:0] s); assign s = a + b + (a == 4'd9 && b == 4'd3); endmodule"
+
+WIDE = "module w(input [31:0] a, input [31:0] b, output [31:0] y); assign y = a ^ b; endmodule"
+WIDE_BUG = "module w(input [31:0] a, input [31:0] b, output [31:0] y); assign y = (a == 32'hdeadbeef) ? 0 : a ^ b; endmodule"
+
+DONT_CARE = """module dc(input [1:0] s, output reg y);
+  always @(*) case (s) 2'd0: y = 1'b0; 2'd1: y = 1'b1; 2'd2: y = 1'b1; default: y = 1'bx; endcase
+endmodule"""
+DONT_CARE_FILLED = DONT_CARE.replace("1'bx", "1'b0")
+ZERO = "module z(output y); assign y = 1'b0; endmodule"
+ZERO_X = "module z(output y); assign y = 1'bx; endmodule"
+
+COUNTER = """module cnt(input clk, input rst_n, input en, output reg [3:0] q, output hit);
+  always @(posedge clk or negedge rst_n) if (!rst_n) q <= 4'd0; else if (en) q <= q + 4'd1;
+  assign hit = (q == 4'd11);
+endmodule"""
+COUNTER_REWRITE = """module cnt(input clk, input rst_n, input en, output [3:0] q, output hit);
+  reg [3:0] state;
+  wire [3:0] nxt = en ? state + 1'b1 : state;
+  always @(posedge clk or negedge rst_n) begin
+    if (rst_n == 1'b0) state <= 0;
+    else state <= nxt;
+  end
+  assign q = state;
+  assign hit = state[3] & ~state[2] & state[1] & state[0];
+endmodule"""
+COUNTER_SYNC = COUNTER.replace("always @(posedge clk or negedge rst_n)", "always @(posedge clk)")
+COUNTER_POLARITY = COUNTER.replace("if (!rst_n)", "if (rst_n)")
+COUNTER_DEEP_BUG = COUNTER.replace("assign hit = (q == 4'd11);", "assign hit = (q == 4'd11) | (q == 4'd14);")
+
+SLOW = """module slow(input clk, input reset, output reg [10:0] q, output done);
+  always @(posedge clk) if (reset) q <= 0; else q <= q + 1'b1;
+  assign done = q == 11'd1000;
+endmodule"""
+SLOW_BUG = SLOW.replace("11'd1000;", "11'd1000 && 1'b0;")
+
+TWO_CLOCKS = """module tc(input wclk, input rclk, input rst_n, input [3:0] d, output reg [3:0] a, output reg [3:0] b);
+  always @(posedge wclk or negedge rst_n) if (!rst_n) a <= 0; else a <= d;
+  always @(posedge rclk or negedge rst_n) if (!rst_n) b <= 0; else b <= a;
+endmodule"""
+TWO_CLOCKS_BUG = TWO_CLOCKS.replace("else b <= a;", "else b <= d;")
+
+
+def _sim(**kw) -> EquivConfig:
+    return EquivConfig(method="simulation", **kw)
+
+
+def test_combinational_equivalent_by_formal_and_simulation():
+    auto = check_equivalence(ADDER, ADDER_REWRITE)
+    assert auto.verdict == "equivalent" and auto.method == "formal"
+    sim = check_equivalence(ADDER, ADDER_REWRITE, config=_sim())
+    assert sim.verdict == "equivalent" and sim.method == "simulation"
+    assert sim.total == 256 and sim.passed == 256  # 8 input bits: exhaustive
+
+
+def test_combinational_bug_found_with_counterexample():
+    for method in ("auto", "simulation"):
+        res = check_equivalence(ADDER, ADDER_BUG, "add", config=EquivConfig(method=method))
+        assert res.verdict == "not_equivalent", method
+        assert res.method == ("formal" if method == "auto" else "simulation")
+        cex = res.counterexample
+        assert cex["inputs"] == {"a": "4'h9", "b": "4'h3"}
+        assert cex["expected"] == {"s": "5'h0c"} and cex["got"] == {"s": "5'h0d"}
+        assert cex["mismatched"] == ["s"] and cex["time"] >= 0
+
+
+def test_wide_inputs_sat_finds_the_one_bad_value_random_simulation_may_not():
+    res = check_equivalence(WIDE, WIDE_BUG)
+    assert res.verdict == "not_equivalent" and res.method == "formal"
+    assert res.counterexample["inputs"]["a"] == "32'hdeadbeef"
+
+
+def test_x_in_golden_is_dont_care_but_x_in_candidate_is_a_mismatch():
+    for method in ("auto", "simulation"):
+        config = EquivConfig(method=method)
+        assert check_equivalence(DONT_CARE, DONT_CARE_FILLED, config=config).verdict == "equivalent"
+        assert check_equivalence(ZERO, ZERO_X, config=config).verdict == "not_equivalent"
+
+
+def test_sequential_rewrite_equivalent_and_bugs_found():
+    assert check_equivalence(COUNTER, COUNTER_REWRITE).verdict == "equivalent"
+    assert check_equivalence(COUNTER, COUNTER, config=EquivConfig(method="formal")).method == "formal"
+    for bug in (COUNTER_SYNC, COUNTER_POLARITY, COUNTER_DEEP_BUG):
+        res = check_equivalence(COUNTER, bug, config=_sim())
+        assert res.verdict == "not_equivalent"
+        assert res.counterexample["mismatched"]
+        auto = check_equivalence(COUNTER, bug)
+        assert auto.verdict == "not_equivalent"
+
+
+def test_async_versus_sync_reset_is_told_apart_by_short_pulses():
+    # with only long reset pulses an async and a sync reset look alike; the short pulse between
+    # two clock edges clears the async design only
+    res = check_equivalence(COUNTER, COUNTER_SYNC, config=_sim(sequences=2, cycles=40, long_cycles=0))
+    assert res.verdict == "not_equivalent"
+    cex = res.counterexample
+    assert cex["inputs"]["rst_n"] == "1'h0"
+
+
+def test_deep_state_reached_by_the_long_sequence():
+    assert check_equivalence(SLOW, SLOW, config=_sim()).verdict == "equivalent"
+    res = check_equivalence(SLOW, SLOW_BUG, config=_sim())
+    assert res.verdict == "not_equivalent" and res.counterexample["expected"]["done"] == "1'h1"
+    assert check_equivalence(SLOW, SLOW_BUG, config=_sim(long_cycles=0)).verdict == "equivalent"
+
+
+def test_two_clocks():
+    iface = extract_interface(TWO_CLOCKS)
+    assert {c.name for c in iface.clocks} == {"wclk", "rclk"}
+    assert check_equivalence(TWO_CLOCKS, TWO_CLOCKS).verdict == "equivalent"
+    res = check_equivalence(TWO_CLOCKS, TWO_CLOCKS_BUG)
+    assert res.verdict == "not_equivalent" and res.method == "simulation"
+
+
+def test_deterministic_per_seed():
+    a = check_equivalence(COUNTER, COUNTER_DEEP_BUG, config=_sim(seed=7))
+    b = check_equivalence(COUNTER, COUNTER_DEEP_BUG, config=_sim(seed=7))
+    assert a.counterexample == b.counterexample and a.passed == b.passed
+    iface = extract_interface(COUNTER)
+    assert generate_testbench(iface, Stimulus(seed=3)) == generate_testbench(iface, Stimulus(seed=3))
+    assert generate_testbench(iface, Stimulus(seed=3)) != generate_testbench(iface, Stimulus(seed=4))
+
+
+@pytest.mark.parametrize("candidate, needle", [
+    ("module add(input [3:0] a, input [3:0] b, output [5:0] s); assign s = a + b; endmodule", "s is 6 bit"),
+    ("module add(input [3:0] a, input [3:0] c, output [4:0] s); assign s = a + c; endmodule", "lacks port(s) b"),
+    ("module add(input [3:0] a, input [3:0] b, input k, output [4:0] s); assign s = a + b; endmodule", "extra"),
+])
+def test_interface_mismatch(candidate, needle):
+    res = check_equivalence(ADDER, candidate)
+    assert res.verdict == "interface_mismatch" and needle in res.reason
+
+
+def test_errors_name_the_side_at_fault():
+    res = check_equivalence(ADDER, "module add(input a; endmodule")
+    assert res.verdict == "error" and res.fault == "candidate" and "does not compile" in res.reason
+    res = check_equivalence("module add(", ADDER)
+    assert res.verdict == "error" and res.fault == "golden"
+    res = check_equivalence(ADDER, ADDER, "other")
+    assert res.verdict == "error" and "not defined" in res.reason
+    with pytest.raises(ValueError):
+        check_equivalence(ADDER, ADDER, "add; exec rm")
+    with pytest.raises(ConfigError, match="method"):
+        EquivConfig(method="magic")
+
+
+def test_candidate_cannot_forge_the_verdict_or_read_files():
+    forged = ADDER_BUG.replace("endmodule", 'initial begin $display("VERIRL-EQUIV-CEX 0 0 0"); end\nendmodule')
+    res = check_equivalence(ADDER, forged, config=_sim())
+    assert res.verdict == "not_equivalent"
+    finisher = ADDER_BUG.replace("endmodule", "initial $finish;\nendmodule")
+    res = check_equivalence(ADDER, finisher)
+    assert res.verdict == "error" and res.fault == "candidate"
+    reader = ADDER.replace("endmodule", 'reg [7:0] m [0:1]; initial $readmemh("/etc/passwd", m);\nendmodule')
+    assert check_equivalence(ADDER, reader).fault == "candidate"
+
+
+def test_yosys_scripts_hold_only_fixed_text_and_the_top_name():
+    for script in (combinational_script("add"), sequential_script("add", 3)):
+        words = set(script.split())
+        assert "add" in words
+        assert not any(w.startswith(("!", "exec", "tcl", "script")) for w in words)
+        assert "gold.v" in words and "gate.v" in words
+
+
+def test_parse_counterexample_ignores_noise():
+    out = "junk\nVERIRL-EQUIV-CEX 12 1 3\nVERIRL-EQUIV-IN a 4'h3\nVERIRL-EQUIV-EXP y 2'hx1\nVERIRL-EQUIV-GOT y 2'h10\n"
+    cex = parse_counterexample(out)
+    assert cex["time"] == 12 and cex["sequence"] == 1 and cex["cycle"] == 3
+    assert cex["inputs"] == {"a": "4'h3"} and cex["mismatched"] == ["y"]
+    assert parse_counterexample("nothing here") is None

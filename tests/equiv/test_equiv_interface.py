@@ -1,0 +1,100 @@
+"""rewards.interface: ports, parameters, clocks and resets from the pyslang front end."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards.interface import InterfaceError, ModuleInterface, extract_interface
+
+ASYNC_LOW = """
+module counter #(parameter W = 4, parameter signed [7:0] K = -3) (
+  input clk, input rst_n, input en, input signed [W-1:0] step,
+  output reg [W-1:0] q, output wire wrap
+);
+  localparam L = 2;
+  always @(posedge clk or negedge rst_n)
+    if (!rst_n) q <= {W{1'b0}};
+    else if (en) q <= q + step;
+  assign wrap = &q;
+endmodule
+"""
+
+SYNC_HIGH_NEG = """
+module dff8p (input clk, input reset, input [7:0] d, output reg [7:0] q);
+  always @(negedge clk)
+    if (reset) q <= 8'h34;
+    else q <= d;
+endmodule
+"""
+
+HIER_TWO_CLOCKS = """
+module stage (input c, input rn, input d, output reg o);
+  always @(posedge c or negedge rn) if (~rn) o <= 1'b0; else o <= d;
+endmodule
+module top (input clk_a, input clk_b, input arst_n, input d, output y, output z);
+  stage s1 (.c(clk_a), .rn(arst_n), .d(d), .o(y));
+  stage s2 (.c(clk_b), .rn(arst_n), .d(y), .o(z));
+endmodule
+"""
+
+
+def test_ports_parameters_and_async_reset():
+    iface = extract_interface(ASYNC_LOW)
+    assert iface.name == "counter" and iface.sequential
+    ports = {p.name: p for p in iface.ports}
+    assert [p.name for p in iface.ports] == ["clk", "rst_n", "en", "step", "q", "wrap"]
+    assert ports["step"].width == 4 and ports["step"].signed and ports["step"].direction == "input"
+    assert ports["q"].width == 4 and not ports["q"].signed and ports["q"].direction == "output"
+    params = {p.name: p for p in iface.parameters}
+    assert params["W"].value == "4" and not params["W"].local
+    assert params["L"].local
+    assert "3" in params["K"].value
+    assert [(c.name, c.edge) for c in iface.clocks] == [("clk", "posedge")]
+    assert [r.to_dict() for r in iface.resets] == [{"name": "rst_n", "polarity": "low", "kind": "async"}]
+    assert [p.name for p in iface.data_inputs] == ["en", "step"]
+
+
+def test_sync_reset_on_negedge_clock():
+    iface = extract_interface(SYNC_HIGH_NEG)
+    assert [(c.name, c.edge) for c in iface.clocks] == [("clk", "negedge")]
+    assert [r.to_dict() for r in iface.resets] == [{"name": "reset", "polarity": "high", "kind": "sync"}]
+
+
+def test_clocks_found_through_submodule_ports():
+    iface = extract_interface(HIER_TWO_CLOCKS, "top")
+    assert sorted(c.name for c in iface.clocks) == ["clk_a", "clk_b"]
+    assert [r.to_dict() for r in iface.resets] == [{"name": "arst_n", "polarity": "low", "kind": "async"}]
+
+
+def test_combinational_and_round_trip():
+    iface = extract_interface("module m(input [3:0] a, b, output [4:0] s); assign s = a + b; endmodule")
+    assert not iface.sequential and iface.clocks == () and iface.resets == ()
+    data = iface.to_dict()
+    assert data["kind"] == "combinational"
+    assert ModuleInterface.from_dict(data) == iface
+
+
+def test_reset_detected_when_or_ed_with_a_condition():
+    src = """module c(input clk, input reset, output reg [3:0] q);
+      always @(posedge clk) if (reset || q == 10) q <= 1; else q <= q + 1;
+    endmodule"""
+    assert [r.to_dict() for r in extract_interface(src).resets] == [
+        {"name": "reset", "polarity": "high", "kind": "sync"}]
+
+
+@pytest.mark.parametrize("source, needle", [
+    ("module m(input a, output y); assign y = a & ; endmodule", "does not compile"),
+    ("", "empty"),
+    ("wire x;", "no module"),
+    ("module a(input x); endmodule\nmodule b(input y); endmodule", "pass top"),
+])
+def test_clear_errors(source, needle):
+    with pytest.raises(InterfaceError, match=needle):
+        extract_interface(source)
+
+
+def test_top_must_exist_and_be_plain():
+    with pytest.raises(InterfaceError, match="not defined"):
+        extract_interface("module a(input x); endmodule", "b")
+    with pytest.raises(InterfaceError, match="plain Verilog identifier"):
+        extract_interface("module a(input x); endmodule", "a; exec")

@@ -222,6 +222,60 @@ class BuildConfig:
             raise ValueError("no sources configured: add `sources: [{kind: folder, path: ...}]` to the recipe")
 
 
+@dataclasses.dataclass
+class PreferenceConfig:
+    """`verirl data preferences`: DPO pairs from scored samples."""
+
+    tasks: str = _field("", "task dataset (.jsonl or .parquet, e.g. written by `verirl data build`)")
+    output: str = _field("", "JSONL file of prompt/chosen/rejected pairs")
+    completions: str = _field("", "JSONL of sampled completions ({task_id, completion}); empty: sample with `llm`")
+    llm: LLMConfig | None = _field(None, "the policy to sample from when `completions` is empty")
+    samples_per_prompt: int = _field(8, "completions sampled per prompt (policy mode)")
+    margin: float = _field(0.25, "chosen must pass at least this much larger a fraction of the checks than rejected")
+    max_pairs_per_prompt: int = _field(2, "at most this many pairs per prompt")
+    require_chosen_pass: bool = _field(False, "chosen must pass every check (not only more than rejected)")
+    reward: dict = _field(factory=dict, help="settings of rewards.hierarchy.RewardConfig (weights, sim, equivalence)")
+    workers: int = _field(2, "parallel scoring jobs")
+    batch_size: int = _field(16, "prompts sampled and scored together")
+    seed: int = _field(0, "sampling seed")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.margin <= 1.0:
+            raise ValueError(f"margin must be in (0, 1], got {self.margin}")
+        if self.samples_per_prompt < 2 or self.max_pairs_per_prompt < 1 or self.workers < 1 or self.batch_size < 1:
+            raise ValueError("need samples_per_prompt >= 2, max_pairs_per_prompt, workers, batch_size >= 1")
+
+    def validate_for_run(self) -> None:
+        if not self.tasks or not self.output:
+            raise ValueError("preferences: `tasks` and `output` are required")
+        if not self.completions and self.llm is None:
+            raise ValueError("preferences: give `completions` (a JSONL of samples) or `llm` (a policy to sample)")
+
+
+@dataclasses.dataclass
+class DifficultyConfig:
+    """`verirl data difficulty`: pass-rate estimation with a model."""
+
+    tasks: str = _field("", "task dataset (.jsonl or .parquet)")
+    output: str = _field("", "JSONL of the tasks kept, with metadata.difficulty filled in")
+    llm: LLMConfig | None = _field(None, "the model whose pass rate is measured")
+    samples: int = _field(8, "completions per prompt")
+    drop_always_solved: bool = _field(True, "drop prompts whose every sample passes (no learning signal for RL)")
+    drop_never_solved: bool = _field(True, "drop prompts no sample passes (no learning signal for RL)")
+    reward: dict = _field(factory=dict, help="settings of rewards.hierarchy.RewardConfig")
+    workers: int = _field(2, "parallel scoring jobs")
+    batch_size: int = _field(16, "prompts sampled and scored together")
+    seed: int = _field(0, "sampling seed")
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.workers < 1 or self.batch_size < 1:
+            raise ValueError("difficulty: samples, workers and batch_size must be >= 1")
+
+    def validate_for_run(self) -> None:
+        if not self.tasks or not self.output or self.llm is None:
+            raise ValueError("difficulty: `tasks`, `output` and `llm` are required")
+
+
 # ---------------------------------------------------------------------------------------- loading
 
 
@@ -269,8 +323,12 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
         raise ValueError(f"{where}: {exc}") from exc
 
 
-def load_build_config(path: str | os.PathLike | None, overrides: dict | None = None) -> BuildConfig:
-    """Read a YAML recipe (``None``: defaults only) and apply top-level ``overrides`` (e.g. from flags)."""
+def load_build_config(path: str | os.PathLike | None, overrides: dict | None = None, cls: type = None):
+    """Read a YAML recipe (``None``: defaults only) and apply top-level ``overrides`` (e.g. from flags).
+
+    ``cls`` is the config class (default :class:`BuildConfig`; also PreferenceConfig, DifficultyConfig).
+    """
+    cls = cls or BuildConfig
     data: dict = {}
     if path:
         if not os.path.isfile(path):
@@ -282,7 +340,7 @@ def load_build_config(path: str | os.PathLike | None, overrides: dict | None = N
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
-    return from_dict(BuildConfig, data, where=str(path or "config"))
+    return from_dict(cls, data, where=str(path or "config"))
 
 
 def to_dict(cfg: Any) -> Any:

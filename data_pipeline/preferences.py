@@ -1,0 +1,184 @@
+"""DPO preference pairs from scored samples.
+
+For every task, several completions — sampled from a policy (an :mod:`data_pipeline.llm`
+backend) or read from a JSONL file of samples — are scored with :class:`rewards.pool.RewardPool`
+(simulation against the testbench, or equivalence against the reference). The value of a
+completion is the fraction of checks it passes (``detail["pass_fraction"]``, 0 for a completion
+that fails before simulation: no code, syntax error, ...). A pair ``(chosen, rejected)`` is
+emitted when ``value(chosen) - value(rejected) >= margin``; the best completions are paired with
+the worst, at most ``max_pairs_per_prompt`` times, never the same text twice. Completions that
+are not scorable (infrastructure faults) are left out, never used as "rejected".
+
+Output rows (JSONL): ``prompt``, ``chosen``, ``rejected`` in TRL's format — plain strings when the
+task prompt is a string, chat messages when it is a conversation — plus ``task_id`` and the two
+scores.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator
+
+from .config import PreferenceConfig
+from .shards import atomic_open
+
+logger = logging.getLogger(__name__)
+
+
+def iter_tasks(path: str) -> Iterator[dict]:
+    """Task rows of a dataset file (.jsonl streamed line by line, .parquet by row group)."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        for i in range(pf.num_row_groups):
+            yield from pf.read_row_group(i).to_pylist()
+        return
+    from rewards.task import iter_jsonl
+
+    for _, row in iter_jsonl(path):
+        yield row
+
+
+def load_completions(path: str) -> dict[str, list[str]]:
+    """``task_id → completions`` from a JSONL of samples (``task_id`` or ``id``; ``completion`` or ``text``)."""
+    out: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                task_id = str(row.get("task_id", row.get("id")))
+                completion = row.get("completion", row.get("text"))
+            except (json.JSONDecodeError, AttributeError):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object with task_id and completion") from None
+            if completion is None or task_id == "None":
+                raise ValueError(f"{path}:{lineno}: needs `task_id` (or `id`) and `completion` (or `text`)")
+            out.setdefault(task_id, []).append(completion)
+    return out
+
+
+def as_messages(prompt) -> list[dict]:
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    return list(prompt)
+
+
+def completion_value(score) -> float | None:
+    """Fraction of checks passed; ``None`` when not scorable."""
+    if not score.scorable:
+        return None
+    fraction = (score.detail or {}).get("pass_fraction")
+    if fraction is None:
+        return 1.0 if score.passed else 0.0
+    return float(fraction)
+
+
+def make_pairs(task: dict, completions: list, scores: list, cfg: PreferenceConfig) -> list[dict]:
+    """Pairs for one task (see module docstring)."""
+    graded = []
+    seen = set()
+    for completion, score in zip(completions, scores):
+        value = completion_value(score)
+        key = json.dumps(completion, sort_keys=True) if not isinstance(completion, str) else completion
+        if value is None or key in seen:
+            continue
+        seen.add(key)
+        graded.append((value, score.reward or 0.0, completion, score))
+    graded.sort(key=lambda g: (g[0], g[1]), reverse=True)
+    pairs = []
+    lo = len(graded) - 1
+    for hi in range(len(graded)):
+        if len(pairs) >= cfg.max_pairs_per_prompt or hi >= lo:
+            break
+        chosen, rejected = graded[hi], graded[lo]
+        if cfg.require_chosen_pass and not chosen[3].passed:
+            break
+        if chosen[0] - rejected[0] < cfg.margin:
+            break
+        pairs.append(_pair_row(task, chosen, rejected))
+        lo -= 1
+    return pairs
+
+
+def _pair_row(task: dict, chosen, rejected) -> dict:
+    prompt = task["prompt"]
+    conversational = not isinstance(prompt, str)
+
+    def wrap(completion):
+        if conversational and isinstance(completion, str):
+            return [{"role": "assistant", "content": completion}]
+        return completion
+
+    return {
+        "prompt": prompt,
+        "chosen": wrap(chosen[2]),
+        "rejected": wrap(rejected[2]),
+        "task_id": task["id"],
+        "chosen_score": {"pass_fraction": chosen[0], "reward": chosen[1], "failure": chosen[3].failure},
+        "rejected_score": {"pass_fraction": rejected[0], "reward": rejected[1], "failure": rejected[3].failure},
+    }
+
+
+def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | None = None) -> dict:
+    """Write preference pairs to ``cfg.output``; returns counts."""
+    from tqdm.auto import tqdm
+
+    from rewards.errors import TaskError
+    from rewards.hierarchy import RewardConfig
+    from rewards.pool import RewardPool
+    from rewards.task import Task
+
+    cfg.validate_for_run()
+    samples = load_completions(cfg.completions) if cfg.completions else None
+    if samples is None and backend is None:
+        from .llm import make_backend
+
+        backend = make_backend(cfg.llm)
+    reward_config = RewardConfig.from_dict(cfg.reward) if cfg.reward else RewardConfig()
+    counts: Counter = Counter()
+    bar = tqdm(desc="prompts", unit="prompt", disable=None if progress is None else not progress)
+    with RewardPool(reward_config, workers=cfg.workers) as pool, atomic_open(cfg.output) as out:
+        rows = iter_tasks(cfg.tasks)
+        for batch_index in itertools.count():
+            batch = list(itertools.islice(rows, cfg.batch_size))
+            if not batch:
+                break
+            tasks = []
+            for row in batch:
+                counts["tasks"] += 1
+                try:
+                    tasks.append((row, Task.from_dict(row)))
+                except TaskError as exc:
+                    logger.warning("skipping bad task row: %s", exc)
+                    counts["bad_task"] += 1
+            if samples is not None:
+                groups = [samples.get(row["id"], []) for row, _ in tasks]
+            else:
+                groups = backend.generate([as_messages(row["prompt"]) for row, _ in tasks],
+                                          n=cfg.samples_per_prompt, seed=cfg.seed + batch_index * 100_003)
+                groups = [g or [] for g in groups]
+            pairs_in = [(task, c) for (_, task), group in zip(tasks, groups) for c in group]
+            scores = iter(pool.score(pairs_in))
+            for (row, _), group in zip(tasks, groups):
+                group_scores = [next(scores) for _ in group]
+                counts["completions"] += len(group)
+                counts["unscorable"] += sum(1 for s in group_scores if not s.scorable)
+                if len(group) < 2:
+                    counts["too_few_samples"] += 1
+                    continue
+                pairs = make_pairs(row, group, group_scores, cfg)
+                if not pairs:
+                    counts["no_pair_with_margin"] += 1
+                for pair in pairs:
+                    out.write(json.dumps(pair, ensure_ascii=False) + "\n")
+                counts["pairs"] += len(pairs)
+            bar.update(len(batch))
+    bar.close()
+    logger.info("preferences: %s", dict(counts))
+    return dict(counts)
+

@@ -21,7 +21,6 @@ for tool in iverilog vvp yosys; do
 done
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
 # torch first and pinned: a bare `torch` requirement could pull a multi-GB CUDA build.
 # On a CPU-only machine add: --index-url https://download.pytorch.org/whl/cpu
 "$venv/bin/python" -m pip install -q "torch==2.13.0"

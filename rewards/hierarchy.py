@@ -225,13 +225,26 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
     elif task.reference is not None:
         from .equivalence import EquivConfig, check_equivalence
 
-        eq = check_equivalence(reference_as_candidate(task), sanitized.code, task.top,
-                               config=EquivConfig(**dict(config.equivalence)), sandbox=config.sandbox)
-        passed = eq.verdict == "equivalent"
-        failure = None if passed else ("interface_mismatch" if eq.verdict == "interface_mismatch" else "mismatch")
+        eq_config = EquivConfig(**{**dict(config.equivalence), "sandbox": config.sandbox})
+        eq = check_equivalence(reference_as_candidate(task), sanitized.code, task.top, config=eq_config)
         if eq.verdict == "error":
-            raise InfrastructureError(f"equivalence check failed: {eq.detail}")
+            if eq.fault == "golden":
+                raise TaskError(f"task {task.id!r}: the reference cannot be checked: {eq.reason}")
+            if eq.fault != "candidate":
+                raise InfrastructureError(f"equivalence check failed: {eq.reason}")
+        passed = eq.verdict == "equivalent"
+        if passed:
+            failure = None
+        elif eq.verdict == "interface_mismatch":
+            failure = "interface_mismatch"
+        elif eq.verdict == "error":
+            failure = "elaboration"
+        else:
+            failure = eq.fault if eq.fault in ("timeout", "compile", "elaboration", "resource") else "mismatch"
         fraction = 1.0 if passed else 0.0
+        if eq.passed is not None and eq.total and config.partial_credit and not passed and failure == "mismatch":
+            fraction = max(0.0, min(1.0, eq.passed / eq.total))
+        detail["log"] = eq.reason or eq.log
         detail["method"] = f"equivalence/{eq.method}"
         detail["counterexample"] = eq.counterexample
     else:

@@ -191,3 +191,13 @@ def test_doctor():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["self_test"] == "ok" and report["tools"]["iverilog"]
+
+
+def test_tasks_without_testbench_use_equivalence(adder_task):
+    import dataclasses
+
+    task = dataclasses.replace(adder_task, testbench=None)
+    good = score_completion(task, GOOD)
+    assert good.passed and good.detail["method"].startswith("equivalence/")
+    wrong = score_completion(task, WRONG)
+    assert wrong.passed is False and wrong.failure == "mismatch" and wrong.detail["counterexample"]

@@ -19,3 +19,14 @@ def token_parity_reward(prompts, completions, completion_ids=None, **kwargs):
 def constant_reward(prompts, completions, completion_ids=None, **kwargs):
     """The same reward for everything: every group is uninformative."""
     return [0.5 for _ in completions]
+
+
+def half_informative_reward(prompts, completions, completion_ids=None, id=None, **kwargs):
+    """Tasks whose id ends in an even digit get a constant reward (uninformative groups); the others a random one."""
+    out = []
+    for task_id, ids in zip(id, completion_ids):
+        if int(task_id[-1]) % 2 == 0:
+            out.append(0.25)
+        else:
+            out.append(float(sum(ids) % 2 == 0) + 0.01 * len(ids))
+    return out

@@ -71,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score.add_argument("--out", help="output folder (samples.jsonl, results.jsonl, summary.json, report.md, *.png)")
     score.add_argument("--workers", type=int, help="parallel scoring workers (default: the reward pool's)")
     score.add_argument("--ppa", action="store_true", help="synthesize passing designs and compare with the reference")
+    score.add_argument("--liberty", help="Liberty file for --ppa areas in µm² (default: a technology-independent "
+                                         "transistor-count estimate)")
     score.add_argument("--exclude-broken", action="store_true",
                        help="leave known-broken problems (reference fails its own testbench) out of pass@k")
     score.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -186,7 +188,9 @@ def _evaluate(args) -> int:
         source = "reference designs"
 
     # ---- score
-    pool = make_pool(workers=args.workers, ppa=args.ppa)
+    if args.liberty and not args.ppa:
+        raise BenchmarkError("--liberty only applies with --ppa")
+    pool = make_pool(workers=args.workers, ppa=args.ppa, liberty=args.liberty)
     start = time.monotonic()
     total = len(samples)
     rows = score_samples(benchmark, samples, pool, results_path=os.path.join(args.out, "results.jsonl"),

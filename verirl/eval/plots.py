@@ -20,6 +20,7 @@ def write_plots(summary: dict, out_dir: str) -> dict[str, str]:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    os.makedirs(out_dir, exist_ok=True)
     paths: dict[str, str] = {}
     bench = summary["benchmark"]
     title = bench["name"] + (f" {bench['task']}" if bench.get("task") else "")
@@ -35,11 +36,12 @@ def write_plots(summary: dict, out_dir: str) -> dict[str, str]:
     ax.set_title(f"{title} (n={summary['n']})")
     paths["plot_pass_at_k"] = _save(fig, plt, out_dir, "pass_at_k.png")
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
     classes = summary.get("failure_classes") or {}
     names = list(classes)
+    fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.35 * max(len(names), 2)))
     if names:
-        ax.barh([FAILURE_CLASSES[n][1] for n in names], [classes[n] for n in names], color="#DD8452")
+        ax.barh([f"{n.replace('_', ' ')} ({FAILURE_CLASSES[n][0]})" for n in names], [classes[n] for n in names],
+                color="#DD8452")
         ax.invert_yaxis()
         ax.set_xlabel("failed samples")
     else:

@@ -87,36 +87,23 @@ def reference_samples(benchmark: Benchmark, problems: Sequence[Problem] | None =
     return [Sample(p.task_id, 0, reference_completion(p)) for p in problems if p.reference]
 
 
-def make_pool(workers: int | None = None, ppa: bool = False, cache: str | None = None, backend: str = "local"):
-    """The reward pool used for evaluation: functional verdict, plus synthesis figures when ``ppa``."""
-    from rewards.hierarchy import RewardConfig
+def make_pool(workers: int | None = None, ppa: bool = False, liberty: str | None = None, backend: str = "local"):
+    """The reward pool used for evaluation (see :func:`eval_reward_config`)."""
     from rewards.pool import RewardPool
 
-    config = RewardConfig(**eval_reward_kwargs(ppa))
     kwargs = {"backend": backend}
     if workers:
         kwargs["workers"] = workers
-    if cache:
-        kwargs["cache"] = cache
-    return RewardPool(config, **kwargs)
+    return RewardPool(eval_reward_config(ppa, liberty), **kwargs)
 
 
-def eval_reward_kwargs(ppa: bool) -> dict:
-    """RewardConfig fields for evaluation: PPA figures only when asked for (they cost a synthesis run)."""
-    import inspect
-
+def eval_reward_config(ppa: bool = False, liberty: str | None = None):
+    """Reward settings for evaluation: only the functional verdict counts; with ``ppa``, passing designs and the
+    reference are synthesized too (``score.detail["ppa"]``), with µm² areas when a Liberty file is given."""
     from rewards.hierarchy import RewardConfig
 
-    params = inspect.signature(RewardConfig).parameters
-    kwargs = {}
-    for name in ("ppa", "use_ppa", "enable_ppa"):
-        if name in params:
-            kwargs[name] = ppa
-            break
-    else:
-        if ppa:
-            raise BenchmarkError("this reward engine has no PPA switch in RewardConfig; run without --ppa")
-    return kwargs
+    return RewardConfig(weights={"format": 0.0, "syntax": 0.0, "function": 1.0, "ppa": 1.0 if ppa else 0.0},
+                        partial_credit=False, liberty=liberty)
 
 
 def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results_path: str | None = None,

@@ -1,0 +1,113 @@
+"""Shared constants and the mock LLM of the data-pipeline tests (imported by name: conftest puts
+this folder on sys.path)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import threading
+import time
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+CORPUS = os.path.join(FIXTURES, "corpus")
+BENCH_VE = os.path.join(FIXTURES, "bench_ve")
+BENCH_RTLLM = os.path.join(FIXTURES, "bench_rtllm")
+
+
+def fence(code: str) -> str:
+    return f"Here is the implementation.\n```verilog\n{code.strip()}\n```\n"
+
+
+#: what the mock LLM answers when asked to regenerate module `top` (by design: some right, some wrong)
+REWRITES = {
+    # equivalent rewrites
+    "adder8": fence("""module adder8(input [7:0] a, input [7:0] b, input cin, output [7:0] sum, output cout);
+  assign {cout, sum} = {1'b0, a} + {1'b0, b} + {8'd0, cin};
+endmodule"""),
+    "up_counter": fence("""module up_counter(input clk, input rst_n, input en, output reg [3:0] count);
+  always @(posedge clk or negedge rst_n)
+    if (~rst_n) count <= 0;
+    else count <= en ? count + 1'b1 : count;
+endmodule"""),
+    "shreg": fence("""module shreg(input clk, input rst, input din, output reg [3:0] q);
+  always @(posedge clk) q <= rst ? 4'b0000 : {q[2:0], din};
+endmodule"""),
+    "parity_core": fence("""module parity_core(input [7:0] data, output odd);
+  assign odd = data[0] ^ data[1] ^ data[2] ^ data[3] ^ data[4] ^ data[5] ^ data[6] ^ data[7];
+endmodule"""),
+    "alu8": fence("""module alu8(input [2:0] op, input [7:0] a, input [7:0] b, output reg [7:0] y, output zero);
+  always @* begin
+    y = a >> 1;
+    if (op == 3'd0) y = a + b;
+    else if (op == 3'd1) y = a - b;
+    else if (op == 3'd2) y = a & b;
+    else if (op == 3'd3) y = a | b;
+    else if (op == 3'd4) y = a ^ b;
+    else if (op == 3'd5) y = ~a;
+    else if (op == 3'd6) y = {a[6:0], 1'b0};
+  end
+  assign zero = ~|y;
+endmodule"""),
+    # wrong ones
+    "mux4": fence("""module mux4(input [1:0] sel, input [3:0] d0, input [3:0] d1, input [3:0] d2, input [3:0] d3,
+            output [3:0] y);
+  assign y = sel == 2'd0 ? d0 : sel == 2'd1 ? d2 : sel == 2'd2 ? d1 : d3;
+endmodule"""),
+    "popcount8": fence("""module popcount8(input [7:0] data, output [3:0] ones);
+  assign ones = data[0] + data[1] + data[2] + data[3] + data[4] + data[5] + data[6];
+endmodule"""),
+    "parity_top": fence("""module parity_top(input [7:0] data, output parity, output [3:0] ones);
+  assign parity = ^data;
+  assign ones = data[0] + data[1] + data[2] + data[3] + data[4] + data[5] + data[6] + data[7];
+endmodule"""),
+    "dual_shift": "I am sorry, but I cannot write this module.",
+}
+#: modules the round trip keeps with the answers above
+EXPECTED_KEPT = {"adder8", "up_counter", "shreg", "parity_core", "alu8"}
+EXPECTED_DROPS = {"mux4": "not_equivalent", "popcount8": "not_equivalent", "parity_top": "interface_mismatch",
+                  "dual_shift": "no_code"}
+
+_DESCRIBE_TOP = re.compile(r"specification of module `(\w+)`")
+_REGEN_TOP = re.compile(r"module named `(\w+)`")
+
+
+class MockLLM:
+    """State of the mock server: request log and switches for failure modes."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests: list[dict] = []
+        self.delay = 0.0
+        self.fail_with: int | None = None
+        self.reject_tops: set[str] = set()
+
+    def answer(self, body: dict) -> tuple[int, dict]:
+        with self.lock:
+            self.requests.append(body)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_with:
+            return self.fail_with, {"error": {"message": "mock failure"}}
+        user = body["messages"][-1]["content"]
+        n = int(body.get("n", 1))
+        describe = _DESCRIBE_TOP.search(user)
+        if describe:
+            top = describe.group(1)
+            text = (f"The module {top} implements the behaviour shown: every output is a function of the inputs "
+                    f"(and of its registers for sequential logic), with the port list given.")
+        else:
+            match = _REGEN_TOP.search(user)
+            top = match.group(1) if match else "?"
+            text = REWRITES.get(top, "No idea.")
+        if top in self.reject_tops:
+            return 400, {"error": {"message": "context length exceeded"}}
+        return 200, {"id": "mock", "object": "chat.completion", "model": body.get("model"),
+                     "choices": [{"index": i, "message": {"role": "assistant", "content": text},
+                                  "finish_reason": "stop"} for i in range(n)]}
+
+

@@ -1,0 +1,216 @@
+"""Round trip end to end: a build over the fixture corpus with an OpenAI-compatible server on
+127.0.0.1 (keep and drop paths), resume after a kill, and the transformers backend with a tiny
+local model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from data_pipeline.build import Builder, load_tasks_dataset
+from data_pipeline.config import LLMConfig, RoundTripConfig, load_build_config
+from data_pipeline.llm import LLMUnavailable
+from data_pipeline.roundtrip import load_template, render
+from rewards.task import Task
+
+from data_fixtures import BENCH_RTLLM, BENCH_VE, CORPUS, EXPECTED_DROPS, EXPECTED_KEPT
+
+pytestmark = pytest.mark.eda
+
+
+def write_recipe(path, out_dir, llm: dict, **extra) -> str:
+    recipe = {
+        "output_dir": str(out_dir),
+        "sources": [{"kind": "folder", "path": CORPUS}],
+        "decontaminate": {"enabled": True, "benchmarks": [{"kind": "verilog-eval", "path": BENCH_VE},
+                                                          {"kind": "rtllm", "path": BENCH_RTLLM}]},
+        "roundtrip": {"enabled": True, "llm": llm,
+                      "equivalence": {"sequences": 3, "cycles": 40, "long_cycles": 100, "vectors": 300}},
+        "shard_size": 3,
+        "seed": 7,
+        **extra,
+    }
+    with open(path, "w") as fh:
+        yaml.safe_dump(recipe, fh)
+    return str(path)
+
+
+def openai_llm(base_url: str) -> dict:
+    return {"kind": "openai", "model": "mock-coder", "base_url": base_url, "api_key_env": "",
+            "max_retries": 1, "request_timeout_s": 30, "temperature": 0.0}
+
+
+def test_templates_are_validated_and_rendered_once(tmp_path):
+    text = load_template("describe")
+    assert "{{code}}" in text
+    custom = tmp_path / "describe.txt"
+    custom.write_text("Describe {{top}}:\n{{code}}\n")
+    assert load_template("describe", str(custom)) == "Describe {{top}}:\n{{code}}\n"
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        load_template("describe", "{{code}} {{colour}}")
+    with pytest.raises(ValueError, match="must contain"):
+        load_template("regenerate", "no description here {{top}}")
+    # inserted text is not expanded again (code containing braces or placeholders stays as is)
+    assert render("A {{code}} B", code="{{top}} {x, y}") == "A {{top}} {x, y} B"
+
+
+@pytest.fixture(scope="module")
+def reference_build(tmp_path_factory, _llm_server_session):
+    """One uninterrupted build over the fixture corpus: (manifest, output dir, number of LLM requests)."""
+    base_url, mock = _llm_server_session
+    mock.reset()
+    out = tmp_path_factory.mktemp("reference")
+    recipe = write_recipe(out / "r.yaml", out / "out", openai_llm(base_url))
+    manifest = Builder(load_build_config(recipe), progress=False).run()
+    return manifest, out / "out", len(mock.requests)
+
+
+def test_roundtrip_build_keeps_equivalent_pairs_only(reference_build):
+    manifest, out_dir, n_requests = reference_build
+    rows = [json.loads(line) for line in open(manifest["dataset"]["files"]["jsonl"])]
+    assert {r["top"] for r in rows} == EXPECTED_KEPT
+    drops = [json.loads(line) for line in open(out_dir / "drops.jsonl")]
+    rt_drops = {d["top"]: d["reason"] for d in drops if d["stage"] == "roundtrip"}
+    assert rt_drops == EXPECTED_DROPS
+    assert "counterexample" in next(d["detail"] for d in drops if d["top"] == "mux4")
+    # every row is a valid task whose prompt was rendered from the description, with provenance
+    for row in rows:
+        task = Task.from_dict(row)
+        assert task.reference and task.testbench is None
+        meta = row["metadata"]
+        assert meta["description"] in row["prompt"] and f"`{row['top']}`" in row["prompt"]
+        assert meta["roundtrip"]["method"] in ("formal", "simulation")
+        assert meta["roundtrip"]["model"] == "mock-coder"
+        assert meta["provenance"]["source"] == "corpus" and meta["interface"]["ports"]
+    ds = load_tasks_dataset(manifest["dataset"]["files"]["parquet"])
+    assert sorted(ds["id"]) == sorted(r["id"] for r in rows)
+    counts = manifest["counts"]
+    assert counts["interface"] - counts["roundtrip"] == len(EXPECTED_DROPS)
+    assert manifest["llm"]["model"] == "mock-coder" and manifest["seed"] == 7
+    # describe + regenerate requests only for modules that reached the round trip
+    assert n_requests == 2 * counts["interface"]
+
+
+def test_rejected_request_drops_only_that_row(tmp_path, llm_server):
+    base_url, mock = llm_server
+    mock.reject_tops = {"adder8"}
+    recipe = write_recipe(tmp_path / "r.yaml", tmp_path / "out", openai_llm(base_url), max_modules=3)
+    manifest = Builder(load_build_config(recipe), progress=False).run()
+    assert manifest["drops"]["llm_rejected"] == 1
+    assert "adder8" not in {json.loads(line)["top"] for line in open(manifest["dataset"]["files"]["jsonl"])}
+
+
+
+def test_endpoint_outage_stops_the_run_and_the_shard_is_redone(tmp_path, llm_server):
+    base_url, mock = llm_server
+    mock.fail_with = 503
+    recipe = write_recipe(tmp_path / "r2.yaml", tmp_path / "out2", openai_llm(base_url), max_modules=3)
+    with pytest.raises(LLMUnavailable, match="HTTP 503"):
+        Builder(load_build_config(recipe), progress=False).run()
+    assert not os.path.exists(tmp_path / "out2" / "shards" / "shard-00000.json")  # not committed
+    # once the endpoint is back, a rerun redoes the shard
+    mock.fail_with = None
+    manifest = Builder(load_build_config(recipe), progress=False).run()
+    assert manifest["shards"]["committed"] == 1
+    assert {json.loads(line)["top"] for line in open(manifest["dataset"]["files"]["jsonl"])} == {"adder8", "alu8"}
+
+
+def _run_build_cli(recipe: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "verirl.cli", "data", "build", "--config", recipe, "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _kill_after_first_shard(proc: subprocess.Popen, shard_dir: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.isfile(os.path.join(shard_dir, "shard-00000.json")):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"build ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("no shard committed in time")
+
+
+def test_killed_build_resumes_without_duplicates_or_losses(tmp_path, llm_server, reference_build):
+    base_url, mock = llm_server
+    ref = reference_build[0]
+    mock.delay = 0.15  # slow enough that the kill lands while later shards are in flight
+    recipe = write_recipe(tmp_path / "r.yaml", tmp_path / "out", openai_llm(base_url))
+    proc = _run_build_cli(recipe)
+    _kill_after_first_shard(proc, str(tmp_path / "out" / "shards"))
+    committed = sorted(os.listdir(tmp_path / "out" / "shards"))
+    assert "shard-00000.json" in committed and not os.path.exists(tmp_path / "out" / "manifest.json")
+    assert ref["shards"]["count"] > len([f for f in committed if f.endswith(".json")])  # killed halfway
+
+    proc = _run_build_cli(recipe)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    summary = json.loads(stdout)
+    resumed = [json.loads(line) for line in open(summary["dataset"]["files"]["jsonl"])]
+    expected = [json.loads(line) for line in open(ref["dataset"]["files"]["jsonl"])]
+    assert [r["id"] for r in resumed] == [r["id"] for r in expected]  # same rows, same order, no duplicate
+    assert resumed == expected
+    assert summary["counts"] == ref["counts"]
+    drops = [json.loads(line)["key"] for line in open(tmp_path / "out" / "drops.jsonl")]
+    assert len(drops) == len(set(drops)) == ref["counts"]["split"] - ref["counts"]["tasks"]
+
+
+def test_changed_recipe_does_not_resume_silently(tmp_path, llm_server):
+    base_url, _ = llm_server
+    recipe = write_recipe(tmp_path / "r.yaml", tmp_path / "out", openai_llm(base_url), max_modules=3)
+    Builder(load_build_config(recipe), progress=False).run()
+    changed = write_recipe(tmp_path / "r2.yaml", tmp_path / "out", openai_llm(base_url), seed=8)
+    with pytest.raises(ValueError, match="different configuration.*seed"):
+        Builder(load_build_config(changed), progress=False)
+    Builder(load_build_config(changed), restart=True, progress=False)  # --restart discards the old run
+
+
+@pytest.mark.slow
+def test_tiny_transformers_model_round_trip_with_resume(tmp_path, tiny_model):
+    """The acceptance run: a tiny local model (built offline) drives the round trip end to end, the
+    build is killed after its first shard and resumed. An untrained model writes no valid Verilog,
+    so every module reaching the round trip is dropped, each exactly once, with a counted reason."""
+    llm = {"kind": "transformers", "model": tiny_model, "max_new_tokens": 12, "temperature": 0.0,
+           "batch_size": 4, "device": "cpu", "dtype": "float32"}
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("adder.v", "counter.v", "mux.v", "alu.v"):
+        shutil.copy(os.path.join(CORPUS, name), corpus / name)
+    recipe = write_recipe(tmp_path / "r.yaml", tmp_path / "out", llm, shard_size=2,
+                          filters={"synthesize": False}, sources=[{"kind": "folder", "path": str(corpus)}])
+    proc = _run_build_cli(recipe)
+    _kill_after_first_shard(proc, str(tmp_path / "out" / "shards"), timeout=240)
+    proc = _run_build_cli(recipe)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr.decode()[-3000:]
+    summary = json.loads(stdout)
+    assert summary["shards"]["committed"] == summary["shards"]["count"] >= 2
+    counts = summary["counts"]
+    assert counts["interface"] > 0 and counts["tasks"] == counts["roundtrip"]
+    drops = [json.loads(line) for line in open(tmp_path / "out" / "drops.jsonl")]
+    keys = [d["key"] for d in drops]
+    assert len(keys) == len(set(keys)) == counts["split"] - counts["tasks"]
+    rt = [d for d in drops if d["stage"] == "roundtrip"]
+    assert len(rt) == counts["interface"] - counts["roundtrip"]
+    assert {d["reason"] for d in rt} <= {"no_code", "empty_description", "description_contains_code",
+                                         "candidate_rejected", "interface_mismatch", "not_equivalent"}
+    manifest = json.load(open(tmp_path / "out" / "manifest.json"))
+    assert manifest["llm"]["kind"] == "transformers"
+
+
+def test_roundtrip_config_requires_backend():
+    with pytest.raises(ValueError, match="roundtrip.llm"):
+        RoundTripConfig(enabled=True)
+    with pytest.raises(ValueError, match="llm.kind"):
+        LLMConfig(kind="gpt", model="x")

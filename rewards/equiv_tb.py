@@ -11,7 +11,8 @@ every output, X-aware, several times per clock phase:
 
 Combinational modules get corner vectors (all zeros, all ones, walking one, walking zero, each
 input at 0/1/max/max-1/min/max signed), then either every input value (when the concatenated
-inputs are at most ``exhaustive_bits`` wide) or ``vectors`` random vectors mixing corner values in.
+inputs are at most ``exhaustive_bits`` wide), and ``vectors`` random vectors mixing corner values in
+(after an exhaustive pass too: random order exposes latches that ascending order hides).
 
 Sequential modules run ``sequences`` sequences of ``cycles`` clock cycles plus one long sequence
 (``long_cycles``, no mid-sequence resets) to reach deep states (counters). Time advances in slots
@@ -20,8 +21,12 @@ changes on a clock edge. The first clock toggles every slot; further clocks (mul
 toggle every 3, 5, 7... slots. Each sequence starts by asserting every reset at its active level for
 one to three cycles of the slowest clock; inside sequences, resets are pulsed again at random: short
 pulses that start and end between two clock edges (an asynchronous reset acts, a synchronous one must
-not) and long ones spanning edges. Sequence 0 drives all-zero data, sequence 1 all ones. Everything is
-drawn from ``$random(seed)``, so a seed gives the same stimulus in every run.
+not) and long ones spanning edges. Sequence 0 drives all-zero data, sequence 1 all ones, then sequences
+cycle through fast-changing random inputs and slow-changing ones (each input takes a new value one
+time in 8, or in 64 slots, so conditions that must hold for many cycles occur); the long sequence is
+slow-changing. Outputs are
+also compared before the first clock edge (initial values). Everything is drawn from
+``$random(seed)``, so a seed gives the same stimulus in every run.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ def generate_testbench(iface: ModuleInterface, stim: Stimulus, ref_prefix: str =
     total_bits = sum(p.width for p in data)
     lines: list[str] = ["`timescale 1ns/1ps", f"module {TB_TOP};"]
     width = max(total_bits, 1)
-    lines.append(f"  reg [{width - 1}:0] stim;")
+    lines.append(f"  reg [{width - 1}:0] stim, fresh;")
     offset = 0
     slices: dict[str, tuple[int, int]] = {}
     for port in data:
@@ -143,12 +148,14 @@ def _corner_value(port: Port, which: str) -> str:
 
 
 def _random_task(data: list[Port], slices: dict[str, tuple[int, int]], total_bits: int) -> list[str]:
-    """``drive_inputs(mode)``: mode 0 all zeros, 1 all ones, 2 per-input random mixed with corner values."""
+    """``drive_inputs(mode)``: 0 all zeros, 1 all ones, 2 every input random (7 times in 16 a corner
+    value), 3 and 4 the same values but each input takes a new one only one time in 8 (3) or in 64
+    (4): stable stretches of varied length."""
     words = max(1, (total_bits + 31) // 32)
     rand_all = "{" + ", ".join(["$random(seed)"] * words) + "}"
     lines = ["  task drive_inputs;", "    input integer mode;", "    begin",
              "      if (mode == 0) stim = 0;", "      else if (mode == 1) stim = ~0;", "      else begin",
-             f"        stim = {rand_all};"]
+             f"        fresh = {rand_all};"]
     for port in data:
         hi, lo = slices[port.name]
         w = port.width
@@ -156,19 +163,23 @@ def _random_task(data: list[Port], slices: dict[str, tuple[int, int]], total_bit
             continue  # a random bit already covers both values
         lines += [
             "        r = $random(seed) & 15;",
-            f"        case (r)",
-            f"          0: stim[{hi}:{lo}] = 0;",
-            f"          1: stim[{hi}:{lo}] = ~0;",
-            f"          2: begin k = $unsigned($random(seed)) % {w}; stim[{hi}:{lo}] = 1; "
-            f"stim[{hi}:{lo}] = stim[{hi}:{lo}] << k; end",
-            f"          3: stim[{hi}:{lo}] = {_corner_value(port, 'min_signed')};",
-            f"          4: stim[{hi}:{lo}] = {_corner_value(port, 'max_signed')};",
-            f"          5: stim[{hi}:{lo}] = {_corner_value(port, 'one')};",
-            f"          6: stim[{hi}:{lo}] = {_corner_value(port, 'max_1')};",
+            "        case (r)",
+            f"          0: fresh[{hi}:{lo}] = 0;",
+            f"          1: fresh[{hi}:{lo}] = ~0;",
+            f"          2: begin k = $unsigned($random(seed)) % {w}; fresh[{hi}:{lo}] = 1; "
+            f"fresh[{hi}:{lo}] = fresh[{hi}:{lo}] << k; end",
+            f"          3: fresh[{hi}:{lo}] = {_corner_value(port, 'min_signed')};",
+            f"          4: fresh[{hi}:{lo}] = {_corner_value(port, 'max_signed')};",
+            f"          5: fresh[{hi}:{lo}] = {_corner_value(port, 'one')};",
+            f"          6: fresh[{hi}:{lo}] = {_corner_value(port, 'max_1')};",
             "          default: ;",
             "        endcase",
         ]
-    lines += ["      end", "    end", "  endtask"]
+    lines += ["        if (mode == 2) stim = fresh;", "        else begin"]
+    for port in data:
+        hi, lo = slices[port.name]
+        lines.append(f"          if (($random(seed) & (mode == 3 ? 7 : 63)) == 0) stim[{hi}:{lo}] = fresh[{hi}:{lo}];")
+    lines += ["        end", "      end", "    end", "  endtask"]
     return lines
 
 
@@ -188,6 +199,10 @@ def _combinational_body(data: list[Port], slices, stim: Stimulus, total_bits: in
     elif total_bits <= stim.exhaustive_bits:
         lines += [f"    for (i = 0; i < {1 << total_bits}; i = i + 1) begin",
                   "      stim = i;", "      #1 check; cycle = cycle + 1;", "    end"]
+        # then random order: a latch (incomplete case) holds its previous value, which the
+        # ascending order can make look right
+        lines += [f"    for (i = 0; i < {stim.vectors}; i = i + 1) begin",
+                  "      drive_inputs(2);", "      #1 check; cycle = cycle + 1;", "    end"]
     else:
         apply("stim = 0;")
         apply("stim = ~0;")
@@ -261,10 +276,13 @@ def _sequential_body(iface: ModuleInterface, stim: Stimulus, total_bits: int) ->
         lines.append(f"    {_sig(clk.name)} = 1'b{1 if clk.edge == 'negedge' else 0};")
     for r in resets:
         lines.append(f"    {_sig(r.name)} = 1'b{1 - r.active_level};")
+    # initial values (``initial q = 0``) before the first clock edge
+    lines += ["    #1 check;", "    #1 check;"]
+    # sequence 0: data inputs all zero, 1: all ones, then fast-changing and slow-changing random
     lines += [f"    for (seq = 0; seq < {stim.sequences}; seq = seq + 1)",
-              f"      run_sequence({stim.cycles}, seq < 2 ? seq : 2, 1);"]
+              f"      run_sequence({stim.cycles}, seq < 2 ? seq : 2 + seq % 3, 1);"]
     if stim.long_cycles > 0:
-        lines += [f"    seq = {stim.sequences};", f"    run_sequence({stim.long_cycles}, 2, 0);"]
+        lines += [f"    seq = {stim.sequences};", f"    run_sequence({stim.long_cycles}, 4, 0);"]
     lines += ["    `VERIRL_REPORT(passed, total)", "  end"]
     return lines
 

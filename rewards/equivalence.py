@@ -249,7 +249,10 @@ def simulate_equivalence(gold_code: str, cand_code: str, iface: ModuleInterface,
         # both designs run in one simulation: a runaway one (combinational loop, huge memory) stops it
         return EquivResult("error", "simulation", reason=f"simulation {sim.failure}: a design loops or is too "
                            "large for the limits", fault=sim.failure, timings=timings, log=sim.log)
-    at_fault = "golden" if "verirl_ref.v" in sim.log and "verirl_cand.v" not in sim.log else "candidate"
+    # the golden design failing too means the tools cannot handle it (Icarus lacks some SystemVerilog)
+    golden_failed = any(line.startswith("verirl_ref.v:") and ("error" in line or "sorry" in line)
+                        for line in sim.log.splitlines())
+    at_fault = "golden" if golden_failed else "candidate"
     return EquivResult("error", "simulation", reason=f"simulation failed ({sim.failure})", fault=at_fault,
                        timings=timings, log=sim.log)
 

@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             res = check_equivalence(gold, code, "TopModule", config=config)
             return {"problem": name, "role": role, "kind": kind, "where": where, "tb": tb, "verdict": res.verdict,
                     "method": res.method, "seconds": time.monotonic() - start, "reason": res.reason[:200],
+                    "fault": res.fault,
                     "sequential": iface.sequential}
 
         start = time.monotonic()
@@ -309,16 +310,16 @@ def main(argv: list[str] | None = None) -> int:
         rewrites = [r for r in rows if r["role"] == "rewrite"]
         killed = sum(r["verdict"] in ("not_equivalent", "interface_mismatch") for r in muts)
         undecided = sum(r["verdict"] == "error" for r in muts)
-        false_alarms = [r for r in rewrites if r["verdict"] != "equivalent" and not
-                        (method == "formal" and r["verdict"] == "error")]
+        false_alarms = [r for r in rewrites if r["verdict"] in ("not_equivalent", "interface_mismatch")]
+        unsupported = [r for r in rewrites if r["verdict"] == "error"]
         missed_vs_tb = [r for r in muts if r["tb"] == "fail" and r["verdict"] not in ("not_equivalent",
                                                                                      "interface_mismatch")]
         times = [r["seconds"] for r in rows]
         decided_by = {m: sum(r["method"] == m for r in rows) for m in ("formal", "simulation")}
         print(f"  {method:10s}: killed {killed}/{n_mut} mutants ({100.0 * killed / max(n_mut, 1):.1f}%), "
               f"errors/undecided {undecided}; missed where the testbench kills: {len(missed_vs_tb)}; "
-              f"rewrites {len(rewrites)}: false alarms {len(false_alarms)}"
-              + (f", undecided {sum(r['verdict'] == 'error' for r in rewrites)}" if method == "formal" else ""))
+              f"rewrites {len(rewrites)}: false alarms {len(false_alarms)}, not decided {len(unsupported)} "
+              f"({', '.join(sorted({r['problem'] for r in unsupported})[:4])}{' ...' if len(unsupported) > 4 else ''})")
         print(f"  {'':10s}  {len(rows)} checks in {wall[method]:.1f} s with {args.workers} workers = "
               f"{len(rows) / wall[method]:.1f} checks/s; per check median {statistics.median(times):.3f} s, "
               f"p90 {sorted(times)[int(0.9 * (len(times) - 1))]:.3f} s, max {max(times):.2f} s; decided by {decided_by}")

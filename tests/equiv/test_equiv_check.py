@@ -71,9 +71,9 @@ def _sim(**kw) -> EquivConfig:
 def test_combinational_equivalent_by_formal_and_simulation():
     auto = check_equivalence(ADDER, ADDER_REWRITE)
     assert auto.verdict == "equivalent" and auto.method == "formal"
-    sim = check_equivalence(ADDER, ADDER_REWRITE, config=_sim())
+    sim = check_equivalence(ADDER, ADDER_REWRITE, config=_sim(vectors=100))
     assert sim.verdict == "equivalent" and sim.method == "simulation"
-    assert sim.total == 256 and sim.passed == 256  # 8 input bits: exhaustive
+    assert sim.total == 256 + 100 and sim.passed == sim.total  # 8 input bits: exhaustive, then random
 
 
 def test_combinational_bug_found_with_counterexample():
@@ -192,3 +192,38 @@ def test_parse_counterexample_ignores_noise():
     assert cex["time"] == 12 and cex["sequence"] == 1 and cex["cycle"] == 3
     assert cex["inputs"] == {"a": "4'h3"} and cex["mismatched"] == ["y"]
     assert parse_counterexample("nothing here") is None
+
+
+KMAP = """module k(input [1:0] x, output reg f);
+  always @(*) case (x) 2'd0: f = 1; 2'd1: f = 1; 2'd2: f = 0; 2'd3: f = 1; endcase
+endmodule"""
+KMAP_LATCH = KMAP.replace("2'd1: f = 1; ", "")  # x == 1 keeps f from x == 0 in ascending order
+
+INIT = """module i(input clk, input [3:0] d, output reg [3:0] q);
+  initial q = 4'h0;
+  always @(posedge clk) q <= d;
+endmodule"""
+
+FALL = """module fall(input clk, input areset, input ground, output splat);
+  reg [4:0] n;
+  always @(posedge clk, posedge areset)
+    if (areset) n <= 0; else if (ground) n <= 0; else if (n != 5'd31) n <= n + 1'b1;
+  assign splat = ground & (n >= 5'd20);
+endmodule"""
+
+
+def test_latch_exposed_by_random_order_after_the_exhaustive_pass():
+    assert check_equivalence(KMAP, KMAP_LATCH, config=_sim()).verdict == "not_equivalent"
+    assert check_equivalence(KMAP, KMAP_LATCH).verdict == "not_equivalent"  # formal refuses latches
+
+
+def test_initial_values_are_compared_before_the_first_edge():
+    res = check_equivalence(INIT, INIT.replace("4'h0;", "4'h1;"), config=_sim())
+    assert res.verdict == "not_equivalent" and res.counterexample["cycle"] == 0
+
+
+def test_slow_changing_inputs_reach_conditions_held_for_many_cycles():
+    # the golden splats only after 20 cycles with ground low: 2^-40 with fast-changing inputs
+    never = FALL.replace("(n >= 5'd20)", "1'b0")
+    res = check_equivalence(FALL, never, config=_sim())
+    assert res.verdict == "not_equivalent" and res.counterexample["expected"]["splat"] == "1'h1"

@@ -107,7 +107,7 @@ def eval_reward_config(ppa: bool = False, liberty: str | None = None):
 
 
 def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results_path: str | None = None,
-                  chunk_size: int = 64, progress: Callable[[int, int], None] | None = None) -> list[dict]:
+                  chunk_size: int = 256, progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Score ``samples`` and return one result row per sample (see :func:`result_row`).
 
     With ``results_path``, rows already there for the same completion are reused and new rows are appended

@@ -1,0 +1,106 @@
+"""Benchmark ``verirl eval`` scoring against a straightforward one-problem-at-a-time loop of the official harness.
+
+The same completions for every VerilogEval v2 spec-to-RTL problem (by default each problem's reference solution
+and one single-operator mutant of it, so that both verdicts occur) are scored twice in one run:
+
+1. *naive*: for each sample in turn, ``iverilog -Wall -Winfloop -Wno-timescale -g2012 -s tb`` on sample, testbench
+   and reference, then ``vvp -n``, verdict as VerilogEval's ``sv-iv-analyze`` reads the log
+   (:mod:`verirl.eval.official`; tools run in the sandbox, one at a time);
+2. *verirl*: the reward pool with ``--workers`` parallel jobs (sanitizer, syntax check, reference check,
+   simulation), as ``verirl eval --completions`` does, with a cold cache.
+
+Printed: both wall-clock times, their ratio, samples per second, and every sample whose verdict differs.
+
+    python scripts/bench_eval.py [--bench-dir ../shared/bench/verilog-eval-v2] [--workers 2] [--limit N]
+                                 [--no-mutants] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+_SWAPS = ((" & ", " | "), (" | ", " & "), (" ^ ", " & "), (" + ", " - "), (" - ", " + "), ("~", ""),
+          ("posedge", "negedge"), ("1'b0", "1'b1"), ("1'b1", "1'b0"))
+
+
+def mutant(code: str) -> str | None:
+    """The reference with its first swappable operator or constant changed (None when nothing applies)."""
+    body_start = code.find(");")  # leave the port list alone
+    for old, new in _SWAPS:
+        at = code.find(old, body_start + 2 if body_start >= 0 else 0)
+        if at >= 0:
+            return code[:at] + new + code[at + len(old):]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser.add_argument("--bench-dir", default=os.path.join(here, "..", "..", "shared", "bench", "verilog-eval-v2"),
+                        help="VerilogEval v2 checkout (default ../shared/bench/verilog-eval-v2)")
+    parser.add_argument("--workers", type=int, default=2, help="verirl scoring workers (default 2)")
+    parser.add_argument("--limit", type=int, help="only the first N problems")
+    parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions")
+    parser.add_argument("--json", help="also write the figures and disagreements to this file")
+    args = parser.parse_args(argv)
+
+    from verirl.eval.benchmarks import load_benchmark
+    from verirl.eval.official import official_verdict
+    from verirl.eval.prompts import as_completion, extract_code, reference_completion
+    from verirl.eval.scoring import Sample, make_pool, score_samples
+
+    bench = load_benchmark("verilog-eval-v2", args.bench_dir, "spec-to-rtl")
+    problems = list(bench.problems.values())[: args.limit]
+    samples = []
+    for p in problems:
+        ref = reference_completion(p)
+        samples.append(Sample(p.task_id, 0, ref))
+        if not args.no_mutants:
+            code = mutant(re.sub(r"\bRefModule\b", p.top, p.reference))
+            if code:
+                samples.append(Sample(p.task_id, 1, as_completion(code)))
+    print(f"{len(samples)} samples for {len(problems)} problems ({bench.root}, commit {bench.commit})")
+
+    start = time.monotonic()
+    naive = []
+    for s in samples:
+        problem = bench.problems[s.task_id]
+        naive.append(official_verdict(problem, extract_code(problem, bench.task, s.completion)))
+    naive_seconds = time.monotonic() - start
+    print(f"naive one-at-a-time loop: {naive_seconds:7.2f} s  ({len(samples) / naive_seconds:5.1f} samples/s)")
+
+    start = time.monotonic()
+    with make_pool(workers=args.workers) as pool:
+        rows = score_samples(bench, samples, pool)
+    verirl_seconds = time.monotonic() - start
+    print(f"verirl ({args.workers} workers):        {verirl_seconds:7.2f} s  "
+          f"({len(samples) / verirl_seconds:5.1f} samples/s)")
+    ratio = naive_seconds / verirl_seconds
+    print(f"speed-up: {ratio:.2f}x")
+
+    differ = [(s.task_id, s.sample_index, v.passed, v.failure, r["passed"], r["failure"])
+              for s, v, r in zip(samples, naive, rows) if v.passed != r["passed"]]
+    passed = sum(1 for r in rows if r["passed"])
+    print(f"verdicts: {len(samples) - len(differ)}/{len(samples)} identical; verirl passed {passed}, naive passed "
+          f"{sum(1 for v in naive if v.passed)}")
+    for task, index, npass, nfail, vpass, vfail in differ:
+        print(f"  {task} sample {index}: naive {'pass' if npass else nfail}, verirl {'pass' if vpass else vfail}")
+    class_differ = sum(1 for v, r in zip(naive, rows) if v.passed == r["passed"] and v.failure != r["failure"])
+    print(f"failure classes: {class_differ} samples with the same verdict but another class")
+    ref_fail = [s.task_id for s, r in zip(samples, rows) if s.sample_index == 0 and not r["passed"]]
+    print(f"references failing their own testbench ({len(ref_fail)}): {', '.join(ref_fail) or 'none'}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"samples": len(samples), "naive_seconds": naive_seconds, "verirl_seconds": verirl_seconds,
+                       "ratio": ratio, "workers": args.workers, "differ": differ, "references_failing": ref_fail},
+                      fh, indent=2)
+    return 0 if not differ else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

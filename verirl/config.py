@@ -107,7 +107,7 @@ class VerirlArgs:
     dataset: str = field(
         default="",
         metadata={
-            "help": "training data: a JSONL file, a folder written by datasets' save_to_disk, or a folder of JSONL "
+            "help": "training data: a JSONL or Parquet file, a folder written by datasets' save_to_disk, or a folder of JSONL "
             "files. RL trainers read the task schema (id, prompt, top, reference, ...); SFT reads "
             "prompt/completion or messages (tasks with a `reference` are turned into prompt/completion); DPO reads "
             "prompt/chosen/rejected"

@@ -42,8 +42,12 @@ def _read_jsonl(path: str) -> list[dict[str, Any]]:
 
 
 def load_rows(path: str, split: str = "train") -> list[dict[str, Any]]:
-    """Rows of a JSONL file, a folder of JSONL files, or a folder written by ``save_to_disk``."""
+    """Rows of a JSONL or Parquet file, a folder of JSONL files, or a folder written by ``save_to_disk``."""
     if os.path.isfile(path):
+        if path.endswith(".parquet"):
+            from datasets import Dataset
+
+            return [dict(r) for r in Dataset.from_parquet(path)]
         return _read_jsonl(path)
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "dataset_dict.json")) or os.path.exists(

@@ -150,9 +150,12 @@ class TransformersBackend(LLMBackend):
             batch = [self._render(m) for m in conversations[start : start + cfg.batch_size]]
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             torch.manual_seed(seed + start)
-            kwargs = {"max_new_tokens": cfg.max_new_tokens, "num_return_sequences": n,
+            sample = cfg.temperature > 0
+            # greedy decoding gives one answer per prompt: generate it once and repeat it n times
+            per_prompt = n if sample else 1
+            kwargs = {"max_new_tokens": cfg.max_new_tokens, "num_return_sequences": per_prompt,
                       "pad_token_id": self.tokenizer.pad_token_id}
-            if cfg.temperature > 0:
+            if sample:
                 kwargs.update(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p)
             else:
                 kwargs.update(do_sample=False)
@@ -161,7 +164,8 @@ class TransformersBackend(LLMBackend):
             new = seqs[:, enc["input_ids"].shape[1]:]
             texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
             for i in range(len(batch)):
-                out.append(texts[i * n : (i + 1) * n])
+                group = texts[i * per_prompt : (i + 1) * per_prompt]
+                out.append(group if sample else group * n)
         return out
 
     def close(self) -> None:

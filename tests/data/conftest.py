@@ -27,6 +27,7 @@ def _llm_server_session():
         def do_POST(self):  # noqa: N802 - http.server API
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length))
+            state.auth.append(self.headers.get("Authorization"))
             if self.path.rstrip("/") != "/v1/chat/completions":
                 status, payload = 404, {"error": "not found"}
             else:

@@ -82,9 +82,12 @@ class MockLLM:
 
     def reset(self) -> None:
         self.requests: list[dict] = []
+        self.auth: list[str | None] = []
         self.delay = 0.0
         self.fail_with: int | None = None
         self.reject_tops: set[str] = set()
+        self.variants: dict[str, list[str]] = {}
+        """top → answers given to choices 0, 1, 2, ... in turn (instead of REWRITES[top])"""
 
     def answer(self, body: dict) -> tuple[int, dict]:
         with self.lock:
@@ -106,8 +109,10 @@ class MockLLM:
             text = REWRITES.get(top, "No idea.")
         if top in self.reject_tops:
             return 400, {"error": {"message": "context length exceeded"}}
+        texts = [self.variants[top][i % len(self.variants[top])] if top in self.variants else text
+                 for i in range(n)]
         return 200, {"id": "mock", "object": "chat.completion", "model": body.get("model"),
-                     "choices": [{"index": i, "message": {"role": "assistant", "content": text},
-                                  "finish_reason": "stop"} for i in range(n)]}
+                     "choices": [{"index": i, "message": {"role": "assistant", "content": t},
+                                  "finish_reason": "stop"} for i, t in enumerate(texts)]}
 
 

@@ -68,6 +68,17 @@ def _decl(port: Port) -> str:
 
 def generate_testbench(iface: ModuleInterface, stim: Stimulus, ref_prefix: str = "ref_") -> str:
     """Verilog source of the equivalence testbench (top module :data:`TB_TOP`) for ``iface``."""
+    lines, slices, total_bits = _head(iface, stim, ref_prefix)
+    if iface.sequential or iface.clocks:
+        lines += _sequential_body(iface, stim, total_bits)
+    else:
+        lines += _combinational_body(list(iface.data_inputs), slices, stim, total_bits)
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def _head(iface: ModuleInterface, stim: Stimulus, ref_prefix: str = "ref_"):
+    """Declarations, the two instances and the ``check``/``drive_inputs`` tasks."""
     top = iface.name
     data = list(iface.data_inputs)
     outputs = list(iface.outputs)
@@ -82,11 +93,9 @@ def generate_testbench(iface: ModuleInterface, stim: Stimulus, ref_prefix: str =
         slices[port.name] = (hi, lo)
         lines.append(f"  wire {_decl(port)}{_sig(port.name)} = stim[{hi}:{lo}];")
         offset += port.width
-    clocks = list(iface.clocks)
-    resets = list(iface.resets)
-    for clk in clocks:
+    for clk in iface.clocks:
         lines.append(f"  reg {_sig(clk.name)};")
-    for rst in resets:
+    for rst in iface.resets:
         lines.append(f"  reg {_sig(rst.name)};")
     for port in outputs:
         lines.append(f"  wire {_decl(port)}{_out('dut', port)};")
@@ -103,11 +112,34 @@ def generate_testbench(iface: ModuleInterface, stim: Stimulus, ref_prefix: str =
     lines.append("  reg reported;")
     lines += _check_task(iface, stim)
     lines += _random_task(data, slices, total_bits)
-    if iface.sequential or clocks:
-        lines += _sequential_body(iface, stim, total_bits)
-    else:
-        lines += _combinational_body(data, slices, stim, total_bits)
-    lines.append("endmodule")
+    return lines, slices, total_bits
+
+
+def trace_testbench(iface: ModuleInterface, trace: list[dict[str, int]]) -> str:
+    """Replay a per-cycle input trace (a bounded-check model) on a single-clock design.
+
+    Each step: inputs and resets take the step's values, outputs are compared, then one active clock
+    edge. An asynchronous reset therefore acts within its step, a synchronous one at the step's edge,
+    as in the Yosys model after ``async2sync``.
+    """
+    if len(iface.clocks) != 1:
+        raise ValueError("trace replay needs exactly one clock")
+    clk = iface.clocks[0]
+    active, idle = ("1'b0", "1'b1") if clk.edge == "negedge" else ("1'b1", "1'b0")
+    lines, slices, _ = _head(iface, Stimulus())
+    resets = {r.name for r in iface.resets}
+    lines += ["  initial begin", "    seed = 1; passed = 0; total = 0; seq = 0; cycle = 0; reported = 0;",
+              f"    stim = 0; {_sig(clk.name)} = {idle};"]
+    for step in trace:
+        for name, value in sorted(step.items()):
+            if name in slices:
+                hi, lo = slices[name]
+                lines.append(f"    stim[{hi}:{lo}] = {hi - lo + 1}'h{value & ((1 << (hi - lo + 1)) - 1):x};")
+            elif name in resets:
+                lines.append(f"    {_sig(name)} = 1'b{value & 1};")
+        lines += ["    #1 check;", f"    #1 {_sig(clk.name)} = {active};", f"    #1 {_sig(clk.name)} = {idle};",
+                  "    #1 cycle = cycle + 1;"]
+    lines += ["    `VERIRL_REPORT(passed, total)", "  end", "endmodule"]
     return "\n".join(lines) + "\n"
 
 
@@ -289,25 +321,18 @@ def _sequential_body(iface: ModuleInterface, stim: Stimulus, total_bits: int) ->
 
 def directed_testbench(iface: ModuleInterface, vectors: list[dict[str, int]]) -> str:
     """A combinational testbench applying exactly ``vectors`` (data-input name -> value), e.g. a SAT model."""
-    data = list(iface.data_inputs)
-    offset = 0
-    slices: dict[str, tuple[int, int]] = {}
-    for port in data:
-        slices[port.name] = (offset + port.width - 1, offset)
-        offset += port.width
-    body = ["  initial begin", "    seed = 1; passed = 0; total = 0; seq = 0; cycle = 0; reported = 0;"]
+    comb = dataclasses.replace(iface, sequential=False, clocks=(), resets=())
+    lines, slices, _ = _head(comb, Stimulus())
+    lines += ["  initial begin", "    seed = 1; passed = 0; total = 0; seq = 0; cycle = 0; reported = 0;"]
     for vector in vectors:
-        body.append("    stim = 0;")
-        for name, value in vector.items():
+        lines.append("    stim = 0;")
+        for name, value in sorted(vector.items()):
             if name in slices and isinstance(value, int) and value >= 0:
                 hi, lo = slices[name]
-                body.append(f"    stim[{hi}:{lo}] = {hi - lo + 1}'h{value & ((1 << (hi - lo + 1)) - 1):x};")
-        body.append("    #1 check; cycle = cycle + 1;")
-    body += ["    `VERIRL_REPORT(passed, total)", "  end"]
-    tb = generate_testbench(dataclasses.replace(iface, sequential=False, clocks=(), resets=()),
-                            Stimulus(vectors=1, exhaustive_bits=0))
-    head, _, _ = tb.partition("  initial begin")
-    return head + "\n".join(body) + "\nendmodule\n"
+                lines.append(f"    stim[{hi}:{lo}] = {hi - lo + 1}'h{value & ((1 << (hi - lo + 1)) - 1):x};")
+        lines.append("    #1 check; cycle = cycle + 1;")
+    lines += ["    `VERIRL_REPORT(passed, total)", "  end", "endmodule"]
+    return "\n".join(lines) + "\n"
 
 
 def parse_counterexample(stdout: str) -> dict | None:

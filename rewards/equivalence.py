@@ -59,6 +59,8 @@ class EquivConfig:
     formal_timeout: float = dataclasses.field(default=10.0, metadata={"help": "seconds for the Yosys run"})
     induction_depth: int = dataclasses.field(default=4, metadata={"help": (
         "sequential formal: equiv_simple/equiv_induct unrolling depth")})
+    bmc_depth: int = dataclasses.field(default=20, metadata={"help": (
+        "sequential formal: cycles of the bounded check from reset after a failed induction (0: skip it)")})
     sim_timeout: float = dataclasses.field(default=20.0, metadata={"help": "seconds for one simulation run"})
     sandbox: SandboxConfig | None = dataclasses.field(default=None, metadata={"help": (
         "containment of the tools (default: rewards.sandbox.SandboxConfig())")})
@@ -69,7 +71,7 @@ class EquivConfig:
         for name in ("sequences", "cycles", "vectors", "induction_depth"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"EquivConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("long_cycles", "reset_pulses", "exhaustive_bits"):
+        for name in ("long_cycles", "reset_pulses", "exhaustive_bits", "bmc_depth"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"EquivConfig.{name} must be a non-negative integer, got {getattr(self, name)!r}")
         if self.exhaustive_bits > 24:
@@ -151,26 +153,15 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
         return EquivResult("error", reason=f"candidate design: {exc}", fault="candidate", interface=iface.to_dict())
 
     result: EquivResult | None = None
+    outcome = None
     if config.method in ("auto", "formal"):
         from .formal import formal_check
 
         t0 = time.monotonic()
-        outcome = formal_check(gold_code, cand_code, iface, config)
+        # auto, sequential: the induction proof first, simulation next, the bounded check last
+        outcome = formal_check(gold_code, cand_code, iface, config, bounded=config.method == "formal")
         timings["formal"] = time.monotonic() - t0
-        if outcome.verdict == "equivalent":
-            result = EquivResult("equivalent", "formal", reason=outcome.reason, log=outcome.log)
-        elif outcome.verdict == "not_equivalent":
-            # replay the SAT model in simulation so the counterexample is in simulation terms
-            t0 = time.monotonic()
-            replay = simulate_equivalence(gold_code, cand_code, iface, config, vectors=[outcome.vector])
-            timings["replay"] = time.monotonic() - t0
-            if replay.verdict == "not_equivalent":
-                replay.method = "formal"
-                replay.reason = "SAT found a distinguishing input; replayed in simulation"
-                result = replay
-            else:
-                logger.info("SAT counterexample for %s did not replay in simulation (%s); simulating", top,
-                            replay.reason)
+        result = _decided(outcome, gold_code, cand_code, iface, config, timings)
         if result is None and config.method == "formal":
             result = EquivResult("error", "formal", reason=f"formal check undecided: {outcome.reason}",
                                  log=outcome.log)
@@ -178,10 +169,48 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
         t0 = time.monotonic()
         result = simulate_equivalence(gold_code, cand_code, iface, config)
         timings["simulation"] = time.monotonic() - t0
+        if (result.verdict == "equivalent" and config.method == "auto" and iface.sequential
+                and config.bmc_depth > 0 and outcome is not None
+                and "Assertion failed" not in outcome.reason):  # initial values or latches: no model
+            from .formal import bounded_check
+
+            t0 = time.monotonic()
+            bmc = bounded_check(gold_code, cand_code, iface, config)
+            timings["bounded"] = time.monotonic() - t0
+            found = _decided(bmc, gold_code, cand_code, iface, config, timings)
+            if found is not None and found.verdict == "not_equivalent":
+                logger.info("bounded check found a difference in %s that random simulation missed", top)
+                result = found
+            elif bmc.reason:
+                result.reason = f"simulation found no difference; {bmc.reason}"
     result.interface = iface.to_dict()
     timings["total"] = time.monotonic() - start
     result.timings = {**timings, **result.timings}
     return result
+
+
+def _decided(outcome, gold_code: str, cand_code: str, iface: ModuleInterface, config: EquivConfig,
+             timings: dict[str, float]) -> EquivResult | None:
+    """The result a formal outcome decides (a counterexample is replayed in simulation), or ``None``."""
+    if outcome.verdict == "equivalent":
+        return EquivResult("equivalent", "formal", reason=outcome.reason, log=outcome.log)
+    if outcome.verdict != "not_equivalent":
+        return None
+    t0 = time.monotonic()
+    if outcome.trace:
+        replay = simulate_equivalence(gold_code, cand_code, iface, config, trace=outcome.trace)
+    else:
+        replay = simulate_equivalence(gold_code, cand_code, iface, config, vectors=[outcome.vector])
+    timings["replay"] = time.monotonic() - t0
+    if replay.verdict != "not_equivalent":
+        logger.info("formal counterexample for %s did not replay in simulation (%s); simulating", iface.name,
+                    replay.reason or replay.verdict)
+        return None
+    replay.method = "formal"
+    replay.reason = f"{outcome.reason}: a distinguishing input found by SAT, replayed in simulation"
+    if replay.counterexample is not None and outcome.trace:
+        replay.counterexample["trace"] = outcome.trace[: replay.counterexample["cycle"] + 1]
+    return replay
 
 
 def interface_differences(golden: ModuleInterface, candidate: ModuleInterface) -> list[str]:
@@ -220,13 +249,17 @@ def merge_clocking(golden: ModuleInterface, candidate: ModuleInterface) -> Modul
 
 
 def simulate_equivalence(gold_code: str, cand_code: str, iface: ModuleInterface, config: EquivConfig,
-                         vectors: list[dict[str, int]] | None = None) -> EquivResult:
-    """Run the generated testbench; ``vectors`` replays given input vectors (combinational) instead."""
-    from .equiv_tb import TB_TOP, directed_testbench, generate_testbench, parse_counterexample
+                         vectors: list[dict[str, int]] | None = None,
+                         trace: list[dict[str, int]] | None = None) -> EquivResult:
+    """Run the generated testbench; ``vectors`` (combinational) or ``trace`` (one clock) replays a
+    formal model instead."""
+    from .equiv_tb import TB_TOP, directed_testbench, generate_testbench, parse_counterexample, trace_testbench
     from .simulate import simulate
     from .task import Task
 
-    if vectors is not None:
+    if trace is not None:
+        tb = trace_testbench(iface, trace)
+    elif vectors is not None:
         tb = directed_testbench(iface, vectors)
     else:
         tb = generate_testbench(iface, config.stimulus())

@@ -7,9 +7,11 @@
 * **Sequential** designs (one clock, one edge): ``equiv_make`` pairs the two designs' outputs and
   same-named registers, then ``equiv_simple -seq N`` and ``equiv_induct -seq N`` try an induction
   proof (asynchronous resets are first turned into synchronous logic by ``async2sync``). A proof is
-  ``equivalent``; a failed proof decides nothing (registers may be encoded differently), and the
-  caller falls back to simulation. Designs with register initial values are left to simulation,
-  because induction does not look at the initial state.
+  ``equivalent``. A failed proof decides nothing by itself (registers may be encoded differently):
+  a bounded check from reset follows (miter, every register undefined, every reset active in the
+  first cycle, ``sat -seq K``); a model is ``not_equivalent`` with the input trace (replayed in
+  simulation by the caller); no model within K cycles is not a proof, and the caller simulates.
+  Designs with register initial values are left to simulation, because neither check looks at them.
 
 Model text never reaches a Yosys command line: the sources are written to fixed file names, the
 script is built from fixed text plus the top module name, which the caller validated as a plain
@@ -38,7 +40,9 @@ class FormalOutcome:
     """``equivalent``, ``not_equivalent`` or ``undecided``."""
     reason: str = ""
     vector: dict[str, int] = dataclasses.field(default_factory=dict)
-    """For ``not_equivalent``: a distinguishing value of every data input."""
+    """For a combinational ``not_equivalent``: a distinguishing value of every data input."""
+    trace: list[dict[str, int]] = dataclasses.field(default_factory=list)
+    """For a sequential ``not_equivalent``: input values (resets included) per clock cycle from reset."""
     log: str = ""
     elapsed: float = 0.0
 
@@ -79,35 +83,55 @@ def sequential_script(top: str, depth: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def formal_check(gold_code: str, cand_code: str, iface: ModuleInterface, config) -> FormalOutcome:
-    """Run the Yosys check that fits ``iface``; sources must already be sanitized."""
+def bmc_script(top: str, depth: int, resets: list[tuple[str, int]]) -> str:
+    """Bounded check from reset: every reset active in step 1, free inputs for ``depth`` steps."""
+    lines = [*_read("gold.v", top, _GOLD), "design -stash verirl_gold_design", *_read("gate.v", top, _GATE),
+             f"design -copy-from verirl_gold_design -as {_GOLD} {_GOLD}",
+             f"select -assert-none {_LATCHES}",
+             "async2sync",
+             f"miter -equiv -flatten -make_outputs -ignore_gold_x {_GOLD} {_GATE} {_MITER}",
+             f"hierarchy -top {_MITER}"]
+    sets = " ".join(f"-set-at 1 in_{name} {level}" for name, level in resets)
+    lines.append(f"sat -seq {depth} {sets} -prove trigger 0 -enable_undef -set-init-undef -set-def-inputs "
+                 f"-show-inputs {_MITER}")
+    return "\n".join(lines) + "\n"
+
+
+def _run_yosys(gold_code: str, cand_code: str, script: str, config, timeout: float):
+    yosys = find_tool("yosys")
+    files = {"gold.v": gold_code, "gate.v": cand_code, "check.ys": script}
+    with Workspace(files, config.sandbox) as ws:
+        run = ws.run([yosys, "-q", "-l", "yosys.log", "-s", "check.ys"], timeout=timeout)
+        log = (ws.read("yosys.log", limit=4 << 20) or b"").decode("utf-8", errors="replace")
+    return run, log
+
+
+def _abnormal(run, top: str) -> str | None:
+    if run.timed_out:
+        return "yosys ran past its time budget"
+    if run.signal is not None or run.output_flood or run.killed_by_limit:
+        logger.warning("yosys stopped abnormally on %s (signal %s); falling back to simulation", top, run.signal)
+        return "yosys stopped abnormally"
+    return None
+
+
+def formal_check(gold_code: str, cand_code: str, iface: ModuleInterface, config, *,
+                 bounded: bool = True) -> FormalOutcome:
+    """Run the Yosys checks that fit ``iface``; sources must already be sanitized.
+
+    For sequential designs ``bounded=False`` tries the induction proof only (the caller may run
+    :func:`bounded_check` later, e.g. after simulation found no difference).
+    """
     top = iface.name
     if not is_identifier(top):
         raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
     if iface.sequential:
-        if len(iface.clocks) != 1 or iface.clocks[0].edge == "both" or iface.internal_clocks:
-            return FormalOutcome("undecided", "multi-clock, dual-edge or derived clocks: left to simulation")
-        script = sequential_script(top, config.induction_depth)
-    else:
-        script = combinational_script(top)
-    yosys = find_tool("yosys")
-    files = {"gold.v": gold_code, "gate.v": cand_code, "check.ys": script}
-    with Workspace(files, config.sandbox) as ws:
-        run = ws.run([yosys, "-q", "-l", "yosys.log", "-s", "check.ys"], timeout=config.formal_timeout)
-        log = (ws.read("yosys.log", limit=1 << 20) or b"").decode("utf-8", errors="replace")
+        return _sequential(gold_code, cand_code, iface, config, bounded)
+    run, log = _run_yosys(gold_code, cand_code, combinational_script(top), config, config.formal_timeout)
     tail = log[-3000:]
-    if run.timed_out:
-        return FormalOutcome("undecided", f"yosys ran past its {config.formal_timeout:g} s budget", log=tail,
-                             elapsed=run.elapsed)
-    if run.signal is not None or run.output_flood or run.killed_by_limit:
-        logger.warning("yosys stopped abnormally on %s (signal %s); falling back to simulation", top, run.signal)
-        return FormalOutcome("undecided", "yosys stopped abnormally", log=tail, elapsed=run.elapsed)
-    if iface.sequential:
-        if run.ok and "Equivalence successfully proven!" in log:
-            return FormalOutcome("equivalent", "induction proof (equiv_simple/equiv_induct)", log=tail,
-                                 elapsed=run.elapsed)
-        return FormalOutcome("undecided", _why(run.output or log, "induction did not prove every output"),
-                             log=tail, elapsed=run.elapsed)
+    problem = _abnormal(run, top)
+    if problem:
+        return FormalOutcome("undecided", problem, log=tail, elapsed=run.elapsed)
     if run.ok and "SAT proof finished - no model found: SUCCESS!" in log:
         return FormalOutcome("equivalent", "SAT miter proof", log=tail, elapsed=run.elapsed)
     if run.ok and "SAT proof finished - model found: FAIL!" in log:
@@ -117,6 +141,60 @@ def formal_check(gold_code: str, cand_code: str, iface: ModuleInterface, config)
         return FormalOutcome("not_equivalent", "SAT miter model", vector=vector, log=tail, elapsed=run.elapsed)
     return FormalOutcome("undecided", _why(run.output or log, "yosys did not finish the proof"), log=tail,
                          elapsed=run.elapsed)
+
+
+def _single_clock(iface: ModuleInterface) -> str | None:
+    if len(iface.clocks) != 1 or iface.clocks[0].edge == "both" or iface.internal_clocks:
+        return "multi-clock, dual-edge or derived clocks: left to simulation"
+    if not all(is_identifier(p.name) for p in iface.ports):
+        return "escaped port names: left to simulation"
+    return None
+
+
+def _sequential(gold_code: str, cand_code: str, iface: ModuleInterface, config, bounded: bool) -> FormalOutcome:
+    top = iface.name
+    unsupported = _single_clock(iface)
+    if unsupported:
+        return FormalOutcome("undecided", unsupported)
+    budget = config.formal_timeout
+    run, log = _run_yosys(gold_code, cand_code, sequential_script(top, config.induction_depth), config, budget)
+    if run.ok and "Equivalence successfully proven!" in log:
+        return FormalOutcome("equivalent", "induction proof (equiv_simple/equiv_induct)", log=log[-3000:],
+                             elapsed=run.elapsed)
+    why = _abnormal(run, top) or _why(run.output or log, "induction did not prove every output")
+    outcome = FormalOutcome("undecided", why, log=log[-3000:], elapsed=run.elapsed)
+    if not bounded or config.bmc_depth <= 0 or budget - run.elapsed < 0.5:
+        return outcome
+    found = bounded_check(gold_code, cand_code, iface, config, budget - run.elapsed)
+    found.elapsed += run.elapsed
+    if found.verdict == "undecided":
+        found.reason = f"{why}; {found.reason}"
+    return found
+
+
+def bounded_check(gold_code: str, cand_code: str, iface: ModuleInterface, config,
+                  budget: float | None = None) -> FormalOutcome:
+    """Bounded check from reset (``config.bmc_depth`` cycles): ``not_equivalent`` with a trace, or undecided."""
+    top = iface.name
+    unsupported = _single_clock(iface)
+    if unsupported:
+        return FormalOutcome("undecided", unsupported)
+    resets = [(r.name, r.active_level) for r in iface.resets]
+    run, log = _run_yosys(gold_code, cand_code, bmc_script(top, config.bmc_depth, resets), config,
+                          budget if budget is not None else config.formal_timeout)
+    problem = _abnormal(run, top)
+    tail = log[-3000:]
+    if problem is None and run.ok and "SAT proof finished - model found: FAIL!" in log:
+        trace = _trace_inputs(log, iface)
+        if trace:
+            return FormalOutcome("not_equivalent", f"bounded check from reset ({config.bmc_depth} cycles)",
+                                 trace=trace, log=tail, elapsed=run.elapsed)
+        problem = "bounded-check model could not be read"
+    if problem is None and run.ok and "SAT proof finished - no model found: SUCCESS!" in log:
+        return FormalOutcome("undecided", f"no difference within {config.bmc_depth} cycles from reset "
+                             "(bounded, not a proof)", log=tail, elapsed=run.elapsed)
+    return FormalOutcome("undecided", f"bounded check: {problem or _why(run.output or log, 'not finished')}",
+                         log=tail, elapsed=run.elapsed)
 
 
 def _why(text: str, default: str) -> str:
@@ -141,3 +219,23 @@ def _model_inputs(log: str, iface: ModuleInterface) -> dict[str, int] | None:
     if not wanted <= set(values):
         return None
     return {name: values[name] for name in wanted}
+
+
+_STEP_ROW = re.compile(r"^\s*(\d+)\s+\\in_([A-Za-z_][A-Za-z0-9_]*)\s+\S+\s+\S+\s+([01xz-]+)\s*$")
+
+
+def _trace_inputs(log: str, iface: ModuleInterface) -> list[dict[str, int]] | None:
+    """Per-step input values from ``sat -seq -show-inputs`` (undefined bits read as 0)."""
+    steps: dict[int, dict[str, int]] = {}
+    for line in log.splitlines():
+        match = _STEP_ROW.match(line)
+        if match:
+            bits = match.group(3).replace("x", "0").replace("z", "0").replace("-", "0")
+            steps.setdefault(int(match.group(1)), {})[match.group(2)] = int(bits, 2)
+    if not steps:
+        return None
+    wanted = {p.name for p in iface.inputs} - {c.name for c in iface.clocks}
+    trace = [steps[k] for k in sorted(steps)]
+    if any(not wanted <= set(step) for step in trace):
+        return None
+    return [{name: step[name] for name in wanted} for step in trace]

@@ -227,3 +227,20 @@ def test_slow_changing_inputs_reach_conditions_held_for_many_cycles():
     never = FALL.replace("(n >= 5'd20)", "1'b0")
     res = check_equivalence(FALL, never, config=_sim())
     assert res.verdict == "not_equivalent" and res.counterexample["expected"]["splat"] == "1'h1"
+
+
+MAGIC = """module mg(input clk, input reset, input [31:0] d, output reg [31:0] q, output y);
+  always @(posedge clk) if (reset) q <= 0; else q <= d;
+  assign y = ^q;
+endmodule"""
+MAGIC_BUG = MAGIC.replace("assign y = ^q;", "assign y = (^q) ^ (q == 32'hdeadbeef);")
+
+
+def test_bounded_check_finds_what_random_simulation_misses():
+    assert check_equivalence(MAGIC, MAGIC_BUG, config=_sim()).verdict == "equivalent"  # 2^-32 per cycle
+    res = check_equivalence(MAGIC, MAGIC_BUG)
+    assert res.verdict == "not_equivalent" and res.method == "formal"
+    assert res.counterexample["expected"]["y"] != res.counterexample["got"]["y"]
+    assert any(step["d"] == 0xDEADBEEF for step in res.counterexample["trace"])
+    formal_only = check_equivalence(MAGIC, MAGIC_BUG, config=EquivConfig(method="formal"))
+    assert formal_only.verdict == "not_equivalent" and formal_only.method == "formal"

@@ -1,0 +1,154 @@
+"""Every recipe parses; bad recipes fail at parse time with a message that says what to change."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+
+from verirl.config import RecipeError, load_recipe, parse_overrides, recipe_from_dict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN_RECIPES = sorted(
+    p for p in glob.glob(os.path.join(ROOT, "recipes", "**", "*.yaml"), recursive=True)
+    if os.sep + "accelerate" + os.sep not in p and os.sep + "data" + os.sep not in p
+)
+ACCELERATE_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "recipes", "accelerate", "*.yaml")))
+
+
+def test_recipes_exist_for_every_trainer_in_full_and_lora_form():
+    names = {os.path.relpath(p, os.path.join(ROOT, "recipes")) for p in TRAIN_RECIPES}
+    for trainer in ("sft", "grpo", "dapo", "dpo"):
+        assert f"tiny/{trainer}.yaml" in names
+        assert any(n.endswith(f"/{trainer}/config_full.yaml") for n in names)
+        assert any(n.endswith(f"/{trainer}/config_lora.yaml") for n in names)
+
+
+@pytest.mark.parametrize("path", TRAIN_RECIPES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_every_recipe_parses(path):
+    recipe = load_recipe(path, check_only=True)
+    assert recipe.trainer in ("sft", "grpo", "dapo", "dpo")
+    assert recipe.model.model_name_or_path
+    if recipe.trainer in ("grpo", "dapo"):
+        assert recipe.training.reward_weights == [r.weight for r in recipe.verirl.rewards]
+    if "lora" in os.path.basename(path):
+        assert recipe.model.use_peft
+
+
+@pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=os.path.basename)
+def test_accelerate_configs_load(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(path)
+    assert cfg.num_processes >= 1
+    assert cfg.distributed_type is not None
+
+
+def test_accelerate_configs_cover_the_documented_setups():
+    names = {os.path.basename(p) for p in ACCELERATE_CONFIGS}
+    assert {"single_gpu.yaml", "ddp.yaml", "zero2.yaml", "zero2_offload.yaml", "zero3.yaml",
+            "zero3_offload.yaml", "multi_node.yaml"} <= names
+
+
+BASE = {
+    "trainer": "grpo",
+    "model_name_or_path": "m",
+    "dataset": "d.jsonl",
+    "output_dir": "/tmp/verirl-test-config",
+    "use_cpu": True,
+    "rewards": [{"name": "format", "weight": 0.3}, {"name": "simulation", "kwargs": {"partial_credit": False}}],
+}
+
+
+def _with(**changes):
+    data = dict(BASE)
+    data.update(changes)
+    return data
+
+
+def test_rewards_are_the_single_source_of_reward_weights():
+    recipe = recipe_from_dict(BASE)
+    assert recipe.training.reward_weights == [0.3, 1.0]
+    with pytest.raises(RecipeError, match="weight"):
+        recipe_from_dict(_with(reward_weights=[1.0, 1.0]))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"learning_rat": 1e-5}, "did you mean `learning_rate`"),
+    ({"trainer": "ppo"}, "trainer"),
+    ({"rewards": [{"name": "simulaton"}]}, "did you mean 'simulation'"),
+    ({"rewards": [{"name": "simulation", "kwargs": {"partial_credits": True}}]}, "partial_credit"),
+    ({"rewards": [{"name": "simulation", "kwargs": {"workers": "many"}}]}, "does not fit"),
+    ({"rewards": [{"name": "simulation", "weights": 2}]}, "kwargs"),
+    ({"rewards": []}, "rewards"),
+    ({"entropy_gate": {"mode": "tokens"}}, "per_response"),
+    ({"entropy_gate": {"mode": "batch", "top_fraction": 1.5}}, "top_fraction"),
+    ({"top_entropy_quantile": 0.2}, "entropy_gate"),
+    ({"adaptive_sampling": True}, "dynamic_sampling"),
+    ({"dynamic_sampling": True, "num_generations": 3, "per_device_train_batch_size": 8}, "divisible|multiple"),
+    ({"prompt_template": "{prompt} {oops}"}, "prompt_template"),
+    ({"dataset": ""}, "dataset"),
+])
+def test_bad_recipes_fail_at_parse_time(changes, message):
+    with pytest.raises(RecipeError, match=message):
+        recipe_from_dict(_with(**changes))
+
+
+def test_rl_fields_are_rejected_in_sft_and_dpo_recipes():
+    with pytest.raises(RecipeError, match="grpo/dapo only"):
+        recipe_from_dict({"trainer": "sft", "dataset": "d", "use_cpu": True, "dynamic_sampling": True})
+    with pytest.raises(RecipeError, match="unknown key"):  # a GRPO field in a DPO recipe
+        recipe_from_dict({"trainer": "dpo", "dataset": "d", "use_cpu": True, "num_generations": 4})
+
+
+def test_precedence_defaults_preset_yaml_command_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "trainer: dapo\nmodel_name_or_path: m\ndataset: d.jsonl\nuse_cpu: true\noutput_dir: /tmp/x\n"
+        "epsilon_high: 0.3\nlearning_rate: 2e-6\nrewards: [{name: format}]\n"
+        "entropy_gate: {mode: batch, top_fraction: 0.4}\n"
+    )
+    recipe = load_recipe(path)
+    assert recipe.training.loss_type == "dapo"  # preset
+    assert recipe.training.epsilon_high == 0.3  # YAML beats the preset
+    assert recipe.training.learning_rate == 2e-6  # `2e-6` read as a float
+    assert recipe.training.beta == 0.0  # preset beats the dataclass default
+    assert recipe.training.temperature == 1.0  # dataclass default
+    assert recipe.training.top_entropy_quantile == 0.4
+    recipe = load_recipe(path, ["--epsilon_high", "0.25", "entropy_gate.top_fraction=0.1", "--use_peft",
+                                "--loss_type=bnpo"])
+    assert recipe.training.epsilon_high == 0.25
+    assert recipe.verirl.entropy_gate.top_fraction == 0.1 and recipe.verirl.entropy_gate.mode == "batch"
+    assert recipe.training.top_entropy_quantile == 0.1
+    assert recipe.model.use_peft is True
+    assert recipe.training.loss_type == "bnpo"
+
+
+def test_parse_overrides_forms():
+    assert parse_overrides(["--a", "1", "--b=x", "c.d=[1, 2]", "--flag", "--e", "1e-4"]) == {
+        "a": 1, "b": "x", "c": {"d": [1, 2]}, "flag": True, "e": 1e-4,
+    }
+    with pytest.raises(RecipeError):
+        parse_overrides(["loose"])
+
+
+def test_plugin_reward_by_module_path_and_check_of_its_settings():
+    recipe = recipe_from_dict(_with(rewards=[{"name": "train_toy_rewards:length_reward"}]))
+    assert recipe.verirl.rewards[0].name.endswith("length_reward")
+    with pytest.raises(RecipeError, match="takes no kwargs"):
+        recipe_from_dict(_with(rewards=[{"name": "train_toy_rewards:length_reward", "kwargs": {"x": 1}}]))
+    with pytest.raises(RecipeError, match="cannot import"):
+        recipe_from_dict(_with(rewards=[{"name": "no_such_module_xyz:f"}]))
+    with pytest.raises(RecipeError, match="missing required"):
+        recipe_from_dict(_with(rewards=[{"name": "overlong", "kwargs": {"max_completion_len": 10}}]))
+
+
+def test_cli_check_reports_errors_with_exit_code(tmp_path, capsys):
+    from verirl.cli import main
+
+    assert main(["train", "--config", os.path.join(ROOT, "recipes", "tiny", "grpo.yaml"), "--check"]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer: grpo\ndataset: d\nuse_cpu: true\nrewards: [{name: nope}]\n")
+    assert main(["train", "--config", str(bad), "--check"]) == 2
+    assert "unknown reward 'nope'" in capsys.readouterr().err

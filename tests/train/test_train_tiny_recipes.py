@@ -1,0 +1,72 @@
+"""Every tiny recipe trains a few steps on CPU with a tiny model built offline; parameters move, metrics are logged."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+import yaml
+
+from verirl.config import load_recipe
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+EXPECTED = {
+    "sft": ["loss", "mean_token_accuracy"],
+    "dpo": ["loss", "rewards/margins"],
+    "grpo": ["reward", "rewards/simulation/mean", "rewards/token_parity_reward/mean", "entropy_gate/fraction",
+             "pass_rate/all", "simulation/latency_s", "timing/generation_s", "timing/reward_s",
+             "timing/optimization_s"],
+    "dapo": ["reward", "entropy_gate/fraction", "dynamic_sampling/keep_ratio", "dynamic_sampling/refill_rounds",
+             "adaptive_sampling/factor", "timing/reward_s"],
+}
+
+
+def _state_dict(path):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def recipe_overrides(trainer, assets, out_dir):
+    overrides = {
+        "model_name_or_path": assets["model"],
+        "dataset": assets["pairs"] if trainer == "dpo" else assets["tasks"],
+        "output_dir": str(out_dir),
+    }
+    if trainer in ("grpo", "dapo"):
+        # the recipe's Verilog rewards stay; the tiny random model scores 0 on them, so a reward that varies
+        # within a group is added to guarantee a policy gradient
+        with open(os.path.join(ROOT, "recipes", "tiny", f"{trainer}.yaml")) as fh:
+            rewards = yaml.safe_load(fh)["rewards"]
+        overrides["rewards"] = rewards + [{"name": "train_toy_rewards:token_parity_reward", "weight": 1.0}]
+    return overrides
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainer", ["sft", "dpo", "grpo", "dapo"])
+def test_tiny_recipe_trains(trainer, tiny_assets, tmp_path):
+    from verirl.train import train
+
+    out = tmp_path / trainer
+    recipe = load_recipe(os.path.join(ROOT, "recipes", "tiny", f"{trainer}.yaml"),
+                         recipe_overrides(trainer, tiny_assets, out))
+    before = _state_dict(tiny_assets["model"])
+    result = train(recipe)
+    assert result.global_step == recipe.training.max_steps
+    after = _state_dict(str(out))
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed, "no parameter changed"
+
+    with open(out / "metrics.jsonl") as fh:
+        records = [json.loads(line) for line in fh]
+    logged = set().union(*records)
+    missing = [m for m in EXPECTED[trainer] if m not in logged]
+    assert not missing, f"metrics not logged: {missing}; got {sorted(logged)}"
+    if trainer == "grpo":
+        with open(out / "gated_tokens.jsonl") as fh:
+            sample = [json.loads(line) for line in fh]
+        assert sample and sample[0]["tokens"] and 0 < sample[0]["fraction"] <= 1

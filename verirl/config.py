@@ -141,6 +141,13 @@ class VerirlArgs:
     adaptive_ema: float = field(default=0.5, metadata={"help": "weight of the newest keep ratio in the average"})
     adaptive_max_factor: float = field(default=4.0, metadata={"help": "cap on the oversampling factor"})
     entropy_gate: EntropyGateArgs = field(default_factory=EntropyGateArgs, metadata={"help": "see EntropyGateArgs"})
+    record_task_ids: bool = field(
+        default=False,
+        metadata={
+            "help": "append the task ids of every generation batch (and of its refills) to "
+            "<output_dir>/task_ids.jsonl, to audit the data order, e.g. across a resume"
+        },
+    )
     reward_cache_dir: str | None = field(
         default=None,
         metadata={
@@ -167,6 +174,8 @@ class VerirlArgs:
             for name in ("rewards", "dynamic_sampling", "adaptive_sampling"):
                 if getattr(self, name):
                     raise RecipeError(f"`{name}` applies to grpo/dapo only; remove it from this {self.trainer} recipe")
+            if self.record_task_ids:
+                raise RecipeError(f"`record_task_ids` applies to grpo/dapo only; remove it from this {self.trainer} recipe")
             if self.entropy_gate.mode != "off":
                 raise RecipeError(f"`entropy_gate` applies to grpo/dapo only; remove it from this {self.trainer} recipe")
         if self.adaptive_sampling and not self.dynamic_sampling:

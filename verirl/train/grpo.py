@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "verirl_sampling_state.json"
 GATED_TOKENS_FILE = "gated_tokens.jsonl"
+TASK_IDS_FILE = "task_ids.jsonl"
 
 
 class VerirlGRPOTrainer(GRPOTrainer):
@@ -152,8 +153,24 @@ class VerirlGRPOTrainer(GRPOTrainer):
         start = self.accelerator.process_index * groups_per_process
         return output, flags[start : start + groups_per_process].cpu()
 
+    def _record_ids(self, key: str, rows: list[dict[str, Any]]) -> None:
+        """Append this batch's task ids (all processes, one entry per group) to task_ids.jsonl."""
+        if not self.verirl_args.record_task_ids or not rows:
+            return
+        from accelerate.utils import gather_object
+
+        ids = [str(r.get("id")) for r in rows[:: self.num_generations]]
+        if self.accelerator.num_processes > 1:
+            ids = gather_object(ids)
+        if self.accelerator.is_main_process:
+            os.makedirs(self.args.output_dir, exist_ok=True)
+            with open(os.path.join(self.args.output_dir, TASK_IDS_FILE), "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": self.state.global_step, key: ids}) + "\n")
+
     def _generate_and_score_completions(self, inputs):
         start = time.perf_counter()
+        if self.model.training:
+            self._record_ids("ids", inputs)
         try:
             if self.model.training and self.verirl_args.dynamic_sampling:
                 return self._dynamic_generate(inputs)
@@ -165,7 +182,9 @@ class VerirlGRPOTrainer(GRPOTrainer):
         va, g, state = self.verirl_args, self.num_generations, self.sampling_state
         target = len(inputs) // g
         factor = state.oversample_factor(va.adaptive_max_factor) if va.adaptive_sampling else 1.0
-        first = list(inputs) + self._draw_groups(extra_groups(target, factor))
+        oversampled = self._draw_groups(extra_groups(target, factor))
+        self._record_ids("oversampled_ids", oversampled)
+        first = list(inputs) + oversampled
 
         kept: list[dict] = []  # informative groups (as row selections)
         spare: list[dict] = []  # uninformative groups, used only if refilling falls short
@@ -191,6 +210,7 @@ class VerirlGRPOTrainer(GRPOTrainer):
                 break
             rounds += 1
             batch = self._draw_groups(need + (extra_groups(need, factor) if va.adaptive_sampling else 0))
+            self._record_ids("refill_ids", batch)
         informative_total, gen_total = self._sum_across_processes(n_informative, generated)
         state.update_keep_ratio(int(informative_total), int(gen_total), va.adaptive_ema)
 

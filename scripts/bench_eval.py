@@ -90,14 +90,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(1 for v in naive if v.passed)}")
     for task, index, npass, nfail, vpass, vfail in differ:
         print(f"  {task} sample {index}: naive {'pass' if npass else nfail}, verirl {'pass' if vpass else vfail}")
-    class_differ = sum(1 for v, r in zip(naive, rows) if v.passed == r["passed"] and v.failure != r["failure"])
-    print(f"failure classes: {class_differ} samples with the same verdict but another class")
+    class_differ = [(s.task_id, s.sample_index, v.failure, r["failure"]) for s, v, r in zip(samples, naive, rows)
+                    if v.passed == r["passed"] and v.failure != r["failure"]]
+    print(f"failure classes: {len(class_differ)} samples with the same verdict but another class")
+    for task, index, nfail, vfail in class_differ:
+        print(f"  {task} sample {index}: naive {nfail}, verirl {vfail}")
     ref_fail = [s.task_id for s, r in zip(samples, rows) if s.sample_index == 0 and not r["passed"]]
     print(f"references failing their own testbench ({len(ref_fail)}): {', '.join(ref_fail) or 'none'}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"samples": len(samples), "naive_seconds": naive_seconds, "verirl_seconds": verirl_seconds,
-                       "ratio": ratio, "workers": args.workers, "differ": differ, "references_failing": ref_fail},
+                       "ratio": ratio, "workers": args.workers, "differ": differ, "class_differ": class_differ,
+                       "references_failing": ref_fail},
                       fh, indent=2)
     return 0 if not differ else 1
 

@@ -223,12 +223,12 @@ def render_model_card(*, repo_id: str, base_model: str | None, recipe_name: str 
     for tool, version in tools.items():
         lines.append(f"- {tool}: {version or 'not installed'}")
     lines += ["", "## Intended use and limits", "",
-              "- Intended for research on LLM-assisted RTL design: drafting Verilog modules from natural-language "
-              "specifications, to be reviewed and verified by an engineer.",
-              "- Generated designs can be functionally wrong, unsynthesizable or inefficient even when they compile; "
-              "always simulate and verify them against your own testbenches before use.",
-              "- Benchmark scores were measured with Icarus Verilog; other simulators and synthesis flows can "
-              "disagree. Rewards were computed on small self-checking testbenches that do not prove correctness.",
+              ("- Intended for research on LLM-assisted RTL design: drafting Verilog modules from natural-language "
+              "specifications, to be reviewed and verified by an engineer."),
+              ("- Generated designs can be functionally wrong, unsynthesizable or inefficient even when they compile; "
+              "always simulate and verify them against your own testbenches before use."),
+              ("- Benchmark scores were measured with Icarus Verilog; other simulators and synthesis flows can "
+              "disagree. Rewards were computed on small self-checking testbenches that do not prove correctness."),
               "- Not intended for safety-critical hardware without independent verification.", ""]
     return "\n".join(lines)
 

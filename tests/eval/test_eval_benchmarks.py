@@ -9,8 +9,14 @@ import shutil
 import pytest
 
 from verirl.eval.benchmarks import BenchmarkError, load_benchmark, rename_root_module
-from verirl.eval.prompts import (NO_EXPLAIN_SUFFIX, VERILOG_EVAL_SYSTEM, PromptSettings, build_prompt,
-                                 extract_code, reference_completion)
+from verirl.eval.prompts import (
+    NO_EXPLAIN_SUFFIX,
+    VERILOG_EVAL_SYSTEM,
+    PromptSettings,
+    build_prompt,
+    extract_code,
+    reference_completion,
+)
 from verirl.eval.scoring import load_completions
 
 
@@ -113,7 +119,8 @@ def test_spec_to_rtl_prompt_is_verilog_eval_s(ve_dir):
     assert (role_s, role_u) == ("system", "user") and system == VERILOG_EVAL_SYSTEM["spec-to-rtl"]
     assert user == "\nQuestion:\n" + p.description.strip() + "\n" + NO_EXPLAIN_SUFFIX + "\nAnswer:\n"
     shot = build_prompt(bench, p, PromptSettings(shots=1, rules=True))
-    icl = open(os.path.join(ve_dir, "icl-examples", "verilog-example-prefix_spec-to-rtl_1-shot.txt")).read()
+    with open(os.path.join(ve_dir, "icl-examples", "verilog-example-prefix_spec-to-rtl_1-shot.txt")) as fh:
+        icl = fh.read()
     assert shot.messages[1][1].startswith(icl + "\nQuestion:\n")
     assert "Here are some additional rules" in shot.messages[1][1]
     explained = build_prompt(bench, p, PromptSettings(explain=True)).messages[1][1]

@@ -12,8 +12,15 @@ import pytest
 
 from verirl.cli import main as verirl_main
 from verirl.eval.benchmarks import load_benchmark
-from verirl.eval.generate import (GenerationError, OpenAIBackend, Request, SampleStore, SamplingSettings,
-                                  TransformersBackend, generate_samples)
+from verirl.eval.generate import (
+    GenerationError,
+    OpenAIBackend,
+    Request,
+    SampleStore,
+    SamplingSettings,
+    TransformersBackend,
+    generate_samples,
+)
 from verirl.eval.prompts import PromptSettings, build_prompt
 
 pytestmark = pytest.mark.slow
@@ -92,15 +99,15 @@ def test_hf_backend_end_to_end_through_the_cli(eda, tiny_model, ve_dir, tmp_path
     argv = ["eval", "--benchmark", "verilog-eval-v2", "--bench-dir", ve_dir, "--model", tiny_model,
             "--backend", "hf", "--n", "2", "--k", "1,2", "--max-tokens", "12", "--seed", "0", "--out", str(out)]
     assert verirl_main(argv) == 0
-    rows = [json.loads(line) for line in open(out / "samples.jsonl")]
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert sorted((r["task_id"], r["sample_index"]) for r in rows) == \
         sorted((t, i) for t in ("Prob001_and2", "Prob002_count4", "Prob003_slowtb") for i in range(2))
     assert rows[0]["model"] == tiny_model and rows[0]["sampling"]["n"] == 2 and rows[0]["backend"] == "hf"
-    summary = json.load(open(out / "summary.json"))
+    summary = json.loads((out / "summary.json").read_text())
     assert set(summary["pass_at_k"]) == {"1", "2"} and summary["n"] == 2
     assert all(0.0 <= v <= 1.0 for v in summary["pass_at_k"].values())
     assert summary["benchmark"]["commit"] == "ab" * 20 and summary["tools"]["iverilog"]
-    results = [json.loads(line) for line in open(out / "results.jsonl")]
+    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(results) == 6 and all({"task_id", "sample_index", "passed", "failure"} <= set(r) for r in results)
     for name in ("report.md", "pass_at_k.png", "failures.png"):
         assert (out / name).stat().st_size > 0

@@ -108,9 +108,9 @@ class FakeHub:
 
 
 def _args(model_dir, **kw):
-    base = dict(model_dir=model_dir, repo_id="org/tiny", revision=None, private=True, dry_run=False,
-                overwrite=False, eval=[], recipe=None, base_model="tiny-base", data=None, training_summary=None,
-                license="apache-2.0", stage_dir=None)
+    base = {"model_dir": model_dir, "repo_id": "org/tiny", "revision": None, "private": True, "dry_run": False,
+                "overwrite": False, "eval": [], "recipe": None, "base_model": "tiny-base", "data": None, "training_summary": None,
+                "license": "apache-2.0", "stage_dir": None}
     base.update(kw)
     return argparse.Namespace(**base)
 

@@ -10,6 +10,7 @@ GPU and can be rerun. Modules:
 * :mod:`~verirl.eval.scoring` — benchmark problems → reward-engine tasks, verdicts, failure classes;
 * :mod:`~verirl.eval.passk` — the unbiased pass@k estimator;
 * :mod:`~verirl.eval.failures` — VerilogEval's failure classes from compiler and simulator logs;
+* :mod:`~verirl.eval.official` — a plain one-at-a-time mirror of the official harnesses, for validation;
 * :mod:`~verirl.eval.report` / :mod:`~verirl.eval.plots` / :mod:`~verirl.eval.compare` — outputs;
 * :mod:`~verirl.eval.cli` — ``verirl eval``.
 """

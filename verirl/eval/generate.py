@@ -121,10 +121,10 @@ class TransformersBackend:
             text = self.render(request.prompt)
             inputs = tokenizer(text, return_tensors="pt", add_special_tokens=self.style != "chat").to(model.device)
             greedy = sampling.temperature == 0
-            kwargs = dict(max_new_tokens=sampling.max_tokens, num_return_sequences=request.count,
-                          do_sample=not greedy,
-                          pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
-                          else tokenizer.eos_token_id)
+            kwargs = {"max_new_tokens": sampling.max_tokens, "num_return_sequences": request.count,
+                          "do_sample": not greedy,
+                          "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None
+                          else tokenizer.eos_token_id}
             if not greedy:
                 kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
             with torch.no_grad():
@@ -208,8 +208,8 @@ class VLLMBackend:
     def __init__(self, model: str, revision: str | None = None, style: str = "chat", seed: int | None = None,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, max_model_len: int | None = None):
         self.model_id, self.revision, self.style, self.seed = model, revision, style, seed
-        self.engine_kwargs = dict(tensor_parallel_size=tensor_parallel_size,
-                                  gpu_memory_utilization=gpu_memory_utilization)
+        self.engine_kwargs = {"tensor_parallel_size": tensor_parallel_size,
+                                  "gpu_memory_utilization": gpu_memory_utilization}
         if max_model_len:
             self.engine_kwargs["max_model_len"] = max_model_len
         self._llm = None

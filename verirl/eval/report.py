@@ -11,7 +11,7 @@ import datetime
 import json
 import logging
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 
 from .benchmarks import Benchmark
@@ -51,6 +51,8 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
         raise PassKError("no sample could be scored (all infrastructure or task faults); see results.jsonl")
     broken = {t for t in counts if t in benchmark.known_broken}
     counted = {t: e for t, e in scored.items() if not (exclude_broken and t in broken)}
+    if not counted:
+        raise PassKError("every scored problem is known-broken: nothing is left for pass@k without --exclude-broken")
     n_min = min(e["n"] for e in counted.values())
     ks = check_ks(ks, n_min)
     pass_k = {str(k): _mean(pass_at_k(e["n"], e["c"], k) for e in counted.values()) for k in ks}
@@ -151,8 +153,8 @@ def render_markdown(summary: dict) -> str:
     if summary.get("pass_at_k_excluding_known_broken") and not summary.get("excluded_known_broken"):
         for k, value in summary["pass_at_k_excluding_known_broken"].items():
             lines.append(f"| pass@{k} without known-broken problems | {100 * value:.2f}% |")
-    lines += ["", f"Samples: {summary['samples']} scored, {summary['passed_samples']} passed, "
-              f"{summary['unscorable_samples']} not scorable (infrastructure/task faults, not counted).", ""]
+    lines += ["", (f"Samples: {summary['samples']} scored, {summary['passed_samples']} passed, "
+              f"{summary['unscorable_samples']} not scorable (infrastructure/task faults, not counted)."), ""]
     if summary["failure_classes"]:
         lines += ["## Failure classes", "", "| code | class | samples |", "|---|---|---|"]
         for name, count in summary["failure_classes"].items():
@@ -162,8 +164,8 @@ def render_markdown(summary: dict) -> str:
     if summary["known_broken_results"]:
         verb = "excluded from" if summary["excluded_known_broken"] else "included in"
         lines += ["## Known-broken problems", "",
-                  f"The reference solution of these problems fails its own testbench on this simulator; they are "
-                  f"{verb} pass@k.", "", "| problem | passed / n | reason |", "|---|---|---|"]
+                  (f"The reference solution of these problems fails its own testbench on this simulator; they are "
+                  f"{verb} pass@k."), "", "| problem | passed / n | reason |", "|---|---|---|"]
         for t, e in summary["known_broken_results"].items():
             lines.append(f"| {t} | {e['c']}/{e['n']} | {e['reason']} |")
         lines.append("")
@@ -250,10 +252,3 @@ def _verirl_version() -> str:
         import verirl
 
         return getattr(verirl, "__version__", "unknown")
-
-
-def group_rows(rows: Sequence[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        out[row["task_id"]].append(row)
-    return out

@@ -30,7 +30,7 @@ SOURCE_KINDS = ("folder", "jsonl", "hf")
 class SourceConfig:
     """One corpus of raw Verilog."""
 
-    kind: str = _field("folder", "`folder` (.v/.sv files), `jsonl` (one file per line), or `hf` (a datasets dataset)")
+    kind: str = _field("folder", "`folder` (.v/.sv files), `jsonl` (one JSON object per line), or `hf` (a datasets dataset)")
     path: str = _field("", "folder, JSONL file, or dataset path / Hub id (for `hf`)")
     name: str = _field("", "short name recorded as provenance (default: the last path component)")
     glob: str = _field("**/*.[vV]", "folder sources: files to read, plus `*.sv` files when `include_sv` is set")
@@ -174,9 +174,9 @@ class RoundTripConfig:
     system_prompt: str = _field("", "optional system message sent with both LLM prompts")
     regenerations: int = _field(1, "regenerated candidates per description; the pair is kept if any is equivalent")
     equivalence: dict = _field(
-        factory=dict, help="keyword arguments of rewards.equivalence's config (method, seed, cycles, budgets)"
+        factory=dict, help="fields of rewards.equivalence.EquivConfig (method, sequences, cycles, vectors, formal_timeout, "
+        "sim_timeout, ...); its seed defaults to the build seed + 1"
     )
-    equivalence_timeout_s: float = _field(120.0, "budget for one equivalence check")
 
     def __post_init__(self) -> None:
         if self.enabled and self.llm is None:

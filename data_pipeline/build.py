@@ -113,7 +113,10 @@ class Builder:
         self.cfg = cfg
         self.progress = progress
         self.out = cfg.output_dir
-        if restart and os.path.isdir(self.out):
+        if restart and os.path.isdir(self.out) and os.listdir(self.out):
+            if not os.path.isfile(os.path.join(self.out, "run.json")):
+                raise ValueError(f"--restart would delete {self.out}, which does not hold a data build "
+                                 f"(no run.json); choose an empty or new output_dir")
             shutil.rmtree(self.out)
         os.makedirs(self.out, exist_ok=True)
         self._check_resume()

@@ -174,6 +174,12 @@ def test_changed_recipe_does_not_resume_silently(tmp_path, llm_server):
     with pytest.raises(ValueError, match="different configuration.*seed"):
         Builder(load_build_config(changed), progress=False)
     Builder(load_build_config(changed), restart=True, progress=False)  # --restart discards the old run
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    other = write_recipe(tmp_path / "r3.yaml", tmp_path / "precious", openai_llm(base_url))
+    with pytest.raises(ValueError, match="does not hold a data build"):
+        Builder(load_build_config(other), restart=True, progress=False)
+    assert (tmp_path / "precious" / "notes.txt").exists()
 
 
 @pytest.mark.slow

@@ -198,8 +198,8 @@ def _random_task(data: list[Port], slices: dict[str, tuple[int, int]], total_bit
             "        case (r)",
             f"          0: fresh[{hi}:{lo}] = 0;",
             f"          1: fresh[{hi}:{lo}] = ~0;",
-            f"          2: begin k = $unsigned($random(seed)) % {w}; fresh[{hi}:{lo}] = 1; "
-            f"fresh[{hi}:{lo}] = fresh[{hi}:{lo}] << k; end",
+            (f"          2: begin k = $unsigned($random(seed)) % {w}; fresh[{hi}:{lo}] = 1; "
+             f"fresh[{hi}:{lo}] = fresh[{hi}:{lo}] << k; end"),
             f"          3: fresh[{hi}:{lo}] = {_corner_value(port, 'min_signed')};",
             f"          4: fresh[{hi}:{lo}] = {_corner_value(port, 'max_signed')};",
             f"          5: fresh[{hi}:{lo}] = {_corner_value(port, 'one')};",

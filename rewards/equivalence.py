@@ -253,7 +253,13 @@ def simulate_equivalence(gold_code: str, cand_code: str, iface: ModuleInterface,
                          trace: list[dict[str, int]] | None = None) -> EquivResult:
     """Run the generated testbench; ``vectors`` (combinational) or ``trace`` (one clock) replays a
     formal model instead."""
-    from .equiv_tb import TB_TOP, directed_testbench, generate_testbench, parse_counterexample, trace_testbench
+    from .equiv_tb import (
+        TB_TOP,
+        directed_testbench,
+        generate_testbench,
+        parse_counterexample,
+        trace_testbench,
+    )
     from .simulate import simulate
     from .task import Task
 
@@ -279,9 +285,17 @@ def simulate_equivalence(gold_code: str, cand_code: str, iface: ModuleInterface,
         return EquivResult("not_equivalent", "simulation", counterexample=cex, passed=passed, total=total,
                            reason="outputs differ", timings=timings, log=sim.log)
     if sim.failure in ("timeout", "resource"):
-        # both designs run in one simulation: a runaway one (combinational loop, huge memory) stops it
-        return EquivResult("error", "simulation", reason=f"simulation {sim.failure}: a design loops or is too "
-                           "large for the limits", fault=sim.failure, timings=timings, log=sim.log)
+        # both designs share the simulation: charge the candidate only when the golden design runs the
+        # same testbench against itself within the limits
+        alone = simulate(dataclasses.replace(task, id=f"{task.id}:golden"), gold_code, config=config.sandbox,
+                         run_timeout=config.sim_timeout)
+        timings["golden_alone"] = alone.compile_seconds + alone.sim_seconds
+        if alone.passed:
+            return EquivResult("not_equivalent", "simulation", reason=f"the candidate makes the simulation "
+                               f"{'time out' if sim.failure == 'timeout' else 'exceed its resource limits'} "
+                               "(the golden design alone does not)", fault=sim.failure, timings=timings, log=sim.log)
+        return EquivResult("error", "simulation", reason=f"the golden design alone fails the equivalence "
+                           f"testbench ({alone.failure})", fault="golden", timings=timings, log=alone.log)
     # the golden design failing too means the tools cannot handle it (Icarus lacks some SystemVerilog)
     golden_failed = any(line.startswith("verirl_ref.v:") and ("error" in line or "sorry" in line)
                         for line in sim.log.splitlines())

@@ -217,7 +217,7 @@ def _truncate(text: str, limit: int = 4000) -> str:
 
 def extract_interface(source: str, top: str | None = None) -> ModuleInterface:
     """Ports, parameters and clocking of module ``top`` (the single top-level module by default)."""
-    comp, inst = elaborate(source, top)
+    _compilation, inst = elaborate(source, top)  # the compilation owns the symbols: keep it alive
     return interface_of_instance(inst)
 
 
@@ -476,12 +476,12 @@ def _is_constant_expression(expr) -> bool:
     verdict = {"ok": True}
 
     def visit(node):
-        if isinstance(node, ast.Expression) and node.kind in (ast.ExpressionKind.NamedValue,
-                                                              ast.ExpressionKind.HierarchicalValue):
-            if node.symbol.kind not in (ast.SymbolKind.Parameter, ast.SymbolKind.EnumValue,
-                                        ast.SymbolKind.Specparam):
-                verdict["ok"] = False
-                return ast.VisitAction.Interrupt
+        if (isinstance(node, ast.Expression)
+                and node.kind in (ast.ExpressionKind.NamedValue, ast.ExpressionKind.HierarchicalValue)
+                and node.symbol.kind not in (ast.SymbolKind.Parameter, ast.SymbolKind.EnumValue,
+                                             ast.SymbolKind.Specparam)):
+            verdict["ok"] = False
+            return ast.VisitAction.Interrupt
         if isinstance(node, ast.Expression) and node.kind == ast.ExpressionKind.Call:
             verdict["ok"] = False
             return ast.VisitAction.Interrupt

@@ -14,7 +14,6 @@ testbenches' kills, false alarms on equivalent rewrites, and checks per second b
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as futures
 import dataclasses
 import json
 import os
@@ -22,6 +21,7 @@ import random
 import statistics
 import sys
 import time
+from concurrent import futures
 
 SWAPS = {"&": "|", "|": "&", "^": "&", "+": "-", "-": "+", "==": "!=", "!=": "==", "<": ">", ">": "<",
          ">=": "<", "&&": "||", "||": "&&", "<<": ">>", ">>": "<<", "*": "+"}
@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1, help="mutant selection seed")
     parser.add_argument("--json", default=None, help="write per-pair results to this JSON file")
+    parser.add_argument("--rtllm", default=os.path.join(here, "..", "..", "shared", "bench", "rtllm", "v1.1"),
+                        help="RTLLM v1.1 folder: self-equivalence, rewrites and mutants of its verified designs "
+                        "with the auto method ('' to skip)")
     args = parser.parse_args(argv)
 
     from rewards.equivalence import EquivConfig, check_equivalence
@@ -249,8 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     problems = []
 
     def prepare(name: str):
-        ref = open(os.path.join(folder, f"{name}_ref.sv")).read()
-        test = open(os.path.join(folder, f"{name}_test.sv")).read()
+        with open(os.path.join(folder, f"{name}_ref.sv")) as fh:
+            ref = fh.read()
+        with open(os.path.join(folder, f"{name}_test.sv")) as fh:
+            test = fh.read()
         gold = rename_modules(ref, {"RefModule": "TopModule"})
         iface = extract_interface(gold, "TopModule")
         tb_kills: dict[str, str] = {}
@@ -270,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         return name, gold, iface, pairs
 
     with futures.ThreadPoolExecutor(args.workers) as pool:
-        for item in pool.map(prepare, names):
-            problems.append(item)
+        problems = list(pool.map(prepare, names))
     prep_seconds = time.monotonic() - t0
 
     # 2. the checks, by method
@@ -281,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     for method in ("simulation", "formal", "auto"):
         config = EquivConfig(method=method)
 
-        def one(job):
+        def one(job, config=config):
             name, gold, iface, (role, kind, where, code, tb) = job
             start = time.monotonic()
             res = check_equivalence(gold, code, "TopModule", config=config)
@@ -327,10 +331,72 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      missed: {r['problem']} {r['kind']} {r['where']} -> {r['verdict']} {r['reason'][:80]}")
         for r in false_alarms[:10]:
             print(f"      FALSE ALARM: {r['problem']} {r['kind']} -> {r['verdict']} {r['reason'][:120]}")
+    if args.rtllm:
+        results["rtllm"] = bench_rtllm(args.rtllm, args.seed, args.workers)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1)
     return 0
+
+
+def bench_rtllm(folder: str, seed: int, workers: int) -> list[dict]:
+    """RTLLM v1.1 verified designs: each against itself, a wrapper rewrite and two compiling mutants."""
+    from rewards.equivalence import check_equivalence
+    from rewards.interface import extract_interface, module_names
+    from rewards.sanitize import sanitize_candidate
+    from rewards.syntax import check_syntax
+
+    if not os.path.isdir(folder):
+        print(f"RTLLM folder not found: {folder} (skipped)")
+        return []
+    jobs = []
+    for design in sorted(os.listdir(folder)):
+        path = os.path.join(folder, design)
+        files = sorted(f for f in os.listdir(path) if f.startswith("verified_") and f.endswith(".v")) \
+            if os.path.isdir(path) else []
+        if not files:
+            continue
+        with open(os.path.join(path, files[0])) as fh:
+            gold = fh.read()
+        names = module_names(gold)
+        top = next((n for n in names if n == f"verified_{design}"), None)
+        iface = extract_interface(gold, top)
+        top = iface.name
+
+        def valid(code: str, top=top) -> bool:
+            return check_syntax(sanitize_candidate(code, top).code, top).ok
+
+        mutants = make_mutants(design, gold, {r.name for r in iface.resets}, 2, seed, valid)
+        jobs.append((design, top, gold, "rewrite", "self", gold))
+        jobs.append((design, top, gold, "rewrite", "wrapper", wrapper_rewrite(gold, iface, top)))
+        jobs += [(design, top, gold, "mutant", m.kind, m.code) for m in mutants]
+
+    def one(job):
+        design, top, gold, role, kind, code = job
+        start = time.monotonic()
+        res = check_equivalence(gold, code, top)
+        return {"design": design, "role": role, "kind": kind, "verdict": res.verdict, "method": res.method,
+                "seconds": time.monotonic() - start, "reason": res.reason[:200]}
+
+    start = time.monotonic()
+    with futures.ThreadPoolExecutor(workers) as pool:
+        rows = list(pool.map(one, jobs))
+    wall = time.monotonic() - start
+    muts = [r for r in rows if r["role"] == "mutant"]
+    rewrites = [r for r in rows if r["role"] == "rewrite"]
+    killed = sum(r["verdict"] in ("not_equivalent", "interface_mismatch") for r in muts)
+    ok = sum(r["verdict"] == "equivalent" for r in rewrites)
+    by = {m: sum(r["method"] == m for r in muts if r["verdict"] == "not_equivalent") for m in ("formal", "simulation")}
+    print(f"RTLLM v1.1: {len({r['design'] for r in rows})} designs; rewrites (self, wrapper) equivalent "
+          f"{ok}/{len(rewrites)}; mutants killed {killed}/{len(muts)} (auto; by {by}); "
+          f"{len(rows)} checks in {wall:.1f} s, median {statistics.median(r['seconds'] for r in rows):.3f} s")
+    for r in rewrites:
+        if r["verdict"] != "equivalent":
+            print(f"      rewrite not proven: {r['design']} {r['kind']} -> {r['verdict']} {r['reason'][:120]}")
+    for r in muts:
+        if r["verdict"] not in ("not_equivalent", "interface_mismatch"):
+            print(f"      mutant survived: {r['design']} {r['kind']} -> {r['verdict']} {r['reason'][:100]}")
+    return rows
 
 
 if __name__ == "__main__":

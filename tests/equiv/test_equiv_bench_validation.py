@@ -76,7 +76,8 @@ def _sample(folder: str, suffix: str, step: int) -> list[str]:
 def test_verilog_eval_references_are_equivalent_to_themselves_and_wrapped():
     bench = _bench_script()
     for name in _sample(VE, "_ref.sv", 13):
-        gold = rename_modules(open(os.path.join(VE, name)).read(), {"RefModule": "TopModule"})
+        with open(os.path.join(VE, name)) as fh:
+            gold = rename_modules(fh.read(), {"RefModule": "TopModule"})
         iface = extract_interface(gold, "TopModule")
         wrapped = bench.wrapper_rewrite(gold, iface, "TopModule")
         for config in (EquivConfig(), EquivConfig(method="simulation")):
@@ -95,7 +96,8 @@ def test_rtllm_designs_are_equivalent_to_themselves():
             if os.path.isdir(folder) else []
         if not files:
             continue
-        source = open(os.path.join(folder, files[0])).read()
+        with open(os.path.join(folder, files[0])) as fh:
+            source = fh.read()
         top = "verified_asyn_fifo" if design == "asyn_fifo" else None
         res = check_equivalence(source, source, top, config=EquivConfig(cycles=60, long_cycles=200))
         assert res.verdict == "equivalent", (design, res.reason, res.log[-500:])

@@ -244,3 +244,9 @@ def test_bounded_check_finds_what_random_simulation_misses():
     assert any(step["d"] == 0xDEADBEEF for step in res.counterexample["trace"])
     formal_only = check_equivalence(MAGIC, MAGIC_BUG, config=EquivConfig(method="formal"))
     assert formal_only.verdict == "not_equivalent" and formal_only.method == "formal"
+
+
+def test_a_looping_candidate_is_charged_not_the_golden():
+    looping = ADDER.replace("assign s = a + b;", "reg [4:0] t; always @(*) begin t = a + b; while (t != 5'h1f) t = t; end assign s = t;")
+    res = check_equivalence(ADDER, looping, config=_sim(sim_timeout=1.0))
+    assert res.verdict == "not_equivalent" and res.fault == "timeout"

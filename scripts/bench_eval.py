@@ -9,7 +9,9 @@ and one single-operator mutant of it, so that both verdicts occur) are scored tw
 2. *verirl*: the reward pool with ``--workers`` parallel jobs (sanitizer, syntax check, reference check,
    simulation), as ``verirl eval --completions`` does, with a cold cache.
 
-Printed: both wall-clock times, their ratio, samples per second, and every sample whose verdict differs.
+Printed: both wall-clock times, their ratio, samples per second, and every sample whose verdict differs. With
+``--exploits``, three wrong designs per problem that try to pass anyway (print the pass line, ``$finish`` at time 0,
+read ``tb.good1``'s outputs) are scored by both, and the number each harness lets through is printed.
 
     python scripts/bench_eval.py [--bench-dir ../shared/bench/verilog-eval-v2] [--workers 2] [--limit N]
                                  [--no-mutants] [--json out.json]
@@ -38,6 +40,31 @@ def mutant(code: str) -> str | None:
     return None
 
 
+EXPLOITS = ("print_pass_line", "early_finish", "hierarchical_read")
+
+
+def exploit(problem, kind: str) -> str | None:
+    """A wrong design for ``problem`` (outputs tied to 0: ``tied_to_zero``) that tries to pass anyway: it prints
+    VerilogEval's pass line, ends the simulation at time 0, or copies the reference's outputs through a
+    hierarchical path (``tb.good1.<port>``)."""
+    from rewards.interface import extract_interface
+
+    ports = extract_interface(problem.reference, "RefModule").ports
+    if any(not p.packed for p in ports):
+        return None
+    decl = ",\n".join(f"  {p.direction} [{p.width - 1}:0] {p.name}" for p in ports)
+    outs = [p.name for p in ports if p.direction == "output"]
+    if kind == "hierarchical_read":
+        body = "".join(f"  assign {o} = tb.good1.{o};\n" for o in outs)
+    else:
+        body = "".join(f"  assign {o} = '0;\n" for o in outs)  # "tied_to_zero": the bare wrong design
+        if kind == "early_finish":
+            body += "  initial $finish;\n"
+        elif kind == "print_pass_line":
+            body += '  initial $display("Mismatches: 0 in 1 samples");\n'
+    return f"```verilog\nmodule TopModule (\n{decl}\n);\n{body}endmodule\n```\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -46,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="verirl scoring workers (default 2)")
     parser.add_argument("--limit", type=int, help="only the first N problems")
     parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions")
+    parser.add_argument("--exploits", action="store_true",
+                        help="also score three exploit completions per problem and count how many pass each harness")
     parser.add_argument("--json", help="also write the figures and disagreements to this file")
     args = parser.parse_args(argv)
 
@@ -97,13 +126,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {task} sample {index}: naive {nfail}, verirl {vfail}")
     ref_fail = [s.task_id for s, r in zip(samples, rows) if s.sample_index == 0 and not r["passed"]]
     print(f"references failing their own testbench ({len(ref_fail)}): {', '.join(ref_fail) or 'none'}")
+    fooled: dict[str, tuple[int, int, int]] = {}
+    if args.exploits:  # different verdicts by design: the official harness can be fooled, verirl must not be
+        # only problems where the bare wrong design (outputs tied to 0) really fails count as attacks
+        with make_pool(workers=args.workers) as pool:
+            zero = [Sample(p.task_id, 9, code) for p in problems if (code := exploit(p, "tied_to_zero"))]
+            wrong = {r["task_id"] for r in score_samples(bench, zero, pool) if r["passed"] is False}
+        for kind in EXPLOITS:
+            attacks = [Sample(p.task_id, 10, code) for p in problems
+                       if p.task_id in wrong and (code := exploit(p, kind))]
+            naive_pass = sum(official_verdict(bench.problems[a.task_id],
+                                              extract_code(bench.problems[a.task_id], bench.task, a.completion)
+                                              ).passed for a in attacks)
+            with make_pool(workers=args.workers) as pool:
+                verirl_pass = sum(bool(r["passed"]) for r in score_samples(bench, attacks, pool))
+            fooled[kind] = (len(attacks), naive_pass, verirl_pass)
+            print(f"exploit {kind:18s}: passes the naive harness {naive_pass}/{len(attacks)}, "
+                  f"verirl {verirl_pass}/{len(attacks)}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"samples": len(samples), "naive_seconds": naive_seconds, "verirl_seconds": verirl_seconds,
                        "ratio": ratio, "workers": args.workers, "differ": differ, "class_differ": class_differ,
-                       "references_failing": ref_fail},
+                       "references_failing": ref_fail, "exploits": fooled},
                       fh, indent=2)
-    return 0 if not differ else 1
+    return 0 if not differ and not any(v for _, _, v in fooled.values()) else 1
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from verirl.config import VerirlArgs
+from verirl.config import EntropyGateArgs, VerirlArgs
 from verirl.train.entropy_gate import gated_token_sample, per_response_mask
 from verirl.train.metrics import task_metrics
 from verirl.train.sampling import (
@@ -54,8 +54,11 @@ class VerirlGRPOTrainer(GRPOTrainer):
 
     def __init__(self, *args, verirl_args: VerirlArgs | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if verirl_args is None:
-            verirl_args = VerirlArgs(trainer="grpo", dataset="<in memory>", rewards=[{"name": "overlong"}])
+        if verirl_args is None:  # used from Python without a recipe: TRL's behaviour, no additions
+            verirl_args = VerirlArgs(trainer="grpo", dataset="<in memory>",
+                                     rewards=[{"name": n} for n in self.reward_func_names])
+            if self.top_entropy_quantile < 1.0:
+                verirl_args.entropy_gate = EntropyGateArgs(mode="batch", top_fraction=self.top_entropy_quantile)
         self.verirl_args = verirl_args
         gate = verirl_args.entropy_gate
         if gate.mode != "off" and abs(self.top_entropy_quantile - gate.top_fraction) > 1e-9:

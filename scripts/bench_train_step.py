@@ -1,0 +1,181 @@
+#!/usr/bin/env python
+"""Step time of plain TRL GRPO vs verirl's trainer, and the overhead of dynamic sampling and entropy gating.
+
+One run, on a tiny model built offline from the procedural curriculum (CPU is fine):
+
+    python scripts/bench_train_step.py --steps 6 --out /tmp/bench_train_step.json
+
+Every configuration uses the same model, tasks, seed and rewards (format + simulation through the reward engine,
+plus a cheap reward that is informative for about two thirds of the groups, so dynamic sampling has work to do).
+Reported per configuration: median step time, generation and reward seconds per step, groups generated per
+step. Overheads:
+
+* ``verirl_vs_trl`` — our trainer with every addition off vs plain ``trl.GRPOTrainer``;
+* ``gate_*`` — step time with the entropy gate vs without;
+* ``dynamic_sampling`` — step time vs what the extra generations alone explain: the no-DS step with its
+  generation+reward time scaled by the groups generated per step (target: <= 10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+logger = logging.getLogger("bench_train_step")
+
+
+def sparse_reward(prompts, completions, completion_ids=None, **kwargs):
+    """1.0 for about a quarter of the completions (token-id sum divisible by 4): about 1/3 of groups agree."""
+    return [float(sum(ids) % 4 == 0) for ids in completion_ids]
+
+
+CONFIGS = {
+    "trl_plain": dict(plain=True),
+    "verirl_base": dict(),
+    "gate_per_response": dict(entropy_gate={"mode": "per_response", "top_fraction": 0.2, "log_tokens_every": 0}),
+    "gate_batch": dict(entropy_gate={"mode": "batch", "top_fraction": 0.2, "log_tokens_every": 0}),
+    "dynamic_sampling": dict(dynamic_sampling=True, max_refill_rounds=2),
+    "ds_adaptive_gate": dict(dynamic_sampling=True, adaptive_sampling=True, max_refill_rounds=2,
+                             entropy_gate={"mode": "per_response", "top_fraction": 0.2, "log_tokens_every": 0}),
+}
+
+
+def build_assets(root: str, n_tasks: int) -> tuple[str, str]:
+    from data_pipeline.curriculum import CurriculumConfig, generate_curriculum
+
+    from verirl.models import build_tiny_model
+
+    tasks = generate_curriculum(CurriculumConfig(seed=0, n_train=n_tasks, n_test=4, max_level=2))["train"]
+    texts = [t["prompt"] for t in tasks] + [t["reference"] for t in tasks]
+    model = build_tiny_model(os.path.join(root, "model"), texts, vocab_size=1024)
+    path = os.path.join(root, "tasks.jsonl")
+    with open(path, "w", encoding="utf-8") as fh:
+        for t in tasks:
+            fh.write(json.dumps(t) + "\n")
+    return model, path
+
+
+def run_config(name: str, spec: dict, model: str, tasks: str, root: str, args) -> dict:
+    from verirl.config import recipe_from_dict
+    from verirl.train.runner import build_trainer
+
+    spec = dict(spec)
+    plain = spec.pop("plain", False)
+    data = {
+        "trainer": "grpo",
+        "model_name_or_path": model,
+        "dataset": tasks,
+        "output_dir": os.path.join(root, name),
+        "rewards": [{"name": "format", "weight": 0.2}, {"name": "simulation"},
+                    {"name": f"{__name__}:sparse_reward"}],
+        "use_cpu": True,
+        "bf16": False,
+        "gradient_checkpointing": False,
+        "per_device_train_batch_size": args.batch,
+        "num_generations": args.generations,
+        "max_completion_length": args.completion_length,
+        "beta": 0.0,
+        "learning_rate": 1e-4,
+        "max_steps": args.steps + 1,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": ["none"],
+        "seed": 0,
+        **spec,
+    }
+    recipe = recipe_from_dict(data)
+    if plain:
+        from trl import GRPOTrainer
+
+        from verirl.config import build_rewards
+        from verirl.train.data import build_datasets
+        from verirl.train.runner import load_tokenizer
+
+        recipe.training.model_init_kwargs = {}
+        train_ds, _ = build_datasets(recipe.verirl)
+        trainer = GRPOTrainer(model=model, reward_funcs=build_rewards(recipe.verirl.rewards),
+                              args=recipe.training, train_dataset=train_ds,
+                              processing_class=load_tokenizer(recipe))
+    else:
+        trainer = build_trainer(recipe)
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    start = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - start
+    logs = [r for r in trainer.state.log_history if "step_time" in r][1:]  # first step: warm-up
+    def col(key):
+        values = [r[key] for r in logs if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    return {
+        "step_time_s": col("step_time"),
+        "generation_s": col("timing/generation_s"),
+        "reward_s": col("timing/reward_s"),
+        "optimization_s": col("timing/optimization_s"),
+        "groups_generated": col("dynamic_sampling/groups_generated"),
+        "keep_ratio": col("dynamic_sampling/keep_ratio"),
+        "gate_fraction": col("entropy_gate/fraction"),
+        "steps_measured": len(logs),
+        "wall_s": wall,
+    }
+
+
+def overheads(r: dict, target_groups: int) -> dict:
+    out = {}
+    base = r["verirl_base"]
+    out["verirl_vs_trl"] = base["step_time_s"] / r["trl_plain"]["step_time_s"] - 1.0
+    for name in ("gate_per_response", "gate_batch"):
+        out[name] = r[name]["step_time_s"] / base["step_time_s"] - 1.0
+    ds = r["dynamic_sampling"]
+    gen_score = (base["generation_s"] or 0.0) + (base["reward_s"] or 0.0)
+    scale = (ds["groups_generated"] or target_groups) / target_groups
+    expected = base["step_time_s"] + gen_score * (scale - 1.0)
+    out["dynamic_sampling_beyond_extra_generations"] = ds["step_time_s"] / expected - 1.0
+    out["dynamic_sampling_generation_factor"] = scale
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6, help="measured steps per configuration (after 1 warm-up)")
+    parser.add_argument("--batch", type=int, default=16, help="completions per step")
+    parser.add_argument("--generations", type=int, default=4, help="completions per prompt")
+    parser.add_argument("--completion-length", type=int, default=32, help="max new tokens")
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("transformers", "trl", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="verirl-bench-") as root:
+        model, tasks = build_assets(root, n_tasks=64)
+        for name in args.configs:
+            results[name] = run_config(name, CONFIGS[name], model, tasks, root, args)
+            r = results[name]
+            print(f"{name:20s} step {r['step_time_s']:.3f}s  gen {r['generation_s'] or 0:.3f}s  "
+                  f"reward {r['reward_s'] or 0:.3f}s  groups/step {r['groups_generated'] or '-'}  "
+                  f"gate {r['gate_fraction'] or '-'}", flush=True)
+    report = {"settings": vars(args), "results": results}
+    if set(CONFIGS) <= set(results):
+        report["overheads"] = overheads(results, args.batch // args.generations)
+        for k, v in report["overheads"].items():
+            print(f"{k:45s} {v:+.1%}" if "factor" not in k else f"{k:45s} {v:.2f}x")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -56,7 +56,8 @@ class EquivConfig:
         "combinational: enumerate every input value when the inputs total at most this many bits")})
     stop_on_mismatch: bool = dataclasses.field(default=True, metadata={"help": (
         "end the simulation at the first mismatch (faster; the pass fraction then counts checks up to it)")})
-    formal_timeout: float = dataclasses.field(default=10.0, metadata={"help": "seconds for the Yosys run"})
+    formal_timeout: float = dataclasses.field(default=5.0, metadata={"help": (
+        "seconds for each Yosys run (the proof, and the bounded check)")})
     induction_depth: int = dataclasses.field(default=4, metadata={"help": (
         "sequential formal: equiv_simple/equiv_induct unrolling depth")})
     bmc_depth: int = dataclasses.field(default=20, metadata={"help": (

@@ -70,3 +70,22 @@ def test_tiny_recipe_trains(trainer, tiny_assets, tmp_path):
         with open(out / "gated_tokens.jsonl") as fh:
             sample = [json.loads(line) for line in fh]
         assert sample and sample[0]["tokens"] and 0 < sample[0]["fraction"] <= 1
+
+
+@pytest.mark.slow
+def test_lora_switch_trains_an_adapter(tiny_assets, tmp_path):
+    from safetensors.torch import load_file
+
+    from verirl.train import train
+
+    out = tmp_path / "lora"
+    overrides = recipe_overrides("grpo", tiny_assets, out)
+    overrides.update({"use_peft": True, "lora_r": 4, "lora_alpha": 8, "max_steps": 1, "max_completion_length": 8,
+                      "lora_target_modules": ["q_proj", "v_proj"]})
+    recipe = load_recipe(os.path.join(ROOT, "recipes", "tiny", "grpo.yaml"), overrides)
+    result = train(recipe)
+    assert result.global_step == 1
+    adapter = load_file(str(out / "adapter_model.safetensors"))
+    lora_b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero: it moved
+    assert not (out / "model.safetensors").exists()  # only the adapter is saved

@@ -75,12 +75,12 @@ def _sample(folder: str, suffix: str, step: int) -> list[str]:
 @pytest.mark.usefixtures("eda")
 def test_verilog_eval_references_are_equivalent_to_themselves_and_wrapped():
     bench = _bench_script()
-    for name in _sample(VE, "_ref.sv", 13):
+    for name in _sample(VE, "_ref.sv", 20):
         with open(os.path.join(VE, name)) as fh:
             gold = rename_modules(fh.read(), {"RefModule": "TopModule"})
         iface = extract_interface(gold, "TopModule")
         wrapped = bench.wrapper_rewrite(gold, iface, "TopModule")
-        for config in (EquivConfig(), EquivConfig(method="simulation")):
+        for config in (EquivConfig(bmc_depth=8), EquivConfig(method="simulation")):
             res = check_equivalence(gold, wrapped, "TopModule", config=config)
             assert res.verdict == "equivalent", (name, config.method, res.reason, res.log[-500:])
 

@@ -126,7 +126,7 @@ def run(corpus: str, out_dir: str, *, max_modules: int, tools: bool, bench: str 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", type=int, default=100_000, help="corpus size of the streaming run")
-    parser.add_argument("--tools-sample", type=int, default=400, help="modules of the run with compile+synth")
+    parser.add_argument("--tools-sample", type=int, default=400, help="modules of the run with compile+synth (0: skip it)")
     parser.add_argument("--workdir", default="/tmp/verirl-bench-data")
     parser.add_argument("--bench", default=None, help="folder holding verilog-eval-v2/ and rtllm/v1.1/ checkouts")
     parser.add_argument("--shard-size", type=int, default=1000)
@@ -144,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     write_corpus(corpus, n, args.seed)
     result = {"corpus": {"modules": n, "bytes": os.path.getsize(corpus), "seconds": round(time.monotonic() - t0, 1)}}
-    result["tools_run"] = run(corpus, os.path.join(args.workdir, "tools"), max_modules=args.tools_sample, tools=True,
-                              bench=args.bench, shard_size=min(args.shard_size, 200), workers=args.workers)
+    if args.tools_sample > 0:
+        result["tools_run"] = run(corpus, os.path.join(args.workdir, "tools"), max_modules=args.tools_sample,
+                                  tools=True, bench=args.bench, shard_size=min(args.shard_size, 200),
+                                  workers=args.workers)
     if not args.skip_streaming:
         result["streaming_run"] = run(corpus, os.path.join(args.workdir, "stream"), max_modules=args.modules,
                                       tools=False, bench=args.bench, shard_size=args.shard_size, workers=args.workers)

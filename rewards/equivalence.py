@@ -136,10 +136,12 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
     if problems:
         return EquivResult("interface_mismatch", reason="; ".join(problems), interface=gold_if.to_dict(),
                            timings=timings)
-    unsupported = [p.name for p in gold_if.ports if p.direction not in ("input", "output") or not p.packed]
+    unsupported = [p.name for p in gold_if.ports
+                   if p.direction not in ("input", "output") or not p.packed or not is_identifier(p.name)]
     if unsupported:
-        return EquivResult("error", reason=f"ports {', '.join(unsupported)} are inout or unpacked arrays, which "
-                           "the equivalence checker does not drive", fault="golden", interface=gold_if.to_dict())
+        return EquivResult("error", reason=f"ports {', '.join(unsupported)} are inout, unpacked arrays or escaped "
+                           "identifiers, which the equivalence checker does not drive", fault="golden",
+                           interface=gold_if.to_dict())
     iface = merge_clocking(gold_if, cand_if)
 
     from .sanitize import Forbidden, sanitize_candidate

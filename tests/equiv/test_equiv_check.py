@@ -163,6 +163,9 @@ def test_errors_name_the_side_at_fault():
     assert res.verdict == "error" and "not defined" in res.reason
     with pytest.raises(ValueError):
         check_equivalence(ADDER, ADDER, "add; exec rm")
+    escaped = "module e(input \\a+b , output y); assign y = \\a+b ; endmodule"
+    res = check_equivalence(escaped, escaped)
+    assert res.verdict == "error" and "escaped" in res.reason
     with pytest.raises(ConfigError, match="method"):
         EquivConfig(method="magic")
 

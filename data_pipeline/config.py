@@ -323,7 +323,7 @@ def from_dict(cls: type, data: Any, where: str = "config") -> Any:
         raise ValueError(f"{where}: {exc}") from exc
 
 
-def load_build_config(path: str | os.PathLike | None, overrides: dict | None = None, cls: type = None):
+def load_build_config(path: str | os.PathLike | None, overrides: dict | None = None, cls: type | None = None):
     """Read a YAML recipe (``None``: defaults only) and apply top-level ``overrides`` (e.g. from flags).
 
     ``cls`` is the config class (default :class:`BuildConfig`; also PreferenceConfig, DifficultyConfig).

@@ -18,9 +18,9 @@ import dataclasses
 import logging
 import re
 
+from rewards import synth as rewards_synth
 from rewards.errors import InfrastructureError
 from rewards.interface import is_identifier
-from rewards import synth as rewards_synth
 from rewards.sandbox import SandboxConfig
 from rewards.syntax import check_syntax, tail
 from rewards.toolchain import find_tool

@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:  # data_fixtures is imported by name
     sys.path.insert(0, HERE)
 
-from data_fixtures import CORPUS, MockLLM  # noqa: E402
+from data_fixtures import CORPUS, MockLLM
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def _llm_server_session():
     state = MockLLM()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server API
+        def do_POST(self):
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length))
             state.auth.append(self.headers.get("Authorization"))

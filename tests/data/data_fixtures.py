@@ -3,8 +3,6 @@ this folder on sys.path)."""
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import re
 import threading

@@ -14,14 +14,13 @@ import time
 
 import pytest
 import yaml
+from data_fixtures import BENCH_RTLLM, BENCH_VE, CORPUS, EXPECTED_DROPS, EXPECTED_KEPT
 
 from data_pipeline.build import Builder, load_tasks_dataset
 from data_pipeline.config import LLMConfig, RoundTripConfig, load_build_config
 from data_pipeline.llm import LLMUnavailable
 from data_pipeline.roundtrip import load_template, render
 from rewards.task import Task
-
-from data_fixtures import BENCH_RTLLM, BENCH_VE, CORPUS, EXPECTED_DROPS, EXPECTED_KEPT
 
 pytestmark = pytest.mark.eda
 

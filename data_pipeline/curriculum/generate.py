@@ -24,7 +24,7 @@ from . import families_comb as comb
 from . import families_seq as seq
 from .design import Design
 from .testbench import build_testbench
-from .wording import prompt_text
+from .wording import VARIETIES, FirstChoice, prompt_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +74,9 @@ class CurriculumConfig:
     """Random test vectors for combinational designs with too many input bits for exhaustive testing."""
     cycles: int = 96
     """Clock cycles of random stimulus for sequential designs."""
+    variety: str = "full"
+    """``full``: random port names and wording; ``low``: fixed port names and wording per family, random module
+    names only (an easier curriculum for tiny models, used by the quickstart)."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.families) - set(FAMILIES))
@@ -88,6 +91,8 @@ class CurriculumConfig:
             raise ValueError(f"heldout_param_fraction must be in (0, 1), got {self.heldout_param_fraction}")
         if self.n_train < 1 or self.n_test < 1:
             raise ValueError("n_train and n_test must be >= 1")
+        if self.variety not in VARIETIES:
+            raise ValueError(f"variety must be one of {VARIETIES}, got {self.variety!r}")
         if not 1 <= self.max_level <= 4:
             raise ValueError(f"max_level must be 1..4, got {self.max_level}")
 
@@ -151,8 +156,9 @@ def _draw(config: CurriculumConfig, split: str, pools: dict[str, list[dict]], n:
             raise ValueError(f"could not draw {n} distinct {split} tasks; lower n or widen the families")
         family = rng.choice(families)
         params = rng.choice(pools[family])
-        design = FAMILIES[family].build(rng, params)
-        prompt = prompt_text(rng, design)
+        words = rng if config.variety == "full" else FirstChoice(rng)
+        design = FAMILIES[family].build(words, params)
+        prompt = prompt_text(words, design)
         if prompt in seen:
             continue
         seen.add(prompt)

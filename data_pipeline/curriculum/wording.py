@@ -36,7 +36,28 @@ HEADERS = (
 FOOTERS = ("", "", "Use synthesizable Verilog.", "Answer with the module only.")
 
 
+VARIETIES = ("full", "low")
+
+
+class FirstChoice(random.Random):
+    """A ``Random`` for ``variety="low"``: every wording and port-name draw takes the first option.
+
+    Module names still come from ``real`` (the caller's generator), so tasks stay distinct.
+    """
+
+    def __init__(self, real: random.Random):
+        super().__init__(0)
+        self.real = real
+
+    def choice(self, seq):
+        return seq[0]
+
+    def randrange(self, start, stop=None, step=1):
+        return 0 if stop is None else start
+
+
 def module_name(rng: random.Random, stems: tuple[str, ...]) -> str:
+    rng = getattr(rng, "real", rng)
     return f"{rng.choice(stems)}_{rng.choice(SUFFIXES)}"
 
 

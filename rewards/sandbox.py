@@ -12,7 +12,7 @@ Every call of iverilog, vvp, yosys or verilator in verirl goes through :class:`W
 * its own process group, killed as a whole on timeout or when it floods its output;
 * bounded captured output (the tool is killed once it passes the cap);
 * when running as root: a private network namespace (``unshare --net``) and the tool runs as
-  ``nobody`` (``setpriv``), so it cannot write outside its directory or reach the network.
+  ``nobody``, so it cannot write outside its directory or reach the network.
 
 What the sandbox does **not** guarantee (see docs/sandbox.md): it is not a container or a
 VM. A tool runs with the kernel's full system-call surface; when verirl is not started as
@@ -78,7 +78,7 @@ class SandboxConfig:
     root: str | None = None
     """Parent directory of the per-job temporary directories (default: the system temp dir)."""
     drop_privileges: bool = True
-    """When verirl runs as root, run tools as ``nobody`` (needs ``setpriv``)."""
+    """When verirl runs as root, run tools as ``nobody``."""
     isolate_network: bool = True
     """Run tools in a private network namespace when the machine allows it (``unshare``)."""
     keep_workdir: bool = False
@@ -121,24 +121,25 @@ def capabilities() -> dict[str, bool]:
     caps = {"prlimit": shutil.which("prlimit") is not None}
     is_root = os.geteuid() == 0
     caps["root"] = is_root
-    setpriv = shutil.which("setpriv")
-    caps["drop_privileges"] = bool(is_root and setpriv and _probe([setpriv, "--reuid", str(NOBODY_UID),
-                                                                   "--regid", str(NOBODY_GID),
-                                                                   "--clear-groups", "true"]))
+    caps["drop_privileges"] = is_root and _probe(["true"], user=NOBODY_UID, group=NOBODY_GID, extra_groups=[])
     unshare = shutil.which("unshare")
-    net_argv = [unshare, "--net"] if is_root else [unshare, "--map-root-user", "--net"]
+    if is_root:
+        net_argv = [unshare, "--net", "--setuid", str(NOBODY_UID), "--setgid", str(NOBODY_GID)]
+    else:
+        net_argv = [unshare, "--map-root-user", "--net"]
     caps["isolate_network"] = bool(unshare and _probe([*net_argv, "true"]))
     return caps
 
 
-def _probe(argv: list[str]) -> bool:
+def _probe(argv: list[str], **kwargs) -> bool:
     try:
-        return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+        return subprocess.run(argv, capture_output=True, timeout=10, **kwargs).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
-def _prefix(config: SandboxConfig) -> list[str]:
+def _prefix(config: SandboxConfig) -> tuple[list[str], bool]:
+    """The wrapper argv that applies limits and isolation, and whether Popen must drop privileges."""
     caps = capabilities()
     if not caps["prlimit"]:
         raise InfrastructureError("prlimit(1) is missing: install util-linux (`apt-get install -y util-linux`)")
@@ -153,14 +154,15 @@ def _prefix(config: SandboxConfig) -> list[str]:
         "--core=0",
         "--",
     ]
+    drop = config.drop_privileges and caps["drop_privileges"]
     if config.isolate_network and caps["isolate_network"]:
         argv += [shutil.which("unshare") or "unshare", "--net"]
         if not caps["root"]:
-            argv.insert(-1, "--map-root-user")
-    if config.drop_privileges and caps["drop_privileges"]:
-        argv += [shutil.which("setpriv") or "setpriv", "--reuid", str(NOBODY_UID), "--regid", str(NOBODY_GID),
-                 "--clear-groups"]
-    return argv
+            argv.append("--map-root-user")
+        elif drop:  # unshare switches to nobody itself once the namespace exists
+            argv += ["--setuid", str(NOBODY_UID), "--setgid", str(NOBODY_GID)]
+            drop = False
+    return argv, drop
 
 
 def _env(workdir: str) -> dict[str, str]:
@@ -227,11 +229,15 @@ class Workspace:
         assert self.path is not None, "Workspace used outside its `with` block"
         if isinstance(argv, str):
             raise TypeError("argv must be a list of strings, never a shell command line")
-        full = [*_prefix(self.config), *argv]
+        prefix, drop = _prefix(self.config)
+        full = [*prefix, *argv]
+        # without network isolation, Popen itself switches to nobody (no extra exec, thread-safe)
+        identity = {"user": NOBODY_UID, "group": NOBODY_GID, "extra_groups": []} if drop else {}
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
                 full,
+                **identity,
                 cwd=self.path,
                 env=_env(self.path),
                 stdin=subprocess.DEVNULL,

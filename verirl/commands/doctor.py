@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         caps = report["sandbox"]
         print("sandbox:")
         print(f"  resource limits (prlimit): {'yes' if caps['prlimit'] else 'NO - install util-linux'}")
-        print(f"  tools run as nobody:       {'yes' if caps['drop_privileges'] else 'no (not root, or no setpriv)'}")
+        print(f"  tools run as nobody:       {'yes' if caps['drop_privileges'] else 'no (verirl is not running as root)'}")
         print(f"  private network namespace: {'yes' if caps['isolate_network'] else 'no'}")
         print(f"self-test (compile, simulate, synthesize a 4-bit adder): {report['self_test']}")
     return 1 if required_missing or report["self_test"] != "ok" else 0

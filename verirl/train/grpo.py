@@ -80,6 +80,7 @@ class VerirlGRPOTrainer(GRPOTrainer):
         self._gen_seconds = 0.0
         self._reward_seconds = 0.0
         self._gen_score_seconds = 0.0
+        self._round_seconds = 0.0
         self._last_rewards_per_func: torch.Tensor | None = None
         self._gate_completion_ids: torch.Tensor | None = None
         self._last_gate_log_step = -1
@@ -148,7 +149,9 @@ class VerirlGRPOTrainer(GRPOTrainer):
 
     def _score_round(self, inputs: list[dict[str, Any]]):
         """Generate and score one round; return (output, local informative flags per group)."""
+        start = time.perf_counter()
         output = super()._generate_and_score_completions(inputs)
+        self._round_seconds += time.perf_counter() - start
         g = self.num_generations
         grouped = group_rewards(self._last_rewards_per_func, self.reward_weights, g)
         flags = informative_groups(grouped)
@@ -182,6 +185,15 @@ class VerirlGRPOTrainer(GRPOTrainer):
             self._gen_score_seconds += time.perf_counter() - start
 
     def _dynamic_generate(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        start = time.perf_counter()
+        self._round_seconds = 0.0
+        result = self._dynamic_generate_rounds(inputs)
+        # time spent in dynamic sampling itself (selection, joining, bookkeeping), not in generating and scoring
+        own = time.perf_counter() - start - self._round_seconds
+        self._metrics["train"]["timing/dynamic_sampling_s"].append(own)
+        return result
+
+    def _dynamic_generate_rounds(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         va, g, state = self.verirl_args, self.num_generations, self.sampling_state
         target = len(inputs) // g
         factor = state.oversample_factor(va.adaptive_max_factor) if va.adaptive_sampling else 1.0
@@ -250,12 +262,15 @@ class VerirlGRPOTrainer(GRPOTrainer):
             self._gate_completion_ids = None
 
     def get_high_entropy_mask(self, entropies, mask, threshold):
+        start = time.perf_counter()
         gate = self.verirl_args.entropy_gate
         if gate.mode == "per_response":
             gated = per_response_mask(entropies, mask, gate.top_fraction)
         else:
             gated = super().get_high_entropy_mask(entropies, mask, threshold)
         self._log_gate(gated, mask)
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["timing/entropy_gate_s"].append(time.perf_counter() - start)
         return gated
 
     def _log_gate(self, gated: torch.Tensor, mask: torch.Tensor) -> None:

@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     parser.add_argument("--bench-dir", default=os.path.join(here, "..", "..", "shared", "bench", "verilog-eval-v2"),
                         help="VerilogEval v2 checkout (default ../shared/bench/verilog-eval-v2)")
+    parser.add_argument("--benchmark", choices=("verilog-eval-v2", "rtllm"), default="verilog-eval-v2",
+                        help="benchmark (default verilog-eval-v2; give --bench-dir for rtllm)")
+    parser.add_argument("--task", choices=("spec-to-rtl", "code-complete"), default=None,
+                        help="VerilogEval task (default spec-to-rtl)")
     parser.add_argument("--workers", type=int, default=2, help="verirl scoring workers (default 2)")
     parser.add_argument("--limit", type=int, help="only the first N problems")
     parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions")
@@ -83,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     from verirl.eval.prompts import as_completion, extract_code, reference_completion
     from verirl.eval.scoring import Sample, make_pool, score_samples
 
-    bench = load_benchmark("verilog-eval-v2", args.bench_dir, "spec-to-rtl")
+    if args.benchmark == "rtllm" and args.exploits:
+        parser.error("--exploits applies to VerilogEval only")
+    task = (args.task or "spec-to-rtl") if args.benchmark == "verilog-eval-v2" else None
+    bench = load_benchmark(args.benchmark, args.bench_dir, task)
     problems = list(bench.problems.values())[: args.limit]
     samples = []
     for p in problems:

@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="verirl scoring workers (default 2)")
     parser.add_argument("--limit", type=int, help="only the first N problems")
     parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions")
+    parser.add_argument("--completions", help="score these completions (verirl eval --completions format, e.g. a "
+                                              "samples.jsonl) instead of references and mutants")
     parser.add_argument("--exploits", action="store_true",
                         help="also score three exploit completions per problem and count how many pass each harness")
     parser.add_argument("--json", help="also write the figures and disagreements to this file")
@@ -93,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     bench = load_benchmark(args.benchmark, args.bench_dir, task)
     problems = list(bench.problems.values())[: args.limit]
     samples = []
-    for p in problems:
+    if args.completions:
+        from verirl.eval.scoring import load_completions
+
+        wanted = {p.task_id for p in problems}
+        samples = [s for s in load_completions(args.completions, bench) if s.task_id in wanted]
+    for p in problems if not args.completions else ():
         ref = reference_completion(p)
         samples.append(Sample(p.task_id, 0, ref))
         if not args.no_mutants:

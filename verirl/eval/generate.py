@@ -9,7 +9,8 @@ Backends (``--backend``):
 * ``hf`` — ``transformers`` ``generate`` with ``num_return_sequences``, on CPU or GPU.
 
 Each row of ``samples.jsonl``: ``task_id``, ``sample_index``, ``completion`` (raw model text), ``prompt_style``,
-``sampling`` (n, temperature, top_p, max_tokens, seed), ``model``, ``revision``, ``backend``. Rows are appended and
+``prompt`` (style, shots, rules, explain), ``sampling`` (n, temperature, top_p, max_tokens, seed), ``model``,
+``revision``, ``backend``. Rows are appended and
 flushed per batch; a rerun reads the file and only asks for the missing ``(task_id, sample_index)`` pairs, so an
 interrupted run (an endpoint that went away, a crash) resumes where it stopped.
 """
@@ -275,7 +276,7 @@ class SampleStore:
     def check_compatible(self, meta: dict) -> None:
         """Refuse to mix samples from another model or other sampling settings into one file."""
         for row in self.rows[:1]:
-            for key in ("model", "revision", "prompt_style"):
+            for key in ("model", "revision", "prompt_style", "prompt"):
                 if row.get(key) != meta.get(key):
                     raise GenerationError(
                         f"{self.path} holds samples with {key}={row.get(key)!r}, this run has {meta.get(key)!r}; "
@@ -313,8 +314,8 @@ def generate_samples(benchmark: Benchmark, problems: Sequence[Problem], backend,
                      batch_size: int = 16) -> SampleStore:
     """Sample ``sampling.n`` completions for every problem into ``out_path``, skipping those already there."""
     store = SampleStore(out_path)
-    meta = {"prompt_style": prompt_settings.style, "sampling": sampling.record(), "model": model,
-            "revision": revision, "backend": backend.name}
+    meta = {"prompt_style": prompt_settings.style, "prompt": dataclasses.asdict(prompt_settings),
+            "sampling": sampling.record(), "model": model, "revision": revision, "backend": backend.name}
     store.check_compatible(meta)
     pending: list[tuple[Request, list[int]]] = []
     for problem in problems:

@@ -169,3 +169,48 @@ def test_transformers_backend_renders_the_chat_template(tiny_model, ve_dir):
     assert "Question:" in text and text.endswith("<|assistant|>\n")
     (outs,) = backend.generate([Request("Prob001_and2", prompt, 3)], SamplingSettings(n=3, max_tokens=5))
     assert len(outs) == 3 and all(isinstance(o, str) for o in outs)
+
+
+def test_vllm_backend_call_shape_with_a_stand_in_module(tiny_model, ve_dir, tmp_path, monkeypatch):
+    """vLLM needs a GPU; a stand-in ``vllm`` module checks what the backend sends it and how it reads the
+    answers (``LLM(...)``, ``get_tokenizer``, ``generate(texts, [SamplingParams])`` → ``outputs[i].text``)."""
+    import sys
+    import types
+
+    from transformers import AutoTokenizer
+
+    calls = {}
+
+    class SamplingParams:
+        def __init__(self, n, temperature, top_p, max_tokens, seed):
+            self.n, self.temperature, self.top_p, self.max_tokens, self.seed = n, temperature, top_p, max_tokens, seed
+
+    class LLM:
+        def __init__(self, model, revision, seed, **kwargs):
+            calls["init"] = {"model": model, "revision": revision, "seed": seed, **kwargs}
+
+        def get_tokenizer(self):
+            return AutoTokenizer.from_pretrained(tiny_model)
+
+        def generate(self, texts, params):
+            calls["generate"] = (texts, params)
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{i}:{j}") for j in range(p.n)])
+                    for i, p in enumerate(params)]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    from verirl.eval.generate import make_backend, request_seed
+
+    bench = load_benchmark("verilog-eval-v2", ve_dir)
+    backend = make_backend("vllm", tiny_model, "chat", seed=7, tensor_parallel_size=1,
+                           gpu_memory_utilization=0.5, max_model_len=None)
+    store = generate_samples(bench, list(bench.problems.values()), backend,
+                             SamplingSettings(n=2, temperature=0.8, top_p=0.9, max_tokens=64, seed=7),
+                             PromptSettings(), str(tmp_path / "s.jsonl"), model=tiny_model)
+    assert calls["init"] == {"model": tiny_model, "revision": None, "seed": 7, "tensor_parallel_size": 1,
+                             "gpu_memory_utilization": 0.5}
+    texts, params = calls["generate"]
+    assert len(texts) == 3 and texts[0].endswith("<|assistant|>\n") and "Question:" in texts[0]
+    assert [(p.n, p.temperature, p.top_p, p.max_tokens) for p in params] == [(2, 0.8, 0.9, 64)] * 3
+    assert [p.seed for p in params] == [request_seed(7, t) for t in bench.problems]
+    assert len({p.seed for p in params}) == 3
+    assert [r["completion"] for r in store.rows] == ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]

@@ -24,6 +24,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Sequence
 
 from .benchmarks import Benchmark, BenchmarkError, Problem, iter_jsonl
@@ -233,11 +234,15 @@ class VLLMBackend:
         texts = [tokenizer.apply_chat_template(r.prompt.chat(), add_generation_prompt=True, tokenize=False)
                  if self.style == "chat" else r.prompt.text() for r in requests]
         params = [SamplingParams(n=r.count, temperature=sampling.temperature, top_p=sampling.top_p,
-                                 max_tokens=sampling.max_tokens,
-                                 seed=None if sampling.seed is None else sampling.seed + i)
-                  for i, r in enumerate(requests)]
+                                 max_tokens=sampling.max_tokens, seed=request_seed(sampling.seed, r.task_id))
+                  for r in requests]
         outputs = llm.generate(texts, params)
         return [[o.text for o in out.outputs] for out in outputs]
+
+
+def request_seed(seed: int | None, task_id: str) -> int | None:
+    """A per-problem seed derived from the run's seed and the task id: the same whatever the batching or resume."""
+    return None if seed is None else (seed + zlib.crc32(task_id.encode("utf-8"))) % (2 ** 31)
 
 
 def make_backend(name: str, model: str, style: str, revision: str | None = None, base_url: str | None = None,

@@ -214,3 +214,12 @@ def test_vllm_backend_call_shape_with_a_stand_in_module(tiny_model, ve_dir, tmp_
     assert [p.seed for p in params] == [request_seed(7, t) for t in bench.problems]
     assert len({p.seed for p in params}) == 3
     assert [r["completion"] for r in store.rows] == ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
+
+
+def test_seeded_sampling_is_per_problem(tiny_model, ve_dir):
+    bench = load_benchmark("verilog-eval-v2", ve_dir)
+    prompts = [Request(t, build_prompt(bench, p, PromptSettings()), 2) for t, p in bench.problems.items()]
+    settings = SamplingSettings(n=2, temperature=1.0, max_tokens=6, seed=3)
+    together = TransformersBackend(tiny_model, seed=3).generate(prompts, settings)
+    alone = TransformersBackend(tiny_model, seed=3).generate(prompts[2:], settings)
+    assert alone[0] == together[2]                 # same samples whatever was sampled before (resume)

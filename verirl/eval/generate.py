@@ -104,8 +104,6 @@ class TransformersBackend:
             self._model.to(device).eval()
             if self.style == "chat" and not getattr(self._tokenizer, "chat_template", None):
                 raise GenerationError(f"model {self.model_id!r} has no chat template; use --prompt-style completion")
-            if self.seed is not None:
-                torch.manual_seed(self.seed)
         return self._model, self._tokenizer
 
     def render(self, prompt: Prompt) -> str:
@@ -129,6 +127,8 @@ class TransformersBackend:
                           else tokenizer.eos_token_id}
             if not greedy:
                 kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+            if self.seed is not None:  # per problem: a problem sampled after a resume gets the same samples
+                torch.manual_seed(request_seed(self.seed, request.task_id))
             with torch.no_grad():
                 output = model.generate(**inputs, **kwargs)
             start = inputs["input_ids"].shape[1]
@@ -186,7 +186,7 @@ class OpenAIBackend:
                 body = {"model": self.model_id, "n": request.count - len(texts), "temperature": sampling.temperature,
                         "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
                 if self.seed is not None:
-                    body["seed"] = self.seed
+                    body["seed"] = request_seed(self.seed, request.task_id)
                 if self.style == "chat":
                     body["messages"] = request.prompt.chat()
                     reply = self._post("/chat/completions", body)

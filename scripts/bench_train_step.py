@@ -39,19 +39,18 @@ def sparse_reward(prompts, completions, completion_ids=None, **kwargs):
 
 
 CONFIGS = {
-    "trl_plain": dict(plain=True),
-    "verirl_base": dict(),
-    "gate_per_response": dict(entropy_gate={"mode": "per_response", "top_fraction": 0.2, "log_tokens_every": 0}),
-    "gate_batch": dict(entropy_gate={"mode": "batch", "top_fraction": 0.2, "log_tokens_every": 0}),
-    "dynamic_sampling": dict(dynamic_sampling=True, max_refill_rounds=2),
-    "ds_adaptive_gate": dict(dynamic_sampling=True, adaptive_sampling=True, max_refill_rounds=2,
-                             entropy_gate={"mode": "per_response", "top_fraction": 0.2, "log_tokens_every": 0}),
+    "trl_plain": {"plain": True},
+    "verirl_base": {},
+    "gate_per_response": {"entropy_gate": {"mode": "per_response", "top_fraction": 0.2, "log_tokens_every": 0}},
+    "gate_batch": {"entropy_gate": {"mode": "batch", "top_fraction": 0.2, "log_tokens_every": 0}},
+    "dynamic_sampling": {"dynamic_sampling": True, "max_refill_rounds": 2},
+    "ds_adaptive_gate": {"dynamic_sampling": True, "adaptive_sampling": True, "max_refill_rounds": 2,
+                             "entropy_gate": {"mode": "per_response", "top_fraction": 0.2, "log_tokens_every": 0}},
 }
 
 
 def build_assets(root: str, n_tasks: int) -> tuple[str, str]:
     from data_pipeline.curriculum import CurriculumConfig, generate_curriculum
-
     from verirl.models import build_tiny_model
 
     tasks = generate_curriculum(CurriculumConfig(seed=0, n_train=n_tasks, n_test=4, max_level=2))["train"]
@@ -59,8 +58,7 @@ def build_assets(root: str, n_tasks: int) -> tuple[str, str]:
     model = build_tiny_model(os.path.join(root, "model"), texts, vocab_size=1024)
     path = os.path.join(root, "tasks.jsonl")
     with open(path, "w", encoding="utf-8") as fh:
-        for t in tasks:
-            fh.write(json.dumps(t) + "\n")
+        fh.writelines(json.dumps(t) + "\n" for t in tasks)
     return model, path
 
 

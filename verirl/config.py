@@ -260,7 +260,7 @@ def _parse_value(raw: str) -> Any:
     if raw == "":
         return ""
     try:
-        return yaml.load(raw, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(raw, Loader=_YamlLoader)
     except yaml.YAMLError:
         return raw
 
@@ -291,7 +291,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
         raise RecipeError(f"recipe {path!r} does not exist; pass --config PATH/TO/RECIPE.yaml")
     with open(path, encoding="utf-8") as fh:
         try:
-            data = yaml.load(fh, Loader=_YamlLoader) or {}  # noqa: S506 - SafeLoader subclass
+            data = yaml.load(fh, Loader=_YamlLoader) or {}
         except yaml.YAMLError as exc:
             raise RecipeError(f"recipe {path!r} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -543,8 +543,8 @@ def _registry_arguments(name: str, target) -> tuple[dict[str, inspect.Parameter]
         if init is not None:
             try:
                 hints.update(typing.get_type_hints(init))
-            except Exception:  # unresolvable annotations: names are still checked
-                pass
+            except (NameError, TypeError, AttributeError):  # unresolvable annotations: names are still checked
+                logger.debug("cannot resolve the annotations of %s", klass)
     return params, hints
 
 
@@ -571,7 +571,7 @@ def validate_reward_spec(spec: RewardSpec) -> None:
         has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
         try:
             hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
-        except Exception:  # unresolvable annotations: names were checked, types cannot be
+        except (NameError, TypeError, AttributeError):  # unresolvable annotations: names were checked, not types
             hints = {}
     accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = [k for k in spec.kwargs if k not in accepted]

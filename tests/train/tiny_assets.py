@@ -8,14 +8,12 @@ import os
 
 def write_jsonl(rows, path):
     with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
     return str(path)
 
 
 def build_assets(root) -> dict[str, str]:
     from data_pipeline.curriculum import CurriculumConfig, generate_curriculum
-
     from verirl.models import build_tiny_model
 
     root = str(root)

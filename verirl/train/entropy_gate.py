@@ -55,7 +55,7 @@ def gated_token_sample(
             text = tokenizer.decode([token_id])
             if "\ufffd" in text:  # part of a multi-byte character: show the raw token instead
                 text = tokenizer.convert_ids_to_tokens(token_id)
-        except Exception:  # a tokenizer that cannot decode one id: show the id
+        except (TypeError, ValueError, IndexError, OverflowError):  # cannot decode this id: show the id
             text = f"<{token_id}>"
         out.append((text, int(count)))
     return out

@@ -45,12 +45,12 @@ def _setup_reporting(training) -> None:
 
 def _model_init_kwargs(recipe: Recipe) -> dict[str, Any]:
     m = recipe.model
-    kwargs = dict(
-        revision=m.model_revision,
-        trust_remote_code=getattr(recipe.training, "trust_remote_code", False),
-        attn_implementation=m.attn_implementation,
-        dtype=m.dtype,
-    )
+    kwargs = {
+        "revision": m.model_revision,
+        "trust_remote_code": getattr(recipe.training, "trust_remote_code", False),
+        "attn_implementation": m.attn_implementation,
+        "dtype": m.dtype,
+    }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if getattr(recipe.training, "model_init_kwargs", None):
         kwargs.update(recipe.training.model_init_kwargs)
@@ -102,15 +102,15 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
     tokenizer = load_tokenizer(recipe)
     recipe.training.model_init_kwargs = _model_init_kwargs(recipe)
     all_callbacks = [JsonlMetricsCallback()] + list(callbacks or [])
-    common = dict(
-        model=recipe.model.model_name_or_path,
-        tokenizer=tokenizer,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        callbacks=all_callbacks,
-        peft_config=get_peft_config(recipe.model),
-        quantization_config=get_quantization_config(recipe.model),
-    )
+    common = {
+        "model": recipe.model.model_name_or_path,
+        "tokenizer": tokenizer,
+        "train_dataset": train_ds,
+        "eval_dataset": eval_ds,
+        "callbacks": all_callbacks,
+        "peft_config": get_peft_config(recipe.model),
+        "quantization_config": get_quantization_config(recipe.model),
+    }
     if args.trainer in RL_TRAINERS:
         from verirl.train.grpo import build_grpo_trainer
 

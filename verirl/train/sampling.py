@@ -62,7 +62,7 @@ def select_rows(batch: dict, rows: torch.Tensor) -> dict:
         if key in RECOMPUTED_KEYS:
             continue
         if not isinstance(value, torch.Tensor):
-            raise ValueError(
+            raise TypeError(
                 f"dynamic sampling supports text-only generation outputs; got non-tensor entry {key!r}. "
                 f"Disable dynamic_sampling for this dataset"
             )

@@ -109,6 +109,7 @@ def test_results_are_resumed_not_rescored(eda, ve_dir, pool, tmp_path):
 
     class Counting:
         calls = 0
+        config = pool.config
 
         def score(self, pairs):
             Counting.calls += len(pairs)
@@ -117,3 +118,13 @@ def test_results_are_resumed_not_rescored(eda, ve_dir, pool, tmp_path):
     second = score_samples(bench, samples, Counting(), results_path=path)
     assert Counting.calls == 1                      # only the new sample was scored
     assert second[0] == first[0] and second[1]["passed"] is False
+
+
+def test_results_scored_with_other_settings_are_not_reused(eda, ve_dir, pool, tmp_path):
+    bench = load_benchmark("verilog-eval-v2", ve_dir)
+    path = str(tmp_path / "results.jsonl")
+    samples = [Sample("Prob001_and2", 0, AND_OK)]
+    score_samples(bench, samples, pool, results_path=path)
+    with make_pool(workers=1, ppa=True) as ppa_pool:
+        (row,) = score_samples(bench, samples, ppa_pool, results_path=path)
+    assert row["passed"] and row["ppa"]["candidate"]["cells"] >= 1   # rescored with synthesis

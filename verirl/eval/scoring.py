@@ -110,15 +110,27 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
                   chunk_size: int = 256, progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Score ``samples`` and return one result row per sample (see :func:`result_row`).
 
-    With ``results_path``, rows already there for the same completion are reused and new rows are appended
-    after every chunk, so an interrupted run loses at most one chunk.
+    With ``results_path``, rows already there for the same completion, task content and reward settings are
+    reused, and new rows are appended after every chunk, so an interrupted run loses at most one chunk.
     """
     previous = _previous_results(results_path) if results_path else {}
     rows: dict[tuple[str, int], dict] = {}
     todo: list[Sample] = []
+    tasks: dict[str, object] = {}
+    config_fp = getattr(getattr(pool, "config", None), "fingerprint", "")
+    stamps: dict[str, str] = {}
+
+    def stamp(task_id: str) -> str:
+        """What a row was scored against: the task's content and the reward settings."""
+        if task_id not in stamps:
+            tasks[task_id] = to_task(benchmark.problems[task_id])
+            stamps[task_id] = hashlib.sha256(f"{tasks[task_id].fingerprint}:{config_fp}".encode()).hexdigest()[:16]
+        return stamps[task_id]
+
     for sample in samples:
         old = previous.get((sample.task_id, sample.sample_index))
-        if old is not None and old.get("completion_sha") == sample.digest and old.get("failure") != "unscorable":
+        if (old is not None and old.get("completion_sha") == sample.digest and old.get("failure") != "unscorable"
+                and old.get("scored_with") == stamp(sample.task_id)):
             rows[(sample.task_id, sample.sample_index)] = old
             if old.get("failure") == "broken_reference":
                 benchmark.known_broken.setdefault(sample.task_id, _first_line(old.get("reason") or ""))
@@ -126,21 +138,20 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
             todo.append(sample)
     if rows:
         logger.info("reusing %d scored samples from %s", len(rows), results_path)
-    tasks: dict[str, object] = {}
     done = len(rows)
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start:start + chunk_size]
         pairs, codes = [], []
         for sample in chunk:
             problem = benchmark.problems[sample.task_id]
-            if sample.task_id not in tasks:
-                tasks[sample.task_id] = to_task(problem)
+            stamp(sample.task_id)
             code = extract_code(problem, benchmark.task, sample.completion)
             codes.append(code)
             # an empty cut is what the benchmark's harness would compile: nothing (a format failure here)
             pairs.append((tasks[sample.task_id], as_completion(code) if code.strip() else ""))
         scores = pool.score(pairs)
-        new_rows = [result_row(benchmark, s, sc, code) for s, sc, code in zip(chunk, scores, codes)]
+        new_rows = [{**result_row(benchmark, s, sc, code), "scored_with": stamp(s.task_id)}
+                    for s, sc, code in zip(chunk, scores, codes)]
         for row in new_rows:
             rows[(row["task_id"], row["sample_index"])] = row
         if results_path:

@@ -1,0 +1,117 @@
+"""Held-out evaluation of a checkpoint: sample ``n`` completions per task, score them, pass@k.
+
+The SFT and the RL checkpoints are evaluated by the same function with the same :class:`Sampling` (temperature,
+top-p, token budget, seed), so the difference between the two is the RL stage's doing. Prompts go through the
+model's chat template exactly as in training (a user message, no system prompt).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections import defaultdict
+
+from verirl.eval.passk import pass_at_k
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    n: int
+    temperature: float
+    max_new_tokens: int
+    seed: int
+    top_p: float = 1.0
+    batch_size: int = 64
+
+
+def chat_prompt(tokenizer, task: dict) -> str:
+    return tokenizer.apply_chat_template([{"role": "user", "content": task["prompt"]}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def sample_completions(model_dir: str, tasks: list[dict], sampling: Sampling, progress=None) -> list[list[str]]:
+    """``sampling.n`` completions per task (plain text of the assistant turn)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model.eval()
+    generator_seed = torch.random.get_rng_state()
+    torch.manual_seed(sampling.seed)
+    flat = [chat_prompt(tokenizer, task) for task in tasks for _ in range(sampling.n)]
+    texts: list[str] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(flat), sampling.batch_size):
+                chunk = flat[start:start + sampling.batch_size]
+                enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+                out = model.generate(**enc, do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
+                                     top_k=0, max_new_tokens=sampling.max_new_tokens,
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                if progress:
+                    progress(len(chunk))
+    finally:
+        torch.random.set_rng_state(generator_seed)
+    return [texts[i * sampling.n:(i + 1) * sampling.n] for i in range(len(tasks))]
+
+
+def evaluate_checkpoint(model_dir: str, tasks: list[dict], sampling: Sampling, pool, out_path: str,
+                        progress=None) -> dict:
+    """Sample, score with ``pool`` (a RewardPool), write one JSON line per sample to ``out_path``; return metrics."""
+    from rewards.task import Task
+
+    completions = sample_completions(model_dir, tasks, sampling, progress=progress)
+    pairs = [(Task.from_dict(task), text) for task, texts in zip(tasks, completions) for text in texts]
+    scores = pool.score(pairs)
+    rows = []
+    for i, (task, text) in enumerate((t, c) for t, cs in zip(tasks, completions) for c in cs):
+        score = scores[i]
+        meta = task.get("metadata") or {}
+        rows.append({"task_id": task["id"], "family": meta.get("family"), "level": meta.get("level"),
+                     "sample": i % sampling.n, "completion": text, "passed": bool(score.passed),
+                     "reward": score.reward, "failure": score.failure})
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    tmp = out_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    os.replace(tmp, out_path)
+    return summarize(rows, sampling)
+
+
+def summarize(rows: list[dict], sampling: Sampling) -> dict:
+    """pass@k (k = 1 and n), pass@1 per family and per level, failure classes, mean reward."""
+    per_task: dict[str, list[bool]] = defaultdict(list)
+    fam_of, level_of = {}, {}
+    failures: dict[str, int] = defaultdict(int)
+    rewards = []
+    for row in rows:
+        per_task[row["task_id"]].append(row["passed"])
+        fam_of[row["task_id"]], level_of[row["task_id"]] = row["family"], row["level"]
+        if not row["passed"]:
+            failures[row["failure"] or "unknown"] += 1
+        if row["reward"] is not None:
+            rewards.append(row["reward"])
+    ks = sorted({1, sampling.n})
+    out = {"tasks": len(per_task), "samples": len(rows), "sampling": dataclasses.asdict(sampling),
+           "mean_reward": sum(rewards) / len(rewards) if rewards else None, "failures": dict(failures)}
+    for k in ks:
+        out[f"pass@{k}"] = _mean(pass_at_k(len(v), sum(v), k) for v in per_task.values())
+    for key, of in (("family", fam_of), ("level", level_of)):
+        groups: dict[str, list[float]] = defaultdict(list)
+        for task_id, values in per_task.items():
+            groups[str(of[task_id])].append(pass_at_k(len(values), sum(values), 1))
+        out[f"pass@1_by_{key}"] = {g: _mean(v) for g, v in sorted(groups.items())}
+    return out
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0

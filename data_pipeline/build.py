@@ -178,16 +178,25 @@ class Builder:
             stream = itertools.islice(stream, cfg.max_modules)
         bar = tqdm(desc="modules", unit="mod", disable=None if self.progress is None else not self.progress)
         index = done = 0
+        redo = False  # once a committed shard is redone, later ones saw another dedupe state: redo them too
         try:
             while True:
                 chunk = list(itertools.islice(stream, cfg.shard_size))
                 if not chunk:
                     break
-                if self.store.is_done(index):
-                    self.dedupe.load_delta(self.store.read_state(index))
-                    done += 1
-                else:
-                    self._process_shard(index, chunk)
+                if not redo and self.store.is_done(index):
+                    record = self.store.record(index)
+                    if record.get("modules") == len(chunk) and record.get("last_key") == chunk[-1].key:
+                        self.dedupe.load_delta(self.store.read_state(index))
+                        done += 1
+                        bar.update(len(chunk))
+                        index += 1
+                        continue
+                    # a shorter final shard of an earlier run (max_modules raised) or a changed corpus
+                    logger.warning("shard %d was committed with other modules (%s modules, last %s); redoing it",
+                                   index, record.get("modules"), record.get("last_key"))
+                    redo = True
+                self._process_shard(index, chunk)
                 bar.update(len(chunk))
                 index += 1
         finally:
@@ -199,6 +208,8 @@ class Builder:
 
     def _process_shard(self, index: int, chunk: list[ModuleRecord]) -> None:
         cfg = self.cfg
+        if self.store.is_done(index):  # redone: withdraw the old commit before its files are replaced
+            os.unlink(self.store.path(index, "json"))
         t0 = time.monotonic()
         counts = Counter({"split": len(chunk)})
         drops: list[dict] = []

@@ -68,6 +68,13 @@ def test_build_writes_dataset_manifest_and_drop_report(tmp_path, eda):
     assert again["counts"] == counts
     assert load_tasks_dataset(again["dataset"]["files"]["parquet"])["id"] == parquet["id"]
 
+    # a run stopped by max_modules inside a shard, then continued over the whole corpus, equals a fresh run
+    out2 = tmp_path / "partial"
+    Builder(load_build_config(recipe(tmp_path), {"output_dir": str(out2), "max_modules": 7}), progress=False).run()
+    grown = Builder(load_build_config(recipe(tmp_path), {"output_dir": str(out2)}), progress=False).run()
+    assert grown["counts"] == counts
+    assert load_tasks_dataset(grown["dataset"]["files"]["parquet"])["id"] == parquet["id"]
+
 
 @pytest.mark.eda
 def test_cli_steps_chain_and_report(tmp_path, capsys, eda):

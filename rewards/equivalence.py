@@ -62,6 +62,9 @@ class EquivConfig:
         "sequential formal: equiv_simple/equiv_induct unrolling depth")})
     bmc_depth: int = dataclasses.field(default=20, metadata={"help": (
         "sequential formal: cycles of the bounded check from reset after a failed induction (0: skip it)")})
+    bmc_max_port_bits: int = dataclasses.field(default=256, metadata={"help": (
+        "auto: run the bounded check after a clean simulation only for designs with at most this many port "
+        "bits (wider ones rarely finish within the budget)")})
     sim_timeout: float = dataclasses.field(default=20.0, metadata={"help": "seconds for one simulation run"})
     sandbox: SandboxConfig | None = dataclasses.field(default=None, metadata={"help": (
         "containment of the tools (default: rewards.sandbox.SandboxConfig())")})
@@ -72,7 +75,7 @@ class EquivConfig:
         for name in ("sequences", "cycles", "vectors", "induction_depth"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"EquivConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("long_cycles", "reset_pulses", "exhaustive_bits", "bmc_depth"):
+        for name in ("long_cycles", "reset_pulses", "exhaustive_bits", "bmc_depth", "bmc_max_port_bits"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"EquivConfig.{name} must be a non-negative integer, got {getattr(self, name)!r}")
         if self.exhaustive_bits > 24:
@@ -174,6 +177,7 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
         timings["simulation"] = time.monotonic() - t0
         if (result.verdict == "equivalent" and config.method == "auto" and iface.sequential
                 and config.bmc_depth > 0 and outcome is not None
+                and sum(p.width for p in iface.ports) <= config.bmc_max_port_bits
                 and "Assertion failed" not in outcome.reason):  # initial values or latches: no model
             from .formal import bounded_check
 

@@ -219,3 +219,33 @@ def test_roundtrip_config_requires_backend():
         RoundTripConfig(enabled=True)
     with pytest.raises(ValueError, match="llm.kind"):
         LLMConfig(kind="gpt", model="x")
+
+
+def test_roundtrip_and_preferences_steps_from_the_cli(tmp_path, llm_server, capsys):
+    from verirl.cli import main
+
+    base_url, _ = llm_server
+    modules, kept, tasks = (str(tmp_path / f"{n}.jsonl") for n in ("m", "k", "t"))
+    assert main(["data", "split", "--folder", CORPUS, "--out", modules]) == 0
+    assert main(["data", "filter", "--input", modules, "--out", kept, "--no-synth"]) == 0
+    step_recipe = tmp_path / "rt.yaml"
+    step_recipe.write_text(yaml.safe_dump({"roundtrip": {"enabled": True, "llm": openai_llm(base_url)}}))
+    capsys.readouterr()
+    assert main(["data", "roundtrip", "--config", str(step_recipe), "--input", kept, "--out", tasks,
+                 "--drops", str(tmp_path / "d.jsonl")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in open(tasks)]
+    assert {r["top"] for r in rows} == EXPECTED_KEPT and summary["kept"] == len(rows)
+    assert summary["drop:not_equivalent"] == 2 and summary["drop:interface_mismatch"] == 1
+    assert all(Task.from_dict(r).reference for r in rows)
+
+    # preferences from a file of samples: the regenerated code (right) against a wrong one
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(json.dumps({"task_id": rows[0]["id"], "completion": "no code"}) + "\n" +
+                       json.dumps({"task_id": rows[0]["id"], "completion": "```verilog\n" + rows[0]["reference"]
+                                   + "```"}) + "\n")
+    assert main(["data", "preferences", "--tasks", tasks, "--completions", str(samples), "--output",
+                 str(tmp_path / "pairs.jsonl"), "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"] == 1
+    pair = json.loads(open(tmp_path / "pairs.jsonl").readline())
+    assert pair["rejected"] == "no code" and pair["chosen_score"]["pass_fraction"] == 1.0

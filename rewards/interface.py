@@ -293,21 +293,24 @@ class _Clocking:
             elif kind == ast.SymbolKind.GenerateBlockArray:
                 for entry in member.entries:
                     self.scan(entry, mapping)
-            elif kind == ast.SymbolKind.Instance and member.isModule and self._depth < 32:
-                child_map: dict[str, str] = {}
-                for conn in member.portConnections:
-                    name = _signal_name(conn.expression) if conn.expression is not None else None
-                    if name is not None and name in mapping:
-                        child_map[conn.port.name] = mapping[name]
-                self._depth += 1
-                self.scan(member.body, child_map)
-                self._depth -= 1
+            elif kind == ast.SymbolKind.Instance and member.isModule:
+                self._instance(member, mapping)
             elif kind == ast.SymbolKind.InstanceArray:
                 for element in member.elements:
-                    if element.kind == ast.SymbolKind.Instance:
-                        self._depth += 1
-                        self.scan(element.body, {})
-                        self._depth -= 1
+                    if element.kind == ast.SymbolKind.Instance and element.isModule:
+                        self._instance(element, mapping)
+
+    def _instance(self, inst, mapping: dict[str, str]) -> None:
+        if self._depth >= 32:
+            return
+        child_map: dict[str, str] = {}
+        for conn in inst.portConnections:
+            name = _signal_name(conn.expression) if conn.expression is not None else None
+            if name is not None and name in mapping:
+                child_map[conn.port.name] = mapping[name]
+        self._depth += 1
+        self.scan(inst.body, child_map)
+        self._depth -= 1
 
     def _process(self, block, mapping: dict[str, str]) -> None:
         from pyslang import ast

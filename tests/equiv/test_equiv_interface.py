@@ -98,3 +98,17 @@ def test_top_must_exist_and_be_plain():
         extract_interface("module a(input x); endmodule", "b")
     with pytest.raises(InterfaceError, match="plain Verilog identifier"):
         extract_interface("module a(input x); endmodule", "a; exec")
+
+
+def test_instance_arrays_and_generate_blocks():
+    src = """module ff(input c, input d, output reg q); always @(posedge c) q <= d; endmodule
+    module top(input clk, input [3:0] d, output [3:0] q, output [3:0] r);
+      ff bank [3:0] (.c(clk), .d(d), .q(q));
+      genvar i;
+      generate for (i = 0; i < 4; i = i + 1) begin : g
+        ff one (.c(clk), .d(d[i]), .q(r[i]));
+      end endgenerate
+    endmodule"""
+    iface = extract_interface(src, "top")
+    assert iface.sequential and [(c.name, c.edge) for c in iface.clocks] == [("clk", "posedge")]
+    assert iface.internal_clocks == ()

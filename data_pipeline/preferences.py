@@ -16,14 +16,14 @@ scores.
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
 
 from .config import PreferenceConfig
-from .shards import atomic_open
+from .shards import concatenate, sharded_map
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,11 @@ def _pair_row(task: dict, chosen, rejected) -> dict:
 
 
 def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | None = None) -> dict:
-    """Write preference pairs to ``cfg.output``; returns counts."""
+    """Write preference pairs to ``cfg.output``; returns counts.
+
+    Resumable: prompts are processed in shards of ``batch_size`` under ``<output>.shards/``; a rerun skips
+    the shards already committed with the same settings.
+    """
     from tqdm.auto import tqdm
 
     from rewards.errors import TaskError
@@ -135,50 +139,54 @@ def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | N
 
     cfg.validate_for_run()
     samples = load_completions(cfg.completions) if cfg.completions else None
-    if samples is None and backend is None:
-        from .llm import make_backend
-
-        backend = make_backend(cfg.llm)
     reward_config = RewardConfig.from_dict(cfg.reward) if cfg.reward else RewardConfig()
-    counts: Counter = Counter()
     bar = tqdm(desc="prompts", unit="prompt", disable=None if progress is None else not progress)
-    with RewardPool(reward_config, workers=cfg.workers) as pool, atomic_open(cfg.output) as out:
-        rows = iter_tasks(cfg.tasks)
-        for batch_index in itertools.count():
-            batch = list(itertools.islice(rows, cfg.batch_size))
-            if not batch:
-                break
-            tasks = []
-            for row in batch:
-                counts["tasks"] += 1
-                try:
-                    tasks.append((row, Task.from_dict(row)))
-                except TaskError as exc:
-                    logger.warning("skipping bad task row: %s", exc)
-                    counts["bad_task"] += 1
-            if samples is not None:
-                groups = [samples.get(row["id"], []) for row, _ in tasks]
-            else:
-                groups = backend.generate([as_messages(row["prompt"]) for row, _ in tasks],
-                                          n=cfg.samples_per_prompt, seed=cfg.seed + batch_index * 100_003)
-                groups = [g or [] for g in groups]
-            pairs_in = [(task, c) for (_, task), group in zip(tasks, groups) for c in group]
-            scores = iter(pool.score(pairs_in))
-            for (row, _), group in zip(tasks, groups):
-                group_scores = [next(scores) for _ in group]
-                counts["completions"] += len(group)
-                counts["unscorable"] += sum(1 for s in group_scores if not s.scorable)
-                if len(group) < 2:
-                    counts["too_few_samples"] += 1
-                    continue
-                pairs = make_pairs(row, group, group_scores, cfg)
-                if not pairs:
-                    counts["no_pair_with_margin"] += 1
-                for pair in pairs:
-                    out.write(json.dumps(pair, ensure_ascii=False) + "\n")
-                counts["pairs"] += len(pairs)
-            bar.update(len(batch))
-    bar.close()
-    logger.info("preferences: %s", dict(counts))
-    return dict(counts)
+    state = {"backend": backend}
 
+    def process(index: int, batch: list[dict]) -> tuple[list[dict], Counter]:
+        counts: Counter = Counter()
+        tasks = []
+        for row in batch:
+            counts["tasks"] += 1
+            try:
+                tasks.append((row, Task.from_dict(row)))
+            except TaskError as exc:
+                logger.warning("skipping bad task row: %s", exc)
+                counts["bad_task"] += 1
+        if samples is not None:
+            groups = [samples.get(row["id"], []) for row, _ in tasks]
+        else:
+            if state["backend"] is None:
+                from .llm import make_backend
+
+                state["backend"] = make_backend(cfg.llm)
+            groups = state["backend"].generate([as_messages(row["prompt"]) for row, _ in tasks],
+                                               n=cfg.samples_per_prompt, seed=cfg.seed + index * 100_003)
+            groups = [g or [] for g in groups]
+        scores = iter(pool.score([(task, c) for (_, task), group in zip(tasks, groups) for c in group]))
+        out: list[dict] = []
+        for (row, _), group in zip(tasks, groups):
+            group_scores = [next(scores) for _ in group]
+            counts["completions"] += len(group)
+            counts["unscorable"] += sum(1 for s in group_scores if not s.scorable)
+            if len(group) < 2:
+                counts["too_few_samples"] += 1
+                continue
+            pairs = make_pairs(row, group, group_scores, cfg)
+            if not pairs:
+                counts["no_pair_with_margin"] += 1
+            out.extend(pairs)
+            counts["pairs"] += len(pairs)
+        bar.update(len(batch))
+        return out, counts
+
+    fingerprint = json.dumps([cfg.completions, cfg.llm and dataclasses.asdict(cfg.llm), cfg.samples_per_prompt,
+                              cfg.margin, cfg.max_pairs_per_prompt, cfg.require_chosen_pass, cfg.reward, cfg.seed],
+                             sort_keys=True, default=str)
+    with RewardPool(reward_config, workers=cfg.workers) as pool:
+        files, counts = sharded_map(iter_tasks(cfg.tasks), cfg.batch_size, cfg.output + ".shards", process,
+                                    fingerprint=fingerprint)
+    concatenate(files, cfg.output)
+    bar.close()
+    logger.info("preferences: %s", counts)
+    return counts

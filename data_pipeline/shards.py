@@ -105,3 +105,46 @@ class ShardStore:
 
     def commit(self, index: int, record: dict) -> None:
         write_json(self.path(index, "json"), record)
+
+
+def sharded_map(rows: Iterator[dict], shard_size: int, work_dir: str, process, *, fingerprint: str = "",
+                key=lambda row: str(row.get("id"))) -> tuple[list[str], dict]:
+    """Resumable map over a row stream, ``shard_size`` rows per shard.
+
+    ``process(index, rows) -> (out_rows, counts)``. Each shard's output is committed under ``work_dir``;
+    a rerun skips shards committed with the same rows (first/last key, count) and ``fingerprint`` (the
+    settings), and redoes the others. Returns the shard output files in order and the summed counts.
+    """
+    import itertools
+    from collections import Counter
+
+    store = ShardStore(work_dir)
+    files: list[str] = []
+    totals: Counter = Counter()
+    for index in itertools.count():
+        chunk = list(itertools.islice(rows, shard_size))
+        if not chunk:
+            break
+        ident = {"rows": len(chunk), "first": key(chunk[0]), "last": key(chunk[-1]), "fingerprint": fingerprint}
+        out_path = store.path(index, "rows.jsonl")
+        if store.is_done(index) and store.record(index).get("ident") == ident:
+            totals.update(store.record(index)["counts"])
+        else:
+            if store.is_done(index):
+                os.unlink(store.path(index, "json"))
+            out_rows, counts = process(index, chunk)
+            write_jsonl(out_path, out_rows)
+            store.commit(index, {"ident": ident, "counts": dict(counts)})
+            totals.update(counts)
+        files.append(out_path)
+    return files, dict(totals)
+
+
+def concatenate(files: list[str], output: str) -> None:
+    """Write the concatenation of ``files`` to ``output`` atomically."""
+    import shutil
+
+    with atomic_open(output, "wb") as dst:
+        for path in files:
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, dst)

@@ -117,3 +117,37 @@ def test_preference_config_errors():
         PreferenceConfig(margin=0)
     with pytest.raises(ValueError, match="completions.*llm"):
         PreferenceConfig(tasks="t", output="o").validate_for_run()
+
+
+def test_difficulty_run_resumes_after_an_outage(tmp_path):
+    from data_pipeline.llm import LLMBackend, LLMUnavailable
+
+    class Flaky(LLMBackend):
+        """Right answer for even-numbered tasks, wrong for odd ones; down on its second call once."""
+
+        def __init__(self, fail_on: int | None):
+            super().__init__(LLMConfig(kind="openai", model="flaky"))
+            self.calls, self.fail_on = 0, fail_on
+
+        def generate(self, conversations, *, n=1, seed=0):
+            self.calls += 1
+            if self.calls == self.fail_on:
+                raise LLMUnavailable("endpoint down")
+            return [[RIGHT if "even" in c[-1]["content"] else HALF] * n for c in conversations]
+
+    rows = [{"id": f"t{i}", "prompt": f"adder ({'even' if i % 2 == 0 else 'odd'})", "top": "adder",
+             "reference": ADDER, "testbench": ADDER_TB} for i in range(6)]
+    tasks = _tasks(tmp_path, rows)
+    cfg = DifficultyConfig(tasks=tasks, output=str(tmp_path / "out.jsonl"), llm=LLMConfig(kind="openai", model="x"),
+                           samples=2, batch_size=2, drop_always_solved=False)
+    first = Flaky(fail_on=2)
+    with pytest.raises(LLMUnavailable):
+        estimate_difficulty(cfg, backend=first, progress=False)
+    assert not (tmp_path / "out.jsonl").exists()
+    second = Flaky(fail_on=None)
+    counts = estimate_difficulty(cfg, backend=second, progress=False)
+    assert second.calls == 2  # the first shard was committed before the outage and is not sampled again
+    kept = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
+    assert [r["id"] for r in kept] == ["t0", "t2", "t4"]  # odd ones never pass: dropped
+    assert counts == {"tasks": 6, "kept": 3, "dropped_never_solved": 3}
+    assert all(r["metadata"]["difficulty"]["pass_rate"] == 1.0 for r in kept)

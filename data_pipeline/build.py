@@ -122,6 +122,11 @@ class Builder:
         self._check_resume()
         self.store = ShardStore(self.out)
         self.tools = require_tools(cfg.filters)
+        if cfg.roundtrip.enabled:  # the equivalence checker simulates and proves: fail now, not on every row
+            from rewards.toolchain import find_tool
+
+            for tool in ("iverilog", "vvp", "yosys"):
+                self.tools[tool] = find_tool(tool)
         self.dedupe = Deduplicator(cfg.dedupe, seed=cfg.seed + 1)
         self.decon = None
         if cfg.decontaminate.enabled:

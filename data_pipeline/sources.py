@@ -348,7 +348,14 @@ def _hf_rows(cfg: SourceConfig) -> Iterator[tuple[int, dict | None]]:
             if cfg.split not in ds:
                 raise ValueError(f"source {cfg.name!r}: split {cfg.split!r} not in {list(ds)}")
             ds = ds[cfg.split]
-    else:
+    elif os.path.isfile(path):  # a single data file: pick the builder from its extension
+        ext = path.rsplit(".", 1)[-1].lower()
+        builder = {"parquet": "parquet", "json": "json", "jsonl": "json", "csv": "csv", "arrow": "arrow"}.get(ext)
+        if builder is None:
+            raise ValueError(f"source {cfg.name!r}: cannot read {path!r} as a dataset (use .parquet, .jsonl, "
+                             f".json, .csv or .arrow, or kind: jsonl)")
+        ds = datasets.load_dataset(builder, data_files=path, split="train", streaming=True)
+    else:  # a local dataset folder (memory-mapped), or a Hub id (streamed unless `streaming: false`)
         ds = datasets.load_dataset(path, split=cfg.split, streaming=cfg.streaming and not os.path.exists(path))
     for i, row in enumerate(ds):
         yield i, row

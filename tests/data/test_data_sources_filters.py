@@ -79,6 +79,9 @@ def test_hf_dataset_source_from_disk(tmp_path):
     ds.save_to_disk(str(tmp_path / "ds"))
     recs = list(iter_modules(SourceConfig(kind="hf", path=str(tmp_path / "ds"), code_field="content")))
     assert [r.top for r in recs] == ["m1", "m2"] and recs[1].source["row"] == 1
+    ds.to_parquet(str(tmp_path / "c.parquet"))  # a single data file, streamed
+    recs = list(iter_modules(SourceConfig(kind="hf", path=str(tmp_path / "c.parquet"), code_field="content")))
+    assert [r.top for r in recs] == ["m1", "m2"]
 
 
 def test_source_config_errors_name_the_field(tmp_path):

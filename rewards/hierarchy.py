@@ -61,6 +61,10 @@ class RewardConfig:
     """Settings for :class:`rewards.equivalence.EquivConfig`, used for tasks without a testbench."""
     sandbox: SandboxConfig = dataclasses.field(default_factory=SandboxConfig)
     """Resource limits and isolation of every tool run."""
+    validate_reference: bool = True
+    """Simulate the reference once per task: a reference that fails its own testbench makes the task
+    ``task_error`` (never the model's fault), and the candidate's timeout adapts to the reference's run
+    time. When False, the reference is not run and the timeout is ``sim.max_timeout``."""
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(LEVELS)
@@ -94,7 +98,7 @@ class RewardConfig:
     def fingerprint(self) -> str:
         payload = json.dumps(
             [sorted(self.weights.items()), self.partial_credit, self.reasoning, self.liberty,
-             dataclasses.asdict(self.sim), sorted(self.equivalence.items())],
+             dataclasses.asdict(self.sim), sorted(self.equivalence.items()), self.validate_reference],
             sort_keys=True, default=str,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -145,7 +149,8 @@ def prepare_task(task: Task, config: RewardConfig) -> _Prepared:
         if key in _PREP_CACHE:
             return _PREP_CACHE[key]
         seconds = None
-        if task.testbench and task.reference is not None and config.enabled("function"):
+        if (task.testbench and task.reference is not None and config.enabled("function")
+                and config.validate_reference):
             golden = sanitize_candidate(reference_as_candidate(task), task.top).code
             result = simulate(task, golden, config=config.sandbox, limits=config.sim)
             if not result.passed:
@@ -201,24 +206,41 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
     if sanitized.neutralised:
         detail["neutralised"] = list(sanitized.neutralised)
 
-    start = time.monotonic()
-    syntax = check_syntax(sanitized.code, task.top, config=config.sandbox,
-                          timeout=config.sim.compile_timeout)
-    timings["syntax"] = time.monotonic() - start
-    if config.enabled("syntax"):
-        components["syntax"] = 1.0 if syntax.ok else 0.0
-    if not syntax.ok:
-        detail["log"] = syntax.log
-        return done(syntax.failure, False)
+    def standalone() -> bool:
+        """Elaborate the candidate alone: it compiles, and reaches nothing outside itself."""
+        start = time.monotonic()
+        syntax = check_syntax(sanitized.code, task.top, config=config.sandbox, timeout=config.sim.compile_timeout)
+        timings["syntax"] = timings.get("syntax", 0.0) + time.monotonic() - start
+        if config.enabled("syntax"):
+            components["syntax"] = 1.0 if syntax.ok else 0.0
+        if not syntax.ok:
+            detail["log"] = syntax.log
+            detail["failure_stage"] = "standalone"
+            detail["standalone_failure"] = syntax.failure
+        return syntax.ok
 
     needs_function = config.enabled("function") or config.enabled("ppa")
-    if not needs_function:
-        return done(None, None)
+    if not needs_function or not task.testbench:
+        if not standalone():
+            return done(detail["standalone_failure"], False)
+        if not needs_function:
+            return done(None, None)
     prepared = prepare_task(task, config)
     start = time.monotonic()
     if task.testbench:
+        # Simulate first; the standalone elaboration (the gate against hierarchical references and
+        # borrowed modules) runs for every candidate that passes and every one that fails to compile,
+        # i.e. wherever its answer can change the verdict or the syntax credit.
         timeout = config.sim.run_timeout(prepared.reference_seconds)
-        sim = simulate(task, sanitized.code, config=config.sandbox, limits=config.sim, run_timeout=timeout)
+        sim = simulate(task, sanitized.code, config=config.sandbox, limits=config.sim,
+                       run_timeout=timeout if config.validate_reference else None)
+        timings["function"] = time.monotonic() - start
+        compiled = sim.failure not in ("syntax", "compile", "elaboration")
+        if not compiled or sim.passed:
+            if not standalone():
+                return done(detail["standalone_failure"], False)
+        elif config.enabled("syntax"):
+            components["syntax"] = 1.0
         passed, failure, fraction = sim.passed, sim.failure, sim.pass_fraction
         detail["log"] = sim.log
         detail["method"] = "simulation"
@@ -247,9 +269,9 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
         detail["log"] = eq.reason or eq.log
         detail["method"] = f"equivalence/{eq.method}"
         detail["counterexample"] = eq.counterexample
+        timings["function"] = time.monotonic() - start
     else:
         raise TaskError(f"task {task.id!r} has neither a testbench nor a reference: cannot check function")
-    timings["function"] = time.monotonic() - start
     detail["pass_fraction"] = fraction
     if config.enabled("function"):
         components["function"] = fraction if config.partial_credit else (1.0 if passed else 0.0)

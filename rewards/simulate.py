@@ -121,7 +121,8 @@ def simulate(
             failure = classify_compile_failure(comp)
             return SimResult(False, failure, 0.0, tail(comp.output), compile_seconds=comp.elapsed)
         timeout = run_timeout if run_timeout is not None else limits.max_timeout
-        run = ws.run([vvp, "-n", "verirl_sim.vvp"], timeout=timeout)
+        # -n: $stop acts as $finish (never an interactive prompt); -none: no waveform dump is written
+        run = ws.run([vvp, "-n", "verirl_sim.vvp", "-none"], timeout=timeout)
     result = _verdict(task, run, nonce)
     result.compile_seconds = comp.elapsed
     result.sim_seconds = run.elapsed

@@ -201,3 +201,17 @@ def test_tasks_without_testbench_use_equivalence(adder_task):
     assert good.passed and good.detail["method"].startswith("equivalence/")
     wrong = score_completion(task, WRONG)
     assert wrong.passed is False and wrong.failure == "mismatch" and wrong.detail["counterexample"]
+
+
+def test_validate_reference_off_skips_the_reference_run(adder_task):
+    import dataclasses
+
+    from rewards import hierarchy
+
+    broken_tb = adder_task.testbench.replace("`VERIRL_REPORT(pass, total)", "`VERIRL_REPORT(pass, total + 1)")
+    task = dataclasses.replace(adder_task, testbench=broken_tb)
+    config = RewardConfig(validate_reference=False)
+    score = score_completion(task, GOOD, config)
+    assert score.reward is not None and score.failure == "mismatch"  # the task is not checked, the candidate is
+    assert (task.fingerprint, config.fingerprint) in hierarchy._PREP_CACHE
+    assert hierarchy._PREP_CACHE[(task.fingerprint, config.fingerprint)].reference_seconds is None

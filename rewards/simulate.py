@@ -113,6 +113,8 @@ def simulate(
 
     iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     argv = [iverilog, *IVERILOG_FLAGS, "-o", "verirl_sim.vvp"]
+    if task.harness == "verilog-eval":  # the official harness's warning flags, so logs read the same
+        argv += ["-Wall", "-Winfloop", "-Wno-timescale"]
     if task.tb_top:
         argv += ["-s", task.tb_top]
     with Workspace(files, config) as ws:
@@ -124,6 +126,8 @@ def simulate(
         # -n: $stop acts as $finish (never an interactive prompt); -none: no waveform dump is written
         run = ws.run([vvp, "-n", "verirl_sim.vvp", "-none"], timeout=timeout)
     result = _verdict(task, run, nonce)
+    if comp.output.strip():  # compiler warnings (e.g. missing sensitivities) explain many mismatches
+        result.log = tail(comp.output.strip() + "\n" + result.log)
     result.compile_seconds = comp.elapsed
     result.sim_seconds = run.elapsed
     return result

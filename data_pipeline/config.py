@@ -183,6 +183,11 @@ class RoundTripConfig:
             raise ValueError("roundtrip.enabled is true but `roundtrip.llm` is missing; configure a backend")
         if self.regenerations < 1:
             raise ValueError(f"roundtrip.regenerations must be >= 1, got {self.regenerations}")
+        if self.enabled:  # a bad template fails when the recipe is read, not after hours of filtering
+            from .roundtrip import load_template
+
+            for kind in ("describe", "regenerate", "task"):
+                load_template(kind, getattr(self, f"{kind}_template"))
 
 
 @dataclasses.dataclass

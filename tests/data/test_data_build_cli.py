@@ -105,6 +105,14 @@ def test_cli_config_errors_exit_2_with_the_key_named(tmp_path, capsys):
     assert "no source" in capsys.readouterr().err
 
 
+def test_example_recipe_runs_from_the_repository_root(tmp_path, capsys, eda, monkeypatch):
+    monkeypatch.chdir(REPO)
+    path = os.path.join("recipes", "data", "example_fixture.yaml")
+    assert main(["data", "build", "--config", path, "--no-progress", "--output-dir", str(tmp_path / "ex")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counts"]["tasks"] == 9 and summary["drops"]["contaminated"] == 1
+
+
 def test_cli_build_runs_end_to_end(tmp_path, capsys, eda):
     path = recipe(tmp_path, filters={"synthesize": False}, max_modules=6)
     assert main(["data", "build", "--config", path, "--no-progress", "--output-dir", str(tmp_path / "o2")]) == 0

@@ -214,6 +214,15 @@ def test_tiny_transformers_model_round_trip_with_resume(tmp_path, tiny_model):
     assert manifest["llm"]["kind"] == "transformers"
 
 
+def test_bad_template_fails_when_the_recipe_is_read(tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", tmp_path / "out", openai_llm("http://127.0.0.1:9/v1"))
+    data = yaml.safe_load(open(path))
+    data["roundtrip"]["regenerate_template"] = "Write {{top}} from {{spec}}"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match="unknown placeholder.*spec"):
+        load_build_config(str(tmp_path / "bad.yaml"))
+
+
 def test_roundtrip_config_requires_backend():
     with pytest.raises(ValueError, match="roundtrip.llm"):
         RoundTripConfig(enabled=True)

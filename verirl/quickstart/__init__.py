@@ -71,7 +71,7 @@ def run_quickstart(config: QuickstartConfig, *, say=print) -> dict:
     with _torch_threads(config.torch_threads), RewardPool(RewardConfig(), workers=config.reward_workers) as pool:
         stage("data", lambda: P.stage_data(run, _progress))
         model = stage("model", lambda: P.stage_model(run))
-        sft = stage("sft", lambda: P.train_stage(P.sft_recipe(run, model["path"]), resume=False))
+        sft = stage("sft", lambda: P.train_stage(P.sft_recipe(run, model["path"]), resume=False, desc="SFT"))
         test = P.read_split(run, "test")
 
         def evaluate(name: str, model_dir: str):
@@ -83,7 +83,7 @@ def run_quickstart(config: QuickstartConfig, *, say=print) -> dict:
         variants = [("rl", False)] + ([("rl_ablation", True)] if config.ablation else [])
         for name, ablated in variants:
             rl = stage(name, lambda n=name, a=ablated: P.train_stage(
-                P.rl_recipe(run, sft["path"], run.path(n), ablation=a), resume=True))
+                P.rl_recipe(run, sft["path"], run.path(n), ablation=a), resume=True, desc=n.replace("_", " ").upper()))
             stage(f"eval_{name}", lambda n=name, r=rl: evaluate(n, r["path"]))
     run.state["timings"] = timings
     run._save()

@@ -191,14 +191,65 @@ def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, ablation: bool
     }
 
 
-def train_stage(recipe_dict: dict, *, resume: bool) -> dict:
-    """Run one training stage through verirl's trainer code path; returns a small summary."""
+#: metrics shown in a training stage's progress bar: (metrics.jsonl key, label)
+PROGRESS_METRICS = (("loss", "loss"), ("reward", "reward"), ("pass_rate/all", "pass"),
+                    ("entropy_gate/fraction", "gate"), ("dynamic_sampling/keep_ratio", "keep"))
+
+
+def progress_callback(desc: str):
+    """A tqdm bar per training stage with loss/reward/pass rate in its postfix (instead of printed dicts)."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class StageProgress(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=desc, unit="step")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.bar is not None and logs and "train_runtime" not in logs:
+                shown = {label: f"{logs[key]:.3g}" for key, label in PROGRESS_METRICS
+                         if isinstance(logs.get(key), (int, float))}
+                if shown:
+                    self.bar.set_postfix(shown, refresh=False)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return StageProgress()
+
+
+def train_stage(recipe_dict: dict, *, resume: bool, desc: str) -> dict:
+    """Run one training stage through verirl's trainer code path (:func:`verirl.train.runner.build_trainer`).
+
+    The same steps as :func:`verirl.train.runner.train`, except that TRL's per-step metric printout is replaced by
+    one progress bar (the metrics still go to ``<output_dir>/metrics.jsonl``).
+    """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
     from verirl.config import recipe_from_dict
-    from verirl.train.runner import train
+    from verirl.train.runner import build_trainer, resolve_resume
 
     recipe = recipe_from_dict(dict(recipe_dict), source="verirl quickstart")
     start = time.monotonic()
-    result = train(recipe, resume=resume)
-    losses = [r["loss"] for r in result.log_history if "loss" in r]
-    return {"path": result.output_dir, "steps": result.global_step, "seconds": round(time.monotonic() - start, 1),
+    trainer = build_trainer(recipe, callbacks=[progress_callback(desc)])
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    checkpoint = resolve_resume(recipe, resume)
+    if checkpoint:
+        logger.info("resuming %s from %s", desc, checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    out = recipe.training.output_dir
+    trainer.save_model(out)
+    trainer.processing_class.save_pretrained(out)
+    losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    return {"path": out, "steps": trainer.state.global_step, "seconds": round(time.monotonic() - start, 1),
             "final_loss": losses[-1] if losses else None}

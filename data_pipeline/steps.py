@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +29,11 @@ logger = logging.getLogger(__name__)
 
 def read_records(path: str, counts: Counter) -> Iterator[ModuleRecord]:
     """Module records of a JSONL file; bad lines are counted (``bad_record``) and skipped."""
+    from tqdm.auto import tqdm
+
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
+        # progress on a terminal only (tqdm disables itself when stderr is not a TTY)
+        for lineno, line in enumerate(tqdm(fh, desc=os.path.basename(path), unit="rec", disable=None), 1):
             if not line.strip():
                 continue
             try:
@@ -66,8 +70,10 @@ def split(sources: list[SourceConfig], out: str, max_modules: int = 0) -> dict:
     stream = iter_all_modules(sources, stats)
     if max_modules:
         stream = itertools.islice(stream, max_modules)
+    from tqdm.auto import tqdm
+
     with _Writers(out, None) as w:
-        for rec in stream:
+        for rec in tqdm(stream, desc="split", unit="mod", disable=None):
             w.keep(rec.to_dict())
             counts["modules"] += 1
     return {**counts, "sources": {k: {"items": v.items, "skipped": v.skipped} for k, v in stats.items()}}

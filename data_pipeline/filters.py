@@ -5,7 +5,8 @@ The checks run cheapest first and stop at the first failure, whose reason is rec
 ``compile``, ``synth``, ``too_many_cells``, ``infrastructure``). Tools run through
 :mod:`rewards` only: compilation is :func:`rewards.syntax.check_syntax` (Icarus in the sandbox),
 synthesis is :func:`rewards.synth.synthesize` (Yosys in the sandbox with a fixed script whose only
-variable part, the top module name, is validated as a plain identifier first).
+variable part, the top module name, is validated as a plain identifier first), or with
+``synth_figures: false`` a quicker fixed script without technology mapping.
 
 An infrastructure fault (a crashed tool, a sandbox failure) is recorded as ``infrastructure``,
 never as a fault of the design, and never stops the run; a missing tool stops the run before it
@@ -15,13 +16,14 @@ starts (:func:`require_tools`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 
 from rewards import synth as rewards_synth
 from rewards.errors import InfrastructureError
 from rewards.interface import is_identifier
-from rewards.sandbox import SandboxConfig
+from rewards.sandbox import SandboxConfig, Workspace
 from rewards.syntax import check_syntax, tail
 from rewards.toolchain import find_tool
 
@@ -87,14 +89,41 @@ def structural_check(rec: ModuleRecord, cfg: FilterConfig) -> FilterResult:
     return FilterResult(True, lines=lines)
 
 
-def synthesize(code: str, top: str, *, timeout: float, sandbox: SandboxConfig | None = None) -> FilterResult:
-    """Synthesize with :func:`rewards.synth.synthesize` (fixed Yosys script, sandboxed); ``ok`` with the figures."""
+#: the quick synthesis check: generic synthesis without technology mapping; only {top} is substituted
+_QUICK_SYNTH = """\
+read_verilog -sv design.v
+hierarchy -check -top {top}
+synth -flatten -noabc -top {top}
+tee -q -o stat.json stat -json
+"""
+
+
+def synthesize(code: str, top: str, *, timeout: float, sandbox: SandboxConfig | None = None,
+               figures: bool = True) -> FilterResult:
+    """Does Yosys synthesize ``code``? ``figures``: through :func:`rewards.synth.synthesize` (cells, area,
+    depth); otherwise the quick check above (cell count only). Both sandboxed, with fixed scripts."""
     if not is_identifier(top):
         return FilterResult(False, "bad_module_name", f"module name {top!r} is not a plain identifier")
-    res = rewards_synth.synthesize(code, top, config=sandbox, timeout=timeout)
-    if not res.ok:
-        return FilterResult(False, "synth", tail(res.log, 1000))
-    return FilterResult(True, cells=res.cells, figures=res.figures())
+    if figures:
+        res = rewards_synth.synthesize(code, top, config=sandbox, timeout=timeout)
+        if not res.ok:
+            return FilterResult(False, "synth", tail(res.log, 1000))
+        return FilterResult(True, cells=res.cells, figures=res.figures())
+    yosys = find_tool("yosys")
+    with Workspace({"design.v": code, "synth.ys": _QUICK_SYNTH.format(top=top)}, sandbox) as ws:
+        run = ws.run([yosys, "-q", "-s", "synth.ys"], timeout=timeout)
+        stat = ws.read("stat.json")
+    if run.signal is not None and not run.timed_out and not run.killed_by_limit:
+        raise InfrastructureError(f"yosys was killed by signal {run.signal}: {tail(run.output, 500)}")
+    if run.timed_out:
+        return FilterResult(False, "synth_timeout", f"yosys ran past {timeout:.0f} s")
+    if not run.ok or stat is None:
+        return FilterResult(False, "synth", tail(run.output, 1000))
+    try:
+        cells = int(json.loads(stat.decode("utf-8", errors="replace"))["design"]["num_cells"])
+    except (ValueError, KeyError, TypeError):
+        cells = None
+    return FilterResult(True, cells=cells, figures={"cells": cells})
 
 
 def tool_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None) -> FilterResult:
@@ -107,7 +136,7 @@ def tool_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | No
                 return FilterResult(False, reason, f"{syn.failure}: {tail(syn.log, 1000)}")
         if not cfg.synthesize:
             return FilterResult(True)
-        res = synthesize(rec.code, rec.top, timeout=cfg.tool_timeout_s, sandbox=sandbox)
+        res = synthesize(rec.code, rec.top, timeout=cfg.tool_timeout_s, sandbox=sandbox, figures=cfg.synth_figures)
         if res.ok and cfg.max_cells and res.cells is not None and res.cells > cfg.max_cells:
             return FilterResult(False, "too_many_cells", f"{res.cells} > {cfg.max_cells} cells", cells=res.cells)
         return res

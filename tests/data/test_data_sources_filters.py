@@ -127,3 +127,7 @@ def test_tool_filters_compile_and_synthesize(eda):
     assert not res.ok and res.reason == "compile"
     big = FilterConfig(max_cells=1)
     assert check_module(good, big).reason == "too_many_cells"
+    quick = FilterConfig(synth_figures=False)
+    res = check_module(good, quick)
+    assert res.ok and res.figures["cells"] > 0 and "depth" not in res.figures
+    assert check_module(unsynth, quick).reason == "synth"

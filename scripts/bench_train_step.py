@@ -81,6 +81,8 @@ def run_config(name: str, spec: dict, model: str, tasks: str, root: str, args) -
         "per_device_train_batch_size": args.batch,
         "num_generations": args.generations,
         "max_completion_length": args.completion_length,
+        # every completion has the same length, so each configuration generates the same number of tokens
+        "generation_kwargs": {"min_new_tokens": args.completion_length},
         "beta": 0.0,
         "learning_rate": 1e-4,
         "max_steps": args.steps + 1,
@@ -141,8 +143,10 @@ def overheads(r: dict, target_groups: int) -> dict:
     out = {}
     base = r["verirl_base"]
     out["verirl_vs_trl_end_to_end"] = base["step_time_s"] / r["trl_plain"]["step_time_s"] - 1.0
+    out["verirl_vs_trl_end_to_end_min"] = base["step_time_min_s"] / r["trl_plain"]["step_time_min_s"] - 1.0
     for name in ("gate_per_response", "gate_batch"):
         out[f"{name}_end_to_end"] = r[name]["step_time_s"] / base["step_time_s"] - 1.0
+        out[f"{name}_optimization"] = r[name]["optimization_s"] / base["optimization_s"] - 1.0
         out[f"{name}_own_time"] = (r[name]["entropy_gate_s"] or 0.0) / r[name]["step_time_s"]
     for name in ("dynamic_sampling", "ds_adaptive_gate"):
         ds = r[name]

@@ -13,3 +13,4 @@ def tiny_assets(tmp_path_factory):
     from tiny_assets import build_assets
 
     return build_assets(tmp_path_factory.mktemp("tiny_assets"))
+

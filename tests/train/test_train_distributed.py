@@ -9,12 +9,15 @@ import subprocess
 import sys
 
 import pytest
+from tiny_assets import needs_icarus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.slow
+@pytest.mark.eda
+@needs_icarus
 def test_accelerate_two_cpu_processes(tiny_assets, tmp_path):
     accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or shutil.which("accelerate")
     assert accelerate, "the accelerate launcher is part of the pinned environment"

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from tiny_assets import needs_icarus
 
 from verirl.config import load_recipe
 
@@ -44,6 +45,8 @@ def _ids_by_step(path):
 
 
 @pytest.mark.slow
+@pytest.mark.eda
+@needs_icarus
 def test_kill_and_resume(tiny_assets, tmp_path):
     from verirl.train import train
 

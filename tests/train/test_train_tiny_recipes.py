@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 import yaml
+from tiny_assets import needs_icarus
 
 from verirl.config import load_recipe
 
@@ -47,7 +48,11 @@ def recipe_overrides(trainer, assets, out_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("trainer", ["sft", "dpo", "grpo", "dapo"])
+@pytest.mark.parametrize("trainer", [
+    "sft", "dpo",
+    pytest.param("grpo", marks=[pytest.mark.eda, needs_icarus]),
+    pytest.param("dapo", marks=[pytest.mark.eda, needs_icarus]),
+])
 def test_tiny_recipe_trains(trainer, tiny_assets, tmp_path):
     from verirl.train import train
 
@@ -73,6 +78,8 @@ def test_tiny_recipe_trains(trainer, tiny_assets, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.eda
+@needs_icarus
 def test_lora_switch_trains_an_adapter(tiny_assets, tmp_path):
     from safetensors.torch import load_file
 

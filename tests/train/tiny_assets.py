@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+
+import pytest
 
 
 def write_jsonl(rows, path):
@@ -31,3 +34,11 @@ def build_assets(root) -> dict[str, str]:
         "tasks": write_jsonl(tasks, os.path.join(root, "tasks.jsonl")),
         "pairs": write_jsonl(pairs, os.path.join(root, "pairs.jsonl")),
     }
+
+
+def _has_icarus() -> bool:
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+#: tests whose recipes score completions with the real simulation reward
+needs_icarus = pytest.mark.skipif(not _has_icarus(), reason="needs Icarus Verilog (iverilog, vvp): apt-get install iverilog")

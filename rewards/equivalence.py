@@ -160,7 +160,8 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
 
     result: EquivResult | None = None
     outcome = None
-    if config.method in ("auto", "formal"):
+    use_formal = config.method == "formal" or (config.method == "auto" and _yosys_available())
+    if use_formal:
         from .formal import formal_check
 
         t0 = time.monotonic()
@@ -194,6 +195,16 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
     timings["total"] = time.monotonic() - start
     result.timings = {**timings, **result.timings}
     return result
+
+
+def _yosys_available() -> bool:
+    from .toolchain import has_tool
+
+    if has_tool("yosys"):
+        return True
+    logger.warning("yosys is not installed: equivalence falls back to simulation only "
+                   "(`apt-get install -y yosys` enables the formal checks)")
+    return False
 
 
 def _decided(outcome, gold_code: str, cand_code: str, iface: ModuleInterface, config: EquivConfig,

@@ -253,3 +253,12 @@ def test_a_looping_candidate_is_charged_not_the_golden():
     looping = ADDER.replace("assign s = a + b;", "reg [4:0] t; always @(*) begin t = a + b; while (t != 5'h1f) t = t; end assign s = t;")
     res = check_equivalence(ADDER, looping, config=_sim(sim_timeout=1.0))
     assert res.verdict == "not_equivalent" and res.fault == "timeout"
+
+
+def test_without_yosys_auto_falls_back_to_simulation(monkeypatch):
+    import rewards.toolchain
+
+    real = rewards.toolchain.has_tool
+    monkeypatch.setattr(rewards.toolchain, "has_tool", lambda name: name != "yosys" and real(name))
+    res = check_equivalence(ADDER, ADDER_BUG)
+    assert res.verdict == "not_equivalent" and res.method == "simulation"

@@ -61,7 +61,8 @@ class EquivConfig:
     induction_depth: int = dataclasses.field(default=4, metadata={"help": (
         "sequential formal: equiv_simple/equiv_induct unrolling depth")})
     bmc_depth: int = dataclasses.field(default=20, metadata={"help": (
-        "sequential formal: cycles of the bounded check from reset after a failed induction (0: skip it)")})
+        "sequential formal: most steps of the k-induction from reset on the miter (its base case is a "
+        "bounded check) after a failed equiv_induct proof (0: skip it)")})
     bmc_max_port_bits: int = dataclasses.field(default=256, metadata={"help": (
         "auto: run the bounded check after a clean simulation only for designs with at most this many port "
         "bits (wider ones rarely finish within the budget)")})
@@ -186,8 +187,11 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
             bmc = bounded_check(gold_code, cand_code, iface, config)
             timings["bounded"] = time.monotonic() - t0
             found = _decided(bmc, gold_code, cand_code, iface, config, timings)
-            if found is not None and found.verdict == "not_equivalent":
-                logger.info("bounded check found a difference in %s that random simulation missed", top)
+            if found is not None:
+                if found.verdict == "not_equivalent":
+                    logger.info("bounded check found a difference in %s that random simulation missed", top)
+                found.passed, found.total = (result.passed, result.total) if found.equivalent else \
+                    (found.passed, found.total)
                 result = found
             elif bmc.reason:
                 result.reason = f"simulation found no difference; {bmc.reason}"

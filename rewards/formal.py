@@ -8,9 +8,10 @@
   same-named registers, then ``equiv_simple -seq N`` and ``equiv_induct -seq N`` try an induction
   proof (asynchronous resets are first turned into synchronous logic by ``async2sync``). A proof is
   ``equivalent``. A failed proof decides nothing by itself (registers may be encoded differently):
-  a bounded check from reset follows (miter, every register undefined, every reset active in the
-  first cycle, ``sat -seq K``); a model is ``not_equivalent`` with the input trace (replayed in
-  simulation by the caller); no model within K cycles is not a proof, and the caller simulates.
+  a k-induction from reset on the miter follows (every register undefined, every reset active in the
+  first cycle, ``sat -tempinduct -maxsteps K``). Its induction step needs no register names (a
+  proof is ``equivalent``); a base-case model is ``not_equivalent`` with the input trace (replayed
+  in simulation by the caller); reaching K steps is not a proof, and the caller simulates.
   Designs with register initial values are left to simulation, because neither check looks at them.
 
 Model text never reaches a Yosys command line: the sources are written to fixed file names, the
@@ -85,7 +86,8 @@ def sequential_script(top: str, depth: int) -> str:
 
 
 def bmc_script(top: str, depth: int, resets: list[tuple[str, int]]) -> str:
-    """Bounded check from reset: every reset active in step 1, free inputs for ``depth`` steps."""
+    """k-induction from reset on the miter: every reset active in step 1, free inputs after; the base
+    case is a bounded check of up to ``depth`` steps, the induction step needs no register names."""
     lines = [*_read("gold.v", top, _GOLD), "design -stash verirl_gold_design", *_read("gate.v", top, _GATE),
              f"design -copy-from verirl_gold_design -as {_GOLD} {_GOLD}",
              f"select -assert-none {_LATCHES}",
@@ -93,8 +95,8 @@ def bmc_script(top: str, depth: int, resets: list[tuple[str, int]]) -> str:
              f"miter -equiv -flatten -make_outputs -ignore_gold_x {_GOLD} {_GATE} {_MITER}",
              f"hierarchy -top {_MITER}"]
     sets = " ".join(f"-set-at 1 in_{name} {level}" for name, level in resets)
-    lines.append(f"sat -seq {depth} {sets} -prove trigger 0 -enable_undef -set-init-undef -set-def-inputs "
-                 f"-show-inputs {_MITER}")
+    lines.append(f"sat -tempinduct -seq 1 -maxsteps {depth} {sets} -prove trigger 0 -enable_undef -set-init-undef "
+                 f"-set-def-inputs -show-inputs {_MITER}")
     return "\n".join(lines) + "\n"
 
 
@@ -175,7 +177,8 @@ def _sequential(gold_code: str, cand_code: str, iface: ModuleInterface, config, 
 
 def bounded_check(gold_code: str, cand_code: str, iface: ModuleInterface, config,
                   budget: float | None = None) -> FormalOutcome:
-    """Bounded check from reset (``config.bmc_depth`` cycles): ``not_equivalent`` with a trace, or undecided."""
+    """k-induction from reset, up to ``config.bmc_depth`` steps: ``equivalent`` (induction proof),
+    ``not_equivalent`` with the input trace of a base-case model, or ``undecided``."""
     top = iface.name
     unsupported = _single_clock(iface)
     if unsupported:
@@ -185,15 +188,18 @@ def bounded_check(gold_code: str, cand_code: str, iface: ModuleInterface, config
                           budget if budget is not None else config.formal_timeout)
     problem = _abnormal(run, top)
     tail = log[-3000:]
-    if problem is None and run.ok and "SAT proof finished - model found: FAIL!" in log:
-        trace = _trace_inputs(log, iface)
+    if problem is None and run.ok and _BASE_FAIL in log:
+        trace = _trace_inputs(log.split(_BASE_FAIL, 1)[1], iface)
         if trace:
-            return FormalOutcome("not_equivalent", f"bounded check from reset ({config.bmc_depth} cycles)",
+            return FormalOutcome("not_equivalent", "bounded check from reset (k-induction base case)",
                                  trace=trace, log=tail, elapsed=run.elapsed)
         problem = "bounded-check model could not be read"
-    if problem is None and run.ok and "SAT proof finished - no model found: SUCCESS!" in log:
-        return FormalOutcome("undecided", f"no difference within {config.bmc_depth} cycles from reset "
-                             "(bounded, not a proof)", log=tail, elapsed=run.elapsed)
+    if problem is None and run.ok and "Induction step proven: SUCCESS!" in log:
+        return FormalOutcome("equivalent", "k-induction proof from reset on the miter", log=tail,
+                             elapsed=run.elapsed)
+    if problem is None and run.ok and "Reached maximum number of time steps" in log:
+        return FormalOutcome("undecided", f"no difference within {config.bmc_depth} cycles from reset and "
+                             "no k-induction proof (bounded, not a proof)", log=tail, elapsed=run.elapsed)
     return FormalOutcome("undecided", f"bounded check: {problem or _why(run.output or log, 'not finished')}",
                          log=tail, elapsed=run.elapsed)
 
@@ -222,6 +228,7 @@ def _model_inputs(log: str, iface: ModuleInterface) -> dict[str, int] | None:
     return {name: values[name] for name in wanted}
 
 
+_BASE_FAIL = "model found for base case: FAIL!"
 _STEP_ROW = re.compile(r"^\s*(\d+)\s+\\in_([A-Za-z_][A-Za-z0-9_]*)\s+\S+\s+\S+\s+([01xz-]+)\s*$")
 
 

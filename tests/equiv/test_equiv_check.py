@@ -262,3 +262,25 @@ def test_without_yosys_auto_falls_back_to_simulation(monkeypatch):
     monkeypatch.setattr(rewards.toolchain, "has_tool", lambda name: name != "yosys" and real(name))
     res = check_equivalence(ADDER, ADDER_BUG)
     assert res.verdict == "not_equivalent" and res.method == "simulation"
+
+
+SHIFT6 = """module sh(input clk, input reset, input d, output y);
+  reg [5:0] s;
+  always @(posedge clk) if (reset) s <= 0; else s <= {s[4:0], d};
+  assign y = s[5];
+endmodule"""
+SHIFT6_INVERTED = """module sh(input clk, input reset, input d, output y);
+  reg [5:0] t;
+  always @(posedge clk) if (reset) t <= 6'h3f; else t <= {~d, t[5:1]};
+  assign y = ~t[0];
+endmodule"""
+
+
+def test_k_induction_proves_designs_whose_registers_do_not_match_by_name():
+    # six cycles of history, stored reversed and inverted: equiv_induct cannot pair the registers
+    for method in ("auto", "formal"):
+        res = check_equivalence(SHIFT6, SHIFT6_INVERTED, config=EquivConfig(method=method))
+        assert res.verdict == "equivalent" and res.method == "formal" and "k-induction" in res.reason
+    bug = SHIFT6_INVERTED.replace("6'h3f", "6'h3e")  # one reset bit wrong: visible six cycles later
+    res = check_equivalence(SHIFT6, bug)
+    assert res.verdict == "not_equivalent"

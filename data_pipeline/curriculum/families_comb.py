@@ -72,8 +72,8 @@ def build_boolfn(rng: random.Random, params: dict) -> Design:
     code_vars = {k: (f"~{n}" if neg >> i & 1 else n) for i, (k, n) in enumerate(zip("ABC", names))}
     word_vars = {k: (f"NOT {n}" if neg >> i & 1 else n) for i, (k, n) in enumerate(zip("ABC", names))}
     code, words = BOOL_FORMS[form]
-    spec = rng.choice((f"{out} = {words.format(**word_vars)}.", f"Implement the function {out} = "
-                       f"{words.format(**word_vars)}.", f"Output {out} equals {words.format(**word_vars)}."))
+    spec = rng.choice((f"{out} = {words.format(**word_vars)}.", (f"Implement the function {out} = "
+                       f"{words.format(**word_vars)}."), f"Output {out} equals {words.format(**word_vars)}."))
     ports = [Port(n, "input") for n in names] + [Port(out, "output")]
     return Design("boolfn", 1, dict(params), module_name(rng, ("func", "logic", "bool", "comb")), ports, spec,
                   [f"assign {out} = {code.format(**code_vars)};"])
@@ -102,11 +102,11 @@ def build_mux(rng: random.Random, params: dict) -> Design:
                            f"{out} selects {names[1]} if {sel} is 1 and {names[0]} otherwise."))
         body = [f"assign {out} = {sel} ? {names[1]} : {names[0]};"]
     else:
-        spec = rng.choice((f"A 4-to-1 multiplexer: {out} = {names[0]}, {names[1]}, {names[2]} or {names[3]} "
-                           f"for {sel} = 0, 1, 2, 3.",
+        spec = rng.choice(((f"A 4-to-1 multiplexer: {out} = {names[0]}, {names[1]}, {names[2]} or {names[3]} "
+                           f"for {sel} = 0, 1, 2, 3."),
                            f"{out} is the input selected by {sel}: {sel}=k picks {names[0][:-1]}k."))
-        body = [f"assign {out} = {sel}[1] ? ({sel}[0] ? {names[3]} : {names[2]}) : "
-                f"({sel}[0] ? {names[1]} : {names[0]});"]
+        body = [(f"assign {out} = {sel}[1] ? ({sel}[0] ? {names[3]} : {names[2]}) : "
+                f"({sel}[0] ? {names[1]} : {names[0]});")]
     if width > 1:
         spec += f" Data is {bits(width)} wide."
     ports = [Port(n, "input", width) for n in names] + [Port(sel, "input", sel_w), Port(out, "output", width)]
@@ -179,8 +179,8 @@ def build_adder(rng: random.Random, params: dict) -> Design:
     s = pick_distinct(rng, ("sum", "s", "y", "out", "res"), taken)
     ports = [Port(a, "input", width), Port(b, "input", width)]
     rhs = f"{a} + {b}"
-    spec = rng.choice((f"Add the {bits(width)} unsigned numbers {a} and {b}", f"An unsigned {width}-bit adder: "
-                       f"{s} = {a} + {b}"))
+    spec = rng.choice((f"Add the {bits(width)} unsigned numbers {a} and {b}", (f"An unsigned {width}-bit adder: "
+                       f"{s} = {a} + {b}")))
     if cin:
         ci = pick_distinct(rng, ("cin", "ci", "c_in"), taken)
         ports.append(Port(ci, "input"))

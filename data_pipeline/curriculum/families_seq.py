@@ -9,8 +9,16 @@ from __future__ import annotations
 import random
 
 from .design import RESET_KINDS, Design, Port, reset_phrase, seq_always
-from .wording import (ASYNC_RESET, CLOCK, ENABLE, SERIAL_IN, SINGLE_OUT, SYNC_RESET, bits, module_name,
-                      pick_distinct)
+from .wording import (
+    ASYNC_RESET,
+    CLOCK,
+    ENABLE,
+    SERIAL_IN,
+    SYNC_RESET,
+    bits,
+    module_name,
+    pick_distinct,
+)
 
 MODULI = (5, 6, 10, 12)
 
@@ -128,8 +136,8 @@ def build_edge(rng: random.Random, params: dict) -> Design:
         spec = (f"Detect a {EDGE_WORDS[kind]} on {d}: {y} is a registered output that is 1 for one cycle after "
                 f"{d} differs from its value in the previous cycle as described.")
         body = [f"reg {prev};",
-                f"{head} if ({reset_cond}) begin {prev} <= 0; {y} <= 0; end "
-                f"else begin {prev} <= {d}; {y} <= {expr}; end"]
+                (f"{head} if ({reset_cond}) begin {prev} <= 0; {y} <= 0; end "
+                f"else begin {prev} <= {d}; {y} <= {expr}; end")]
     else:
         spec = (f"Detect a {EDGE_WORDS[kind]} on {d}: {y} is 1 (combinationally) while {d} differs as described "
                 f"from its value sampled at the previous clock edge (taken as 0 after reset).")

@@ -69,7 +69,7 @@ def sequential_tb(design: Design, cycles: int, seed: int) -> str:
              "initial begin", f"tb_pass = 0; tb_total = 0; tb_seed = {seed}; {clk} = 0; {rst} = {active};"]
     if data:
         lines.append(f"{_concat(data)} = 0;")
-    lines += ["@(negedge %s); @(negedge %s); %s = %s;" % (clk, clk, rst, idle),
+    lines += [f"@(negedge {clk}); @(negedge {clk}); {rst} = {idle};",
               f"for (tb_i = 0; tb_i < {cycles}; tb_i = tb_i + 1) begin",
               f"@(negedge {clk});",
               f"{rst} = (tb_i == {cycles // 2}) ? {active} : {idle};"]

@@ -74,11 +74,11 @@ def test_heldout_splits_are_disjoint_by_parameters_and_by_family():
 def test_levels_and_bad_configs():
     splits = generate_curriculum(CurriculumConfig(seed=0, n_train=60, n_test=20, max_level=1))
     assert {t["metadata"]["level"] for s in splits.values() for t in s} == {1}
-    for bad, message in [(dict(families=("gate", "nope")), "unknown curriculum families"),
-                         (dict(heldout_families=tuple(FAMILIES)), "every family is held out"),
-                         (dict(heldout_param_fraction=1.0), "heldout_param_fraction"),
-                         (dict(variety="medium"), "variety"),
-                         (dict(max_level=5), "max_level")]:
+    for bad, message in [({"families": ("gate", "nope")}, "unknown curriculum families"),
+                         ({"heldout_families": tuple(FAMILIES)}, "every family is held out"),
+                         ({"heldout_param_fraction": 1.0}, "heldout_param_fraction"),
+                         ({"variety": "medium"}, "variety"),
+                         ({"max_level": 5}, "max_level")]:
         with pytest.raises(ValueError, match=message):
             CurriculumConfig(**bad)
 

@@ -21,8 +21,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def short_config(out, **overrides) -> QuickstartConfig:
-    settings = dict(out=str(out), n_train=48, n_test=6, sft_steps=3, sft_batch_size=8, rl_steps=2, rl_prompts=2,
-                    num_generations=4, eval_samples=2, max_completion_length=24, vocab_size=400, ablation=True)
+    settings = {"out": str(out), "n_train": 48, "n_test": 6, "sft_steps": 3, "sft_batch_size": 8, "rl_steps": 2, "rl_prompts": 2,
+                    "num_generations": 4, "eval_samples": 2, "max_completion_length": 24, "vocab_size": 400, "ablation": True}
     settings.update(overrides)
     return QuickstartConfig(**settings)
 

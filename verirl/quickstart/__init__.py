@@ -14,7 +14,8 @@ import contextlib
 import logging
 import time
 
-from verirl.quickstart.config import QuickstartConfig, add_arguments as _add_config_arguments, from_args
+from verirl.quickstart.config import QuickstartConfig, from_args
+from verirl.quickstart.config import add_arguments as _add_config_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,13 @@ def _torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def run_quickstart(config: QuickstartConfig, *, say=print) -> dict:
-    """Run (or resume) the whole pipeline; returns the summary written to ``<out>/summary.json``."""
+def run_quickstart(config: QuickstartConfig, *, say=logger.info) -> dict:
+    """Run (or resume) the whole pipeline; returns the summary written to ``<out>/summary.json``.
+
+    ``say`` receives one line per stage (the CLI passes ``print``; progress bars go to stderr via tqdm).
+    """
     from rewards.hierarchy import RewardConfig
     from rewards.pool import RewardPool
-
     from verirl.quickstart import pipeline as P
     from verirl.quickstart.evaluate import Sampling, evaluate_checkpoint
     from verirl.quickstart.report import write_report
@@ -86,7 +89,7 @@ def run_quickstart(config: QuickstartConfig, *, say=print) -> dict:
                 P.rl_recipe(run, sft["path"], run.path(n), ablation=a), resume=True, desc=n.replace("_", " ").upper()))
             stage(f"eval_{name}", lambda n=name, r=rl: evaluate(n, r["path"]))
     run.state["timings"] = timings
-    run._save()
+    run.save()
     summary = write_report(run, timings, time.monotonic() - wall)
     return summary
 
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = from_args(args)
-        summary = run_quickstart(config)
+        summary = run_quickstart(config, say=print)
     except (ValueError, QuickstartError) as exc:
         print(f"verirl quickstart: error: {exc}")
         return 2

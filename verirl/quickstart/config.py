@@ -40,10 +40,10 @@ class QuickstartConfig:
     sft_batch_size: int = field(default=16, metadata={"help": "SFT examples per step"})
     sft_learning_rate: float = field(default=2e-3, metadata={"help": "SFT learning rate"})
     # -- RL
-    rl_steps: int = field(default=60, metadata={"help": "RL (DAPO) optimizer steps"})
+    rl_steps: int = field(default=80, metadata={"help": "RL (DAPO) optimizer steps"})
     rl_prompts: int = field(default=8, metadata={"help": "prompts per RL step"})
     num_generations: int = field(default=8, metadata={"help": "completions per prompt (the GRPO group)"})
-    rl_learning_rate: float = field(default=5e-4, metadata={"help": "RL learning rate"})
+    rl_learning_rate: float = field(default=2e-4, metadata={"help": "RL learning rate"})
     max_completion_length: int = field(default=96, metadata={"help": "max new tokens in RL and evaluation"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature in RL and evaluation"})
     entropy_top_fraction: float = field(

@@ -80,8 +80,7 @@ def evaluate_checkpoint(model_dir: str, tasks: list[dict], sampling: Sampling, p
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     tmp = out_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
     os.replace(tmp, out_path)
     return summarize(rows, sampling)
 

@@ -47,7 +47,7 @@ class RunFolder:
                 )
         else:
             self.state = {"config": config.result_fields(), "stages": {}}
-            self._save()
+            self.save()
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -57,10 +57,10 @@ class RunFolder:
 
     def finish(self, stage: str, result: dict) -> dict:
         self.state["stages"][stage] = result
-        self._save()
+        self.save()
         return result
 
-    def _save(self) -> None:
+    def save(self) -> None:
         tmp = self.state_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(self.state, fh, indent=2, sort_keys=True)
@@ -104,8 +104,8 @@ def read_split(run: RunFolder, split: str) -> list[dict]:
 
 def stage_model(run: RunFolder) -> dict:
     """Train the tokenizer on the curriculum and build the randomly initialised model."""
-    from verirl.models.tiny import build_tiny_model
     from data_pipeline.curriculum.verify import golden_completion
+    from verirl.models.tiny import build_tiny_model
 
     cfg = run.config
     train = read_split(run, "train")

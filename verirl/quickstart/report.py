@@ -90,11 +90,11 @@ def render_markdown(summary: dict) -> str:
     names = list(evals)
     ks = sorted({k for e in evals.values() for k in e if k.startswith("pass@") and "_by_" not in k})
     lines = ["# verirl quickstart report", "", f"**{summary['final_line']}**", "",
-             f"Held-out split: {evals[names[0]]['tasks']} tasks whose parameter combinations never appear in "
+             (f"Held-out split: {evals[names[0]]['tasks']} tasks whose parameter combinations never appear in "
              f"training; {summary['sampling']['n']} samples per task at temperature "
              f"{summary['sampling']['temperature']}, top-p {summary['sampling']['top_p']}, at most "
              f"{summary['sampling']['max_new_tokens']} new tokens, seed {summary['sampling']['seed']} — the same "
-             f"settings for every checkpoint.", "",
+             f"settings for every checkpoint."), "",
              "| checkpoint | " + " | ".join(ks) + " | mean reward |",
              "|---|" + "---|" * (len(ks) + 1)]
     for name in names:

@@ -152,3 +152,12 @@ def test_cli_check_reports_errors_with_exit_code(tmp_path, capsys):
     bad.write_text("trainer: grpo\ndataset: d\nuse_cpu: true\nrewards: [{name: nope}]\n")
     assert main(["train", "--config", str(bad), "--check"]) == 2
     assert "unknown reward 'nope'" in capsys.readouterr().err
+
+
+def test_missing_model_folder_fails_before_loading_anything(tmp_path, capsys):
+    from verirl.cli import main
+
+    code = main(["train", "--config", os.path.join(ROOT, "recipes", "tiny", "sft.yaml"),
+                 f"model_name_or_path={tmp_path / 'no' / 'model'}", f"output_dir={tmp_path / 'out'}"])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -94,8 +94,7 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
     from verirl.train.data import build_datasets
     from verirl.train.metrics import JsonlMetricsCallback
 
-    if not recipe.model.model_name_or_path:
-        raise RecipeError("the recipe has no `model_name_or_path:`; set it to a Hub id or a local model folder")
+    _check_model_path(recipe.model.model_name_or_path)
     _setup_reporting(recipe.training)
     args = recipe.verirl
     train_ds, eval_ds = build_datasets(args)
@@ -123,6 +122,18 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
     from verirl.train.dpo import build_dpo_trainer
 
     return build_dpo_trainer(recipe, **common)
+
+
+def _check_model_path(path: str | None) -> None:
+    """Fail early, with what to do, for a missing model (a Hub id is `name` or `org/name`)."""
+    if not path:
+        raise RecipeError("the recipe has no `model_name_or_path:`; set it to a Hub id or a local model folder")
+    looks_local = path.startswith((".", "/", "~")) or path.count("/") > 1 or os.sep != "/" and os.sep in path
+    if looks_local and not os.path.isdir(os.path.expanduser(path)):
+        raise RecipeError(
+            f"model folder {path!r} does not exist; train the previous stage first, build a tiny model with "
+            f"verirl.models.build_tiny_model (or `verirl quickstart`), or set model_name_or_path to a Hub id"
+        )
 
 
 def _cache_path(recipe: Recipe) -> str:

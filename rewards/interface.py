@@ -154,9 +154,12 @@ class ModuleInterface:
 
 def module_names(source: str) -> list[str]:
     """Names of the modules ``source`` defines, in source order (parsed, not pattern-matched)."""
+    import pyslang
     from pyslang import syntax
 
-    return _declared_modules(syntax.SyntaxTree.fromText(source, "source.sv"))
+    # a private source manager per call: the default one keeps every buffer it ever saw
+    source_manager = pyslang.SourceManager()
+    return _declared_modules(syntax.SyntaxTree.fromText(source, source_manager, "source.sv"))
 
 
 def _declared_modules(tree) -> list[str]:
@@ -168,7 +171,9 @@ def _declared_modules(tree) -> list[str]:
 
 
 def elaborate(source: str, top: str | None = None):
-    """Compile ``source`` with slang; return ``(compilation, top_instance)``.
+    """Compile ``source`` with slang; return ``((compilation, source_manager), top_instance)``.
+
+    The first item must stay referenced while the instance is used: it owns the symbols and the text.
 
     Raises :class:`InterfaceError` with slang's own diagnostics when the source has errors.
     """
@@ -183,7 +188,10 @@ def elaborate(source: str, top: str | None = None):
         raise InterfaceError("the Verilog source is empty: pass the text of at least one module")
     if top is not None and not is_identifier(top):
         raise InterfaceError(f"top module name {top!r} is not a plain Verilog identifier")
-    tree = syntax.SyntaxTree.fromText(source, "source.sv")
+    # a private source manager per call (the default one keeps every buffer it ever saw); the
+    # compilation keeps using it, so it is returned alongside (see extract_interface)
+    source_manager = pyslang.SourceManager()
+    tree = syntax.SyntaxTree.fromText(source, source_manager, "source.sv")
     names = _declared_modules(tree)
     if not names:
         raise InterfaceError("no module declaration found in the Verilog source")
@@ -204,10 +212,10 @@ def elaborate(source: str, top: str | None = None):
         if len(tops) != 1:
             found = ", ".join(t.name for t in tops) or "none"
             raise InterfaceError(f"cannot tell the top module (top-level modules: {found}); pass top=NAME")
-        return comp, tops[0]
+        return (comp, source_manager), tops[0]
     for inst in tops:
         if inst.name == top:
-            return comp, inst
+            return (comp, source_manager), inst
     raise InterfaceError(f"module {top!r} could not be elaborated as a top module")
 
 
@@ -217,8 +225,10 @@ def _truncate(text: str, limit: int = 4000) -> str:
 
 def extract_interface(source: str, top: str | None = None) -> ModuleInterface:
     """Ports, parameters and clocking of module ``top`` (the single top-level module by default)."""
-    _compilation, inst = elaborate(source, top)  # the compilation owns the symbols: keep it alive
-    return interface_of_instance(inst)
+    owners, inst = elaborate(source, top)  # the compilation owns the symbols: keep it alive
+    result = interface_of_instance(inst)
+    del owners
+    return result
 
 
 def interface_of_instance(inst) -> ModuleInterface:

@@ -95,6 +95,16 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
     from verirl.train.metrics import JsonlMetricsCallback
 
     _check_model_path(recipe.model.model_name_or_path)
+    if recipe.model.load_in_4bit or recipe.model.load_in_8bit:
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise RecipeError(
+                "load_in_4bit/load_in_8bit (QLoRA) needs bitsandbytes and a CUDA GPU: `pip install bitsandbytes`, "
+                "or remove the setting to train LoRA on the unquantized model"
+            )
+        if not recipe.model.use_peft:
+            raise RecipeError("a 4/8-bit base model can only be trained through an adapter: add `use_peft: true`")
     _setup_reporting(recipe.training)
     args = recipe.verirl
     train_ds, eval_ds = build_datasets(args)

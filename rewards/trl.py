@@ -283,10 +283,28 @@ def tasks_from_columns(columns: Mapping[str, Any], n: int) -> list[Task]:
     tasks = []
     for i in range(n):
         row = {k: _at(columns[k], i) for k in TASK_COLUMNS if k in columns}
+        row["files"] = _files(row.get("files"))
         row.setdefault("id", f"row{i}")
         row["prompt"] = ""
         tasks.append(Task.from_dict(row))
     return tasks
+
+
+def _files(value: Any) -> dict[str, str]:
+    """Data files of a row: a dict, or JSON text of one. ``datasets`` merges per-row dicts with
+    different keys into one struct with ``None`` holes; those holes are not files."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise TaskError("the `files` column must be a dict or JSON text of one {name: content}") from None
+    if not isinstance(value, Mapping):
+        raise TaskError(f"the `files` column must map file names to contents, got {type(value).__name__}")
+    return {str(k): v for k, v in value.items() if v is not None}
 
 
 def _at(column: Any, i: int) -> Any:

@@ -215,3 +215,12 @@ def test_validate_reference_off_skips_the_reference_run(adder_task):
     assert score.reward is not None and score.failure == "mismatch"  # the task is not checked, the candidate is
     assert (task.fingerprint, config.fingerprint) in hierarchy._PREP_CACHE
     assert hierarchy._PREP_CACHE[(task.fingerprint, config.fingerprint)].reference_seconds is None
+
+
+def test_files_column_from_datasets_structs_and_json():
+    from rewards.trl import tasks_from_columns
+
+    cols = {"top": ["a", "b"], "testbench": ["x", "y"],
+            "files": [{"in.txt": "1", "other.txt": None}, '{"data.hex": "ff"}']}
+    tasks = tasks_from_columns(cols, 2)
+    assert dict(tasks[0].files) == {"in.txt": "1"} and dict(tasks[1].files) == {"data.hex": "ff"}

@@ -9,7 +9,7 @@ never imports torch. Main entry points:
 * :func:`rewards.trl.build_reward` — TRL reward functions by name.
 """
 
-__all__ = ["Task", "Score", "RewardConfig", "RewardPool", "score_completion", "build_reward"]
+__all__ = ["RewardConfig", "RewardPool", "Score", "Task", "build_reward", "score_completion"]
 
 
 def __getattr__(name: str):  # lazy, so `import rewards` stays cheap

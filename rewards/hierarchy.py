@@ -34,8 +34,8 @@ from .sandbox import Limits, SandboxConfig
 from .sanitize import Forbidden, sanitize_candidate
 from .score import LEVELS, Score
 from .simulate import SimLimits, reference_as_candidate, simulate
-from .synth import SynthResult, liberty_path, ppa_score, synthesize
 from .syntax import check_syntax
+from .synth import SynthResult, liberty_path, ppa_score, synthesize
 from .task import Task
 
 logger = logging.getLogger(__name__)

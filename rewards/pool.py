@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 

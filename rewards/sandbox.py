@@ -115,7 +115,7 @@ class ToolResult:
         return "bad_alloc" in text or "out of memory" in text or "cannot allocate memory" in text
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def capabilities() -> dict[str, bool]:
     """Which containment features work on this machine (probed once)."""
     caps = {"prlimit": shutil.which("prlimit") is not None}

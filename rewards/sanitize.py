@@ -196,4 +196,4 @@ def _rename(tokens: list[Token], mapping: dict[str, str]) -> list[Token]:
 # `name <keyword>` is never an instantiation (e.g. `x or y` in a sensitivity list)
 _NOT_INSTANCE_FOLLOWERS = frozenset({"or", "and", "begin", "end", "else", "if", "iff", "inside", "dist", "with"})
 
-__all__ = ["Forbidden", "Sanitized", "sanitize_candidate", "rename_modules", "ALLOWED_SYSTEM"]
+__all__ = ["ALLOWED_SYSTEM", "Forbidden", "Sanitized", "rename_modules", "sanitize_candidate"]

@@ -82,8 +82,11 @@ class Task:
         return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def iter_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` from a JSONL file; bad lines raise with their number."""
+def iter_jsonl(path: str, error: type[Exception] = TaskError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` from a JSONL file, streaming.
+
+    A malformed line raises ``error`` naming the file and the line; blank lines are skipped.
+    """
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -91,9 +94,10 @@ def iter_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise TaskError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from None
+                raise error(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                            "fix or delete that line") from None
             if not isinstance(obj, dict):
-                raise TaskError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+                raise error(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
 
 

@@ -47,7 +47,7 @@ def has_tool(name: str) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tool_version(name: str) -> str | None:
     """The first version line a tool prints, or ``None`` when it is missing."""
     try:

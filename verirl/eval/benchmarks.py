@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import logging
 import os
 import re
@@ -348,19 +347,9 @@ def load_task_file(path: str) -> Benchmark:
 
 def iter_jsonl(path: str) -> Iterable[tuple[int, dict]]:
     """(line number, object) for each non-blank line; a malformed line raises naming the file and line."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); fix or delete that line"
-                ) from None
-            if not isinstance(row, dict):
-                raise BenchmarkError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
+    from rewards.task import iter_jsonl as _iter
+
+    return _iter(path, BenchmarkError)
 
 
 def find_commit(root: str) -> str | None:

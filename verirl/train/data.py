@@ -26,19 +26,9 @@ class DatasetError(ValueError):
 
 
 def _read_jsonl(path: str) -> list[dict[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}:{lineno}: each line must be a JSON object")
-            rows.append(row)
-    return rows
+    from rewards.task import iter_jsonl
+
+    return [row for _, row in iter_jsonl(path, DatasetError)]
 
 
 def load_rows(path: str, split: str = "train") -> list[dict[str, Any]]:

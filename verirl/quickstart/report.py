@@ -21,6 +21,18 @@ CURVES = {
 }
 
 
+#: window of the moving average drawn over the per-step curves (the raw values are drawn faintly)
+SMOOTHING = 5
+
+
+def _rolling_mean(values: list[float], window: int) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        part = values[max(0, i - window + 1):i + 1]
+        out.append(sum(part) / len(part))
+    return out
+
+
 def read_metrics(path: str) -> list[dict]:
     if not os.path.exists(path):
         return []
@@ -63,7 +75,9 @@ def plot_curves(runs: dict[str, list[dict]], sft_records: list[dict], out_dir: s
                 steps, values = _series(records, k)
                 if steps:
                     suffix = f" {k[len(key):]}" if key.endswith("_") else ""
-                    ax.plot(steps, values, marker=".", label=f"{label}{' level' + suffix if suffix else ''}")
+                    line, = ax.plot(steps, values, alpha=0.3, linewidth=1)
+                    ax.plot(steps, _rolling_mean(values, SMOOTHING), color=line.get_color(), linewidth=2,
+                            label=f"{label}{' level' + suffix if suffix else ''} ({SMOOTHING}-step mean)")
                     drawn = True
         if not drawn:
             ax.text(0.5, 0.5, "not logged in this run", ha="center", va="center", transform=ax.transAxes)

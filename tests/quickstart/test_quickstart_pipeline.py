@@ -35,7 +35,12 @@ def _lines(path):
 def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     out = tmp_path / "run"
     messages = []
+    run_quickstart(short_config(out, ablation=False), say=messages.append)
+    assert len(messages) == 6 and not any("skipped" in m for m in messages)
+    # adding --ablation to a finished run runs only the ablation stages
+    messages.clear()
     summary = run_quickstart(short_config(out), say=messages.append)
+    assert [m for m in messages if "skipped" not in m] == ["[rl_ablation] ...", "[eval_rl_ablation] ..."]
 
     # dataset: task schema, held out by parameters
     train, test = _lines(out / "data" / "train.jsonl"), _lines(out / "data" / "test.jsonl")

@@ -10,8 +10,9 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-#: fields that do not change results (a rerun with other values resumes the same run)
-NON_RESULT_FIELDS = ("out", "fresh", "torch_threads", "reward_workers")
+#: fields that do not change the results of the stages a run already has (a rerun with other values resumes the
+#: same run; adding ``--ablation`` to a finished run adds the ablation stages)
+NON_RESULT_FIELDS = ("out", "fresh", "ablation", "torch_threads", "reward_workers")
 
 
 @dataclass
@@ -36,7 +37,7 @@ class QuickstartConfig:
     hidden_size: int = field(default=128, metadata={"help": "model width (a multiple of 64)"})
     num_layers: int = field(default=2, metadata={"help": "transformer layers"})
     # -- SFT
-    sft_steps: int = field(default=300, metadata={"help": "SFT optimizer steps (deliberately brief)"})
+    sft_steps: int = field(default=450, metadata={"help": "SFT optimizer steps (deliberately brief)"})
     sft_batch_size: int = field(default=16, metadata={"help": "SFT examples per step"})
     sft_learning_rate: float = field(default=2e-3, metadata={"help": "SFT learning rate"})
     # -- RL

@@ -38,13 +38,14 @@ class RunFolder:
         if os.path.exists(self.state_path):
             with open(self.state_path, encoding="utf-8") as fh:
                 self.state = json.load(fh)
-            if self.state.get("config") != config.result_fields():
-                old, new = self.state.get("config", {}), config.result_fields()
-                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            old, new = self.state.get("config", {}), config.result_fields()
+            diff = sorted(k for k in new if old.get(k) != new[k])
+            if diff:
                 raise QuickstartError(
                     f"{self.root} holds a run with other settings ({', '.join(diff)}); rerun with --fresh to start "
                     f"over there, or pass another --out"
                 )
+            self.state["config"] = new
         else:
             self.state = {"config": config.result_fields(), "stages": {}}
             self.save()

@@ -72,7 +72,7 @@ def run_quickstart(config: QuickstartConfig, *, say=logger.info) -> dict:
                         max_new_tokens=config.max_completion_length, seed=config.seed)
     wall = time.monotonic()
     with _torch_threads(config.torch_threads), RewardPool(RewardConfig(), workers=config.reward_workers) as pool:
-        stage("data", lambda: P.stage_data(run, _progress))
+        stage("data", lambda: P.stage_data(run, _progress, pool))
         model = stage("model", lambda: P.stage_model(run))
         sft = stage("sft", lambda: P.train_stage(P.sft_recipe(run, model["path"]), resume=False, desc="SFT"))
         test = P.read_split(run, "test")

@@ -27,7 +27,7 @@ class QuickstartConfig:
     seed: int = field(default=0, metadata={"help": "seeds the curriculum, the model init, SFT, RL and sampling"})
     # -- curriculum
     n_train: int = field(default=1000, metadata={"help": "curriculum tasks for SFT and RL"})
-    n_test: int = field(default=100, metadata={"help": "held-out tasks (parameter combinations never trained on)"})
+    n_test: int = field(default=200, metadata={"help": "held-out tasks (parameter combinations never trained on)"})
     max_level: int = field(default=2, metadata={"help": "highest task difficulty level (1-4) in the curriculum"})
     variety: str = field(
         default="low", metadata={"help": "curriculum wording: low (fixed port names) or full (random names/wording)"}
@@ -37,11 +37,11 @@ class QuickstartConfig:
     hidden_size: int = field(default=128, metadata={"help": "model width (a multiple of 64)"})
     num_layers: int = field(default=2, metadata={"help": "transformer layers"})
     # -- SFT
-    sft_steps: int = field(default=450, metadata={"help": "SFT optimizer steps (deliberately brief)"})
+    sft_steps: int = field(default=300, metadata={"help": "SFT optimizer steps (deliberately brief)"})
     sft_batch_size: int = field(default=16, metadata={"help": "SFT examples per step"})
     sft_learning_rate: float = field(default=2e-3, metadata={"help": "SFT learning rate"})
     # -- RL
-    rl_steps: int = field(default=80, metadata={"help": "RL (DAPO) optimizer steps"})
+    rl_steps: int = field(default=100, metadata={"help": "RL (DAPO) optimizer steps"})
     rl_prompts: int = field(default=8, metadata={"help": "prompts per RL step"})
     num_generations: int = field(default=8, metadata={"help": "completions per prompt (the GRPO group)"})
     rl_learning_rate: float = field(default=2e-4, metadata={"help": "RL learning rate"})

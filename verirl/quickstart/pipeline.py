@@ -70,8 +70,8 @@ class RunFolder:
 
 # ------------------------------------------------------------------------------------------------------ stages
 
-def stage_data(run: RunFolder, progress) -> dict:
-    """Generate the curriculum, check every golden with the reward engine, write train/test JSONL."""
+def stage_data(run: RunFolder, progress, pool) -> dict:
+    """Generate the curriculum, check every golden with the reward engine (``pool``), write train/test JSONL."""
     from data_pipeline.curriculum import CurriculumConfig, generate_curriculum, write_jsonl
     from data_pipeline.curriculum.verify import verify_tasks
 
@@ -81,7 +81,7 @@ def stage_data(run: RunFolder, progress) -> dict:
     splits = generate_curriculum(curriculum)
     tasks = [t for split in ("train", "test") for t in splits[split]]
     with progress(total=len(tasks), desc="verify goldens", unit="task") as bar:
-        report = verify_tasks(tasks, workers=cfg.reward_workers, progress=bar.update)
+        report = verify_tasks(tasks, pool=pool, progress=bar.update)
     if not report.ok:
         bad = ", ".join(f"{f['id']} ({f['family']}: {f['failure']})" for f in report.failed[:5])
         raise QuickstartError(f"{len(report.failed)} curriculum goldens fail their own testbench: {bad}")
@@ -105,6 +105,8 @@ def read_split(run: RunFolder, split: str) -> list[dict]:
 
 def stage_model(run: RunFolder) -> dict:
     """Train the tokenizer on the curriculum and build the randomly initialised model."""
+    from transformers import AutoConfig
+
     from data_pipeline.curriculum.verify import golden_completion
     from verirl.models.tiny import build_tiny_model
 
@@ -113,8 +115,6 @@ def stage_model(run: RunFolder) -> dict:
     texts = [t["prompt"] for t in train] + [golden_completion(t) for t in train]
     out = build_tiny_model(run.path("model_init"), texts, vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
                            num_layers=cfg.num_layers, num_heads=cfg.hidden_size // 64, seed=cfg.seed)
-    from transformers import AutoConfig
-
     mc = AutoConfig.from_pretrained(out)
     n_params = _count_params(out)
     return {"path": out, "parameters": n_params, "vocab_size": mc.vocab_size, "layers": mc.num_hidden_layers,

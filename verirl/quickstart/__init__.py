@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sys
 import time
 
 from verirl.quickstart.config import QuickstartConfig, from_args
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         config = from_args(args)
         summary = run_quickstart(config, say=print)
     except (ValueError, QuickstartError) as exc:
-        print(f"verirl quickstart: error: {exc}")
+        print(f"verirl quickstart: error: {exc}", file=sys.stderr)
         return 2
     print(summary["final_line"])
     return 0

@@ -37,7 +37,7 @@ class QuickstartConfig:
     hidden_size: int = field(default=128, metadata={"help": "model width (a multiple of 64)"})
     num_layers: int = field(default=2, metadata={"help": "transformer layers"})
     # -- SFT
-    sft_steps: int = field(default=300, metadata={"help": "SFT optimizer steps (deliberately brief)"})
+    sft_steps: int = field(default=375, metadata={"help": "SFT optimizer steps (deliberately brief)"})
     sft_batch_size: int = field(default=16, metadata={"help": "SFT examples per step"})
     sft_learning_rate: float = field(default=2e-3, metadata={"help": "SFT learning rate"})
     # -- RL

@@ -35,11 +35,17 @@ BACKENDS = ("local", "ray")
 
 
 def default_workers() -> int:
-    """One worker per CPU this process may use."""
+    """Two workers per CPU this process may use.
+
+    A job is a chain of short tool processes (compile, elaborate, simulate): while one job's
+    process starts up or its output is parsed, another job's tool can use the core. Measured on
+    2 cores (scripts/bench_rewards.py): 2 workers 1.4x the naive loop, 4 workers 2.0x.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(1, 2 * cpus)
 
 
 class RewardPool:
@@ -47,7 +53,7 @@ class RewardPool:
 
     Args:
         config: the reward configuration (levels, weights, timeouts, sandbox).
-        workers: concurrent scoring jobs (default: CPUs available to this process).
+        workers: concurrent scoring jobs (default: twice the CPUs available to this process).
         backend: ``local`` (threads driving sandboxed subprocesses) or ``ray``.
         cache_size: in-memory cache entries (LRU); 0 disables the memory cache.
         cache_path: optional SQLite file that persists the cache across restarts.

@@ -48,7 +48,7 @@ class SimLimits:
     """Timeouts for one simulation; the run timeout adapts to the reference's own run time."""
 
     compile_timeout: float = 20.0
-    min_timeout: float = 0.5
+    min_timeout: float = 0.3
     timeout_factor: float = 10.0
     max_timeout: float = 20.0
 

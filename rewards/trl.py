@@ -46,7 +46,7 @@ class VerilogReward:
     Args:
         partial_credit: function credit is the fraction of testbench checks passed.
         reasoning: ``none``/``optional``/``required`` ``<think>`` block.
-        workers: parallel scoring jobs per process (default: CPUs of this process).
+        workers: parallel scoring jobs per process (default: twice the CPUs of this process).
         backend: ``local`` or ``ray``.
         cache_size: in-memory cache entries.
         cache_path: SQLite file that keeps scores across restarts (resume).

@@ -68,7 +68,8 @@ def completions_for(task: Task, variants: list[str], samples: int, rng: random.R
     for s in range(samples):
         r = rng.random()
         if r < loops:
-            code = variants[0].replace("endmodule", f"  reg [3:0] spin{s};\n  always @(*) begin spin{s} = 0; "
+            # hangs the simulator at the first input change (a zero-delay loop no compiler check sees)
+            code = variants[0].replace("endmodule", f"  integer spin{s};\n  always @(a) begin spin{s} = 0; "
                                                     f"while (1) spin{s} = spin{s} + 1; end\nendmodule")
         elif r < 0.5:
             code = variants[0]

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reasoning", choices=("none", "optional", "required"), default="optional",
                         help="whether completions carry a <think> block")
     parser.add_argument("--liberty", help="Liberty file for PPA area in um^2")
-    parser.add_argument("--workers", type=int, help="parallel scoring jobs (default: CPUs)")
+    parser.add_argument("--workers", type=int, help="parallel scoring jobs (default: twice the CPUs)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
     parser.add_argument("--cache", help="SQLite file that keeps scores across runs")
 

@@ -13,7 +13,7 @@ Printed: both wall-clock times, their ratio, samples per second, and every sampl
 ``--exploits``, three wrong designs per problem that try to pass anyway (print the pass line, ``$finish`` at time 0,
 read ``tb.good1``'s outputs) are scored by both, and the number each harness lets through is printed.
 
-    python scripts/bench_eval.py [--bench-dir ../shared/bench/verilog-eval-v2] [--workers 2] [--limit N]
+    python scripts/bench_eval.py [--bench-dir ../shared/bench/verilog-eval-v2] [--workers N] [--limit N]
                                  [--no-mutants] [--json out.json]
 """
 
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="benchmark (default verilog-eval-v2; give --bench-dir for rtllm)")
     parser.add_argument("--task", choices=("spec-to-rtl", "code-complete"), default=None,
                         help="VerilogEval task (default spec-to-rtl)")
-    parser.add_argument("--workers", type=int, default=2, help="verirl scoring workers (default 2)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="verirl scoring workers (default: the reward pool's, twice the CPUs)")
     parser.add_argument("--limit", type=int, help="only the first N problems")
     parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions")
     parser.add_argument("--completions", help="score these completions (verirl eval --completions format, e.g. a "
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from verirl.eval.official import official_verdict
     from verirl.eval.prompts import as_completion, extract_code, reference_completion
     from verirl.eval.scoring import Sample, make_pool, score_samples
+    from rewards.pool import default_workers
 
     if args.benchmark == "rtllm" and args.exploits:
         parser.error("--exploits applies to VerilogEval only")
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     with make_pool(workers=args.workers) as pool:
         rows = score_samples(bench, samples, pool)
     verirl_seconds = time.monotonic() - start
-    print(f"verirl ({args.workers} workers):        {verirl_seconds:7.2f} s  "
+    print(f"verirl ({args.workers or default_workers()} workers):        {verirl_seconds:7.2f} s  "
           f"({len(samples) / verirl_seconds:5.1f} samples/s)")
     ratio = naive_seconds / verirl_seconds
     print(f"speed-up: {ratio:.2f}x")
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"samples": len(samples), "naive_seconds": naive_seconds, "verirl_seconds": verirl_seconds,
-                       "ratio": ratio, "workers": args.workers, "differ": differ, "class_differ": class_differ,
+                       "ratio": ratio, "workers": args.workers or default_workers(), "differ": differ, "class_differ": class_differ,
                        "references_failing": ref_fail, "exploits": fooled},
                       fh, indent=2)
     return 0 if not differ and not any(v for _, _, v in fooled.values()) else 1

@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None,
                         help="verirl scoring workers (default: the reward pool's, twice the CPUs)")
     parser.add_argument("--limit", type=int, help="only the first N problems")
+    parser.add_argument("--no-reference-check", action="store_true",
+                        help="as `verirl eval --no-reference-check`: skip verirl's per-problem reference simulation")
     parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions")
     parser.add_argument("--completions", help="score these completions (verirl eval --completions format, e.g. a "
                                               "samples.jsonl) instead of references and mutants")
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"naive one-at-a-time loop: {naive_seconds:7.2f} s  ({len(samples) / naive_seconds:5.1f} samples/s)")
 
     start = time.monotonic()
-    with make_pool(workers=args.workers) as pool:
+    with make_pool(workers=args.workers, reference_check=not args.no_reference_check) as pool:
         rows = score_samples(bench, samples, pool)
     verirl_seconds = time.monotonic() - start
     print(f"verirl ({args.workers or default_workers()} workers):        {verirl_seconds:7.2f} s  "
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     fooled: dict[str, tuple[int, int, int]] = {}
     if args.exploits:  # different verdicts by design: the official harness can be fooled, verirl must not be
         # only problems where the bare wrong design (outputs tied to 0) really fails count as attacks
-        with make_pool(workers=args.workers) as pool:
+        with make_pool(workers=args.workers, reference_check=not args.no_reference_check) as pool:
             zero = [Sample(p.task_id, 9, code) for p in problems if (code := exploit(p, "tied_to_zero"))]
             wrong = {r["task_id"] for r in score_samples(bench, zero, pool) if r["passed"] is False}
         for kind in EXPLOITS:
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             naive_pass = sum(official_verdict(bench.problems[a.task_id],
                                               extract_code(bench.problems[a.task_id], bench.task, a.completion)
                                               ).passed for a in attacks)
-            with make_pool(workers=args.workers) as pool:
+            with make_pool(workers=args.workers, reference_check=not args.no_reference_check) as pool:
                 verirl_pass = sum(bool(r["passed"]) for r in score_samples(bench, attacks, pool))
             fooled[kind] = (len(attacks), naive_pass, verirl_pass)
             print(f"exploit {kind:18s}: passes the naive harness {naive_pass}/{len(attacks)}, "

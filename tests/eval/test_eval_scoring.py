@@ -128,3 +128,10 @@ def test_results_scored_with_other_settings_are_not_reused(eda, ve_dir, pool, tm
     with make_pool(workers=1, ppa=True) as ppa_pool:
         (row,) = score_samples(bench, samples, ppa_pool, results_path=path)
     assert row["passed"] and row["ppa"]["candidate"]["cells"] >= 1   # rescored with synthesis
+
+
+def test_reference_check_can_be_switched_off():
+    from verirl.eval.scoring import eval_reward_config
+
+    assert eval_reward_config().validate_reference is True
+    assert eval_reward_config(reference_check=False).validate_reference is False

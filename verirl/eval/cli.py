@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     score.add_argument("--out", help="output folder (samples.jsonl, results.jsonl, summary.json, report.md, *.png)")
     score.add_argument("--workers", type=int, help="parallel scoring workers (default: the reward pool's)")
     score.add_argument("--ppa", action="store_true", help="synthesize passing designs and compare with the reference")
+    score.add_argument("--no-reference-check", action="store_true",
+                       help="do not simulate each reference first (faster with few samples per problem; broken "
+                            "references then count as failures and timeouts are the flat 20 s limit)")
     score.add_argument("--liberty", help="Liberty file for --ppa areas in µm² (default: a technology-independent "
                                          "transistor-count estimate)")
     score.add_argument("--exclude-broken", action="store_true",
@@ -190,7 +193,8 @@ def _evaluate(args) -> int:
     # ---- score
     if args.liberty and not args.ppa:
         raise BenchmarkError("--liberty only applies with --ppa")
-    pool = make_pool(workers=args.workers, ppa=args.ppa, liberty=args.liberty)
+    pool = make_pool(workers=args.workers, ppa=args.ppa, liberty=args.liberty,
+                     reference_check=not args.no_reference_check)
     start = time.monotonic()
     total = len(samples)
     rows = score_samples(benchmark, samples, pool, results_path=os.path.join(args.out, "results.jsonl"),

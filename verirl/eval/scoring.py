@@ -87,23 +87,28 @@ def reference_samples(benchmark: Benchmark, problems: Sequence[Problem] | None =
     return [Sample(p.task_id, 0, reference_completion(p)) for p in problems if p.reference]
 
 
-def make_pool(workers: int | None = None, ppa: bool = False, liberty: str | None = None, backend: str = "local"):
+def make_pool(workers: int | None = None, ppa: bool = False, liberty: str | None = None, backend: str = "local",
+              reference_check: bool = True):
     """The reward pool used for evaluation (see :func:`eval_reward_config`)."""
     from rewards.pool import RewardPool
 
     kwargs = {"backend": backend}
     if workers:
         kwargs["workers"] = workers
-    return RewardPool(eval_reward_config(ppa, liberty), **kwargs)
+    return RewardPool(eval_reward_config(ppa, liberty, reference_check), **kwargs)
 
 
-def eval_reward_config(ppa: bool = False, liberty: str | None = None):
+def eval_reward_config(ppa: bool = False, liberty: str | None = None, reference_check: bool = True):
     """Reward settings for evaluation: only the functional verdict counts; with ``ppa``, passing designs and the
-    reference are synthesized too (``score.detail["ppa"]``), with µm² areas when a Liberty file is given."""
+    reference are synthesized too (``score.detail["ppa"]``), with µm² areas when a Liberty file is given.
+
+    ``reference_check``: simulate each problem's reference once first, so a reference that fails its own testbench
+    is reported as broken (not as the model's failure) and timeouts follow the reference's run time. Without it
+    a sample of a broken problem simply fails, and every simulation may run up to the 20 s limit."""
     from rewards.hierarchy import RewardConfig
 
     return RewardConfig(weights={"format": 0.0, "syntax": 0.0, "function": 1.0, "ppa": 1.0 if ppa else 0.0},
-                        partial_credit=False, liberty=liberty)
+                        partial_credit=False, liberty=liberty, validate_reference=reference_check)
 
 
 def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results_path: str | None = None,

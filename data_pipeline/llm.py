@@ -17,6 +17,8 @@ longer than the context) yields ``None`` for that conversation only and the row 
 
 from __future__ import annotations
 
+import abc
+
 import json
 import logging
 import os
@@ -37,7 +39,7 @@ class LLMUnavailable(RuntimeError):
     """The LLM backend cannot serve requests (infrastructure, not data)."""
 
 
-class LLMBackend:
+class LLMBackend(abc.ABC):
     """Interface of every backend."""
 
     name = "base"
@@ -45,8 +47,9 @@ class LLMBackend:
     def __init__(self, cfg: LLMConfig):
         self.cfg = cfg
 
+    @abc.abstractmethod
     def generate(self, conversations: list[Messages], *, n: int = 1, seed: int = 0) -> list[list[str] | None]:
-        raise NotImplementedError
+        """``n`` completions per conversation, or ``None`` for a conversation the backend rejected."""
 
     def describe(self) -> dict:
         return {"kind": self.cfg.kind, "model": self.cfg.model, "temperature": self.cfg.temperature,

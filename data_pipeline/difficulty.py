@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 
 from .config import DifficultyConfig
-from .preferences import as_messages, iter_tasks
+from .preferences import as_messages, iter_tasks, parse_task_rows
 from .shards import concatenate, sharded_map
 
 logger = logging.getLogger(__name__)
@@ -37,10 +37,8 @@ def estimate_difficulty(cfg: DifficultyConfig, *, backend=None, progress: bool |
     """
     from tqdm.auto import tqdm
 
-    from rewards.errors import TaskError
     from rewards.hierarchy import RewardConfig
     from rewards.pool import RewardPool
-    from rewards.task import Task
 
     cfg.validate_for_run()
     reward_config = RewardConfig.from_dict(cfg.reward) if cfg.reward else RewardConfig()
@@ -53,15 +51,7 @@ def estimate_difficulty(cfg: DifficultyConfig, *, backend=None, progress: bool |
 
             state["backend"] = make_backend(cfg.llm)
         model = state["backend"].describe().get("model")
-        counts: Counter = Counter()
-        tasks = []
-        for row in batch:
-            counts["tasks"] += 1
-            try:
-                tasks.append((row, Task.from_dict(row)))
-            except TaskError as exc:
-                logger.warning("skipping bad task row: %s", exc)
-                counts["bad_task"] += 1
+        tasks, counts = parse_task_rows(batch)
         groups = state["backend"].generate([as_messages(row["prompt"]) for row, _ in tasks], n=cfg.samples,
                                            seed=cfg.seed + index * 100_003)
         groups = [g or [] for g in groups]

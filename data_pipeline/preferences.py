@@ -62,6 +62,23 @@ def load_completions(path: str) -> dict[str, list[str]]:
     return out
 
 
+def parse_task_rows(batch: list[dict]) -> tuple[list[tuple], Counter]:
+    """``(row, Task)`` for each usable row; bad rows are logged and counted as ``bad_task``, never raised."""
+    from rewards.errors import TaskError
+    from rewards.task import Task
+
+    counts: Counter = Counter()
+    tasks = []
+    for row in batch:
+        counts["tasks"] += 1
+        try:
+            tasks.append((row, Task.from_dict(row)))
+        except TaskError as exc:
+            logger.warning("skipping bad task row: %s", exc)
+            counts["bad_task"] += 1
+    return tasks, counts
+
+
 def as_messages(prompt) -> list[dict]:
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
@@ -132,10 +149,8 @@ def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | N
     """
     from tqdm.auto import tqdm
 
-    from rewards.errors import TaskError
     from rewards.hierarchy import RewardConfig
     from rewards.pool import RewardPool
-    from rewards.task import Task
 
     cfg.validate_for_run()
     samples = load_completions(cfg.completions) if cfg.completions else None
@@ -144,15 +159,7 @@ def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | N
     state = {"backend": backend}
 
     def process(index: int, batch: list[dict]) -> tuple[list[dict], Counter]:
-        counts: Counter = Counter()
-        tasks = []
-        for row in batch:
-            counts["tasks"] += 1
-            try:
-                tasks.append((row, Task.from_dict(row)))
-            except TaskError as exc:
-                logger.warning("skipping bad task row: %s", exc)
-                counts["bad_task"] += 1
+        tasks, counts = parse_task_rows(batch)
         if samples is not None:
             groups = [samples.get(row["id"], []) for row, _ in tasks]
         else:

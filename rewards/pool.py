@@ -122,9 +122,7 @@ class RewardPool:
 
         keys = [cache_key(t.fingerprint, repr(c), "ppa:" + config.fingerprint) for t, c in pairs]
         out: dict[str, tuple[float | None, dict]] = {}
-        with self._lock:
-            if self._executor is None:
-                self._executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="verirl-reward")
+        executor = self._ensure_executor()
         futures = {}
         for key, (task, completion) in zip(keys, pairs):
             if key in out or key in futures.values():
@@ -133,7 +131,7 @@ class RewardPool:
             if hit is not None:
                 out[key] = hit
             else:
-                futures[self._executor.submit(ppa_only, task, completion, config)] = key
+                futures[executor.submit(ppa_only, task, completion, config)] = key
         for future in cf.as_completed(futures):
             exc = future.exception()
             result = (None, {"error": f"{type(exc).__name__}: {exc}"}) if exc else future.result()
@@ -177,11 +175,9 @@ class RewardPool:
     def _run(self, todo: dict[str, tuple[Task, Any]], deadline: float | None) -> dict[str, Score]:
         if self.backend == "ray":
             return self._run_ray(todo, deadline)
-        with self._lock:
-            if self._executor is None:
-                self._executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="verirl-reward")
+        executor = self._ensure_executor()
         futures = {
-            self._executor.submit(score_completion, task, completion, self.config): key
+            executor.submit(score_completion, task, completion, self.config): key
             for key, (task, completion) in todo.items()
         }
         done, pending = cf.wait(futures, timeout=deadline)
@@ -197,6 +193,12 @@ class RewardPool:
         if pending:
             logger.warning("%d of %d completions missed the %.1fs batch deadline", len(pending), len(futures), deadline)
         return out
+
+    def _ensure_executor(self) -> cf.ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="verirl-reward")
+            return self._executor
 
     def _store(self, key: str, future: cf.Future) -> None:
         if not future.cancelled() and future.exception() is None:

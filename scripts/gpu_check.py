@@ -446,7 +446,8 @@ def phase_sft(ctx: Context) -> None:
     recipe = recipe_from_dict({
         **_common_recipe(ctx, ctx.path("model"), ctx.path("sft")), "trainer": "sft",
         "per_device_train_batch_size": s.sft_batch, "max_length": 512, "learning_rate": s.sft_lr,
-        "max_steps": s.sft_steps, "logging_steps": 5 if s.device == "cuda" else 1,
+        "lr_scheduler_type": "constant_with_warmup", "warmup_steps": 10 if s.sft_steps > 20 else 0,
+        "max_steps": s.sft_steps, "logging_steps": 5 if s.sft_steps > 20 else 1,
     })
     result = train(recipe, callbacks=[_callback(ctx)])
     log = ctx.progress.data.get("log", [])
@@ -520,7 +521,7 @@ def phase_eval(ctx: Context) -> None:
     out = ctx.path("eval")
     argv = ["eval", *source, "--limit", str(s.eval_problems), "--model", ctx.args.model_dir, "--backend", "hf",
             "--device", s.device, "--n", str(s.eval_samples), "--temperature", "0.8", "--max-tokens",
-            str(s.eval_tokens), "--k", "1", "--seed", "0", "--batch-size", str(s.eval_problems), "--out", out,
+            str(s.eval_tokens), "--k", "1", "--seed", "0", "--batch-size", "4", "--out", out,
             "--no-plots"]
     ppa = has_tool("yosys")
     if ppa:

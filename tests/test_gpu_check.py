@@ -48,6 +48,18 @@ def _write_ve(root: str) -> str:
     return root
 
 
+def _run(argv, **kwargs) -> subprocess.CompletedProcess:
+    """A subprocess whose exit status the test checks itself (output captured as text)."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    return _run(argv, check=False, **kwargs)
+
+
+def _read(path) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
 def _env(**extra) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
@@ -95,8 +107,7 @@ def test_tiny_run_through_the_wrapper_writes_sane_figures(tmp_path):
     travel = tmp_path / "travel"
     _write_ve(str(travel / "verilog-eval"))
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", WRAPPER, "--tiny", "--work", str(tmp_path / "work")], capture_output=True,
-                          text=True, timeout=600, env=_env(OUT=str(out), VERIRL_TRAVEL=str(travel),
+    proc = _run(["bash", WRAPPER, "--tiny", "--work", str(tmp_path / "work")], timeout=600, env=_env(OUT=str(out), VERIRL_TRAVEL=str(travel),
                                                            PYTHON=sys.executable))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = _strict_json(str(out / "gpu_check.json"))
@@ -140,8 +151,8 @@ def test_tiny_run_through_the_wrapper_writes_sane_figures(tmp_path):
 def test_a_failing_phase_is_recorded_and_the_next_one_runs(tmp_path):
     """A vocabulary too small for the tokenizer fails `model`; `rewards` still runs; the run says partial."""
     out = tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, GPU_CHECK, "--tiny", "--phases", "model,rewards,sft", "--set", "vocab=10",
-                           "--out", str(out), "--work", str(tmp_path / "w")], capture_output=True, text=True,
+    proc = _run([sys.executable, GPU_CHECK, "--tiny", "--phases", "model,rewards,sft", "--set", "vocab=10",
+                           "--out", str(out), "--work", str(tmp_path / "w")],
                           timeout=300, env=_env())
     assert proc.returncode == 1, proc.stderr[-2000:]
     report = _strict_json(str(out))
@@ -156,9 +167,8 @@ def test_a_failing_phase_is_recorded_and_the_next_one_runs(tmp_path):
 
 def test_a_phase_past_its_time_box_is_stopped_and_the_next_one_runs(tmp_path):
     out = tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, GPU_CHECK, "--tiny", "--phases", "rewards,environment", "--set",
-                           "budgets.rewards=4", "--out", str(out), "--work", str(tmp_path / "w")],
-                          capture_output=True, text=True, timeout=300,
+    proc = _run([sys.executable, GPU_CHECK, "--tiny", "--phases", "rewards,environment", "--set",
+                           "budgets.rewards=4", "--out", str(out), "--work", str(tmp_path / "w")], timeout=300,
                           env=_env(**{gpu_check.TEST_HANG_ENV: "rewards"}))
     assert proc.returncode == 1
     report = _strict_json(str(out))
@@ -304,14 +314,13 @@ def test_wrapper_installs_wheels_and_debs_into_private_prefixes(tmp_path, open_t
                VERIRL_SITE=str(site), PYTHON=sys.executable, GPU_CHECK_SETUP_ONLY="1")
     if unpacker == "python":
         env["GPU_CHECK_NO_DPKG"] = "1"
-    proc = subprocess.run(["bash", WRAPPER], capture_output=True, text=True, timeout=120, env=env)
+    proc = _run(["bash", WRAPPER], timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     exports = dict(line[len("export "):].split("=", 1) for line in proc.stdout.splitlines()
                    if line.startswith("export "))
     exports = {k: v.strip("'") for k, v in exports.items()}
     assert exports["PYTHONPATH"].split(":")[:2] == [ROOT, str(site)]  # the repo's packages come first
-    check = subprocess.run([sys.executable, "-c", "import fakepkg; print(fakepkg.VALUE, fakepkg.__file__)"],
-                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+    check = _run([sys.executable, "-c", "import fakepkg; print(fakepkg.VALUE, fakepkg.__file__)"], env={"PATH": "/usr/bin:/bin",
                                                                 "PYTHONPATH": exports["PYTHONPATH"]})
     assert check.stdout.startswith("42 " + str(site))
     ivl = f"{prefix}/usr/lib/x86_64-linux-gnu/ivl"
@@ -320,7 +329,7 @@ def test_wrapper_installs_wheels_and_debs_into_private_prefixes(tmp_path, open_t
         wrapper = exports[f"VERIRL_{tool.upper()}"]
         assert wrapper == f"{prefix}/bin/{tool}"
         # run as the sandbox runs tools: a scrubbed environment
-        run = subprocess.run([wrapper, "-o", "x y.vvp"], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+        run = _run([wrapper, "-o", "x y.vvp"], env={"PATH": "/usr/bin:/bin"})
         assert run.stdout.splitlines() == [f"{tool} args: {flag}-o x y.vvp", f"{tool} libs: {libs}",
                                            f"{tool} path: {prefix}/usr/bin:/usr/bin:/bin"], run.stdout
         assert os.stat(wrapper).st_mode & 0o005 == 0o005  # others (the sandbox's nobody) may run it
@@ -337,7 +346,7 @@ def test_wrapper_refuses_a_prefix_its_wrappers_or_the_sandbox_cannot_use(tmp_pat
     travel = tmp_path / "travel"
     (travel / "debs").mkdir(parents=True)
     _fake_deb(str(travel / "debs"), str(tmp_path))
-    proc = subprocess.run(["bash", WRAPPER], capture_output=True, text=True, timeout=60,
+    proc = _run(["bash", WRAPPER], timeout=60,
                           env=_env(OUT=str(tmp_path / "out"), VERIRL_TRAVEL=str(travel), VERIRL_EDA_PREFIX=prefix,
                                    GPU_CHECK_SETUP_ONLY="1"))
     assert proc.returncode == 4 and "VERIRL_EDA_PREFIX" in proc.stderr, proc.stderr
@@ -345,7 +354,7 @@ def test_wrapper_refuses_a_prefix_its_wrappers_or_the_sandbox_cannot_use(tmp_pat
 
 
 def test_wrapper_without_travel_uses_what_is_installed(tmp_path):
-    proc = subprocess.run(["bash", WRAPPER], capture_output=True, text=True, timeout=60,
+    proc = _run(["bash", WRAPPER], timeout=60,
                           env=_env(OUT=str(tmp_path / "out"), VERIRL_TRAVEL=str(tmp_path / "none"),
                                    GPU_CHECK_SETUP_ONLY="1"))
     assert proc.returncode == 0
@@ -362,12 +371,12 @@ def test_carried_eda_tools_pass_the_doctor_self_test(tmp_path, open_tmp):
                VERIRL_EDA_PREFIX=os.path.join(open_tmp, "eda"), GPU_CHECK_SETUP_ONLY="1")
     os.makedirs(tmp_path / "travel")
     os.symlink(debs, tmp_path / "travel" / "debs")
-    proc = subprocess.run(["bash", WRAPPER], capture_output=True, text=True, timeout=120, env=env)
+    proc = _run(["bash", WRAPPER], timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     tools = {k: v.strip("'") for k, v in (line[len("export "):].split("=", 1) for line in proc.stdout.splitlines()
                                           if line.startswith("export VERIRL_"))}
     assert set(tools) == {"VERIRL_IVERILOG", "VERIRL_VVP", "VERIRL_YOSYS"}
-    doctor = subprocess.run([sys.executable, "-m", "verirl.cli", "doctor", "--json"], capture_output=True, text=True,
+    doctor = _run([sys.executable, "-m", "verirl.cli", "doctor", "--json"],
                             timeout=120, env=_env(**tools))
     report = json.loads(doctor.stdout)
     assert report["self_test"] == "ok" and report["tools"]["iverilog"].startswith("Icarus Verilog version 11")
@@ -477,18 +486,18 @@ def test_prepare_writes_the_travel_folder_and_its_budget(tmp_path, capsys):
                       fetch_wheels=wheels, fetch_debs=debs)
     assert rc == 0, capsys.readouterr().err
     travel = os.path.join(repo, ".gpu_travel")
-    manifest = json.load(open(os.path.join(travel, "manifest.json")))
+    manifest = json.loads(_read(os.path.join(travel, "manifest.json")))
     assert [w["file"].split("-")[0] for w in manifest["wheels"]] == sorted(prepare.WHEELS)
     assert {d["file"].split("_")[0] for d in manifest["debs"]} == {d.package for d in
                                                                    prepare.deb_closure(["iverilog", "yosys"],
                                                                                        _fake_show)}
     assert all(len(f["sha256"]) == 64 for f in manifest["wheels"] + manifest["debs"])
     ve = os.path.join(travel, "verilog-eval")
-    names = open(os.path.join(ve, "dataset_spec-to-rtl", "problems.txt")).read().split()
+    names = _read(os.path.join(ve, "dataset_spec-to-rtl", "problems.txt")).split()
     assert len(names) == 2 and manifest["verilog_eval"]["problems"] == names
     assert sorted(os.listdir(os.path.join(ve, "dataset_spec-to-rtl"))) == sorted(
         ["problems.txt"] + [f"{n}_{p}" for n in names for p in prepare.VE_PARTS])
-    assert open(os.path.join(ve, "LICENSE")).read().startswith("MIT")
+    assert _read(os.path.join(ve, "LICENSE")).startswith("MIT")
     from verirl.eval.benchmarks import load_verilog_eval  # the copy is a loadable benchmark
 
     assert list(load_verilog_eval(ve).problems) == names
@@ -497,7 +506,7 @@ def test_prepare_writes_the_travel_folder_and_its_budget(tmp_path, capsys):
     assert budget["parts"][".gpu_travel/debs"] == 5000 * len(manifest["debs"])
     assert budget["parts"]["tracked files"] >= 1000
     assert "OVER" not in capsys.readouterr().out
-    status = subprocess.run(["git", "-C", repo, "status", "--porcelain"], capture_output=True, text=True).stdout
+    status = _run(["git", "-C", repo, "status", "--porcelain"]).stdout
     assert status == ""  # nothing of it can be committed
 
 
@@ -539,18 +548,17 @@ def test_prepare_rejects_missing_benchmark_and_wheels_the_device_cannot_satisfy(
 
 
 def test_the_repository_ignores_the_travel_folder():
-    proc = subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", ".gpu_travel/wheels/x.whl"])
+    proc = _run(["git", "-C", ROOT, "check-ignore", "-q", ".gpu_travel/wheels/x.whl"])
     assert proc.returncode == 0, "add /.gpu_travel/ to .gitignore"
 
 
 @pytest.mark.slow
 def test_dry_run_plans_against_this_machines_apt_metadata(tmp_path):
-    if shutil.which("apt-cache") is None or not subprocess.run(["apt-cache", "show", "iverilog"],
-                                                                capture_output=True).stdout:
+    if shutil.which("apt-cache") is None or not _run(["apt-cache", "show", "iverilog"]).stdout:
         pytest.skip("needs apt-cache with the Debian package lists (apt-get update)")
     bench = _write_ve(str(tmp_path / "ve"))
-    proc = subprocess.run([sys.executable, os.path.join(SCRIPTS, "prepare_gpu_travel.py"), "--dry-run",
-                           "--bench-dir", bench, "--problems", "3"], capture_output=True, text=True, timeout=300,
+    proc = _run([sys.executable, os.path.join(SCRIPTS, "prepare_gpu_travel.py"), "--dry-run",
+                           "--bench-dir", bench, "--problems", "3"], timeout=300,
                           env=_env())
     assert proc.returncode == 0, proc.stderr
     debs = next(line for line in proc.stdout.splitlines() if line.startswith("debs ("))

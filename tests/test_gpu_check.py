@@ -52,7 +52,7 @@ def _run(argv, **kwargs) -> subprocess.CompletedProcess:
     """A subprocess whose exit status the test checks itself (output captured as text)."""
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
-    return _run(argv, check=False, **kwargs)
+    return subprocess.run(argv, check=False, **kwargs)
 
 
 def _read(path) -> str:

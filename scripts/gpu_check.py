@@ -196,9 +196,9 @@ def summarize_rl(log: list[dict], batch: int, generations: int) -> dict:
         opt_s += r.get("timing/optimization_s") or 0.0
         train_tokens += (r.get("num_tokens") or 0.0) - previous
         previous = r.get("num_tokens") or previous
-    failures = {}
-    for key in {k for r in steady for k in r if "/failure/" in k}:
-        failures[key] = _median([r.get(key) for r in steady])
+    failures = {}  # a failure class missing from a step's metrics did not occur in it
+    for key in sorted({k for r in steady for k in r if "/failure/" in k}):
+        failures[key] = _median([r.get(key, 0.0) for r in steady])
     return {
         "steps": len(steps),
         "first_step_s": steps[0]["step_time"],
@@ -233,8 +233,12 @@ def summary(report: dict) -> dict:
     out: dict = {"phases_ok": [n for n, r in p.items() if r.get("status") == "ok"],
                  "phases_not_ok": {n: r.get("status") for n, r in p.items() if r.get("status") != "ok"}}
     env = p.get("environment", {})
-    out.update(gpu=(env.get("cuda") or {}).get("device_name"), torch=(env.get("packages") or {}).get("torch"),
-               cpus=env.get("cpus"))
+    packages = env.get("packages") or {}
+    tools = (env.get("doctor") or {}).get("tools") or {}
+    out.update(gpu=(env.get("cuda") or {}).get("device_name"), cpus=env.get("cpus"),
+               versions={**{k: packages.get(k) for k in ("torch", "transformers", "trl", "peft", "datasets")},
+                         "cuda": (env.get("cuda") or {}).get("torch_cuda"), "python": env.get("python"),
+                         **{k: tools.get(k) for k in ("iverilog", "yosys")}})
     out["model_parameters"] = p.get("model", {}).get("parameters")
     for name in ("sft", "dapo_full", "dapo_lora"):
         figures = dict(p.get(name, {}).get("figures") or {})
@@ -312,10 +316,12 @@ def phase_environment(ctx: Context) -> None:
     with contextlib.redirect_stdout(out):
         rc = verirl_main(["doctor", "--json"])
     doctor = json.loads(out.getvalue())
-    ctx.progress.update(doctor=doctor, doctor_exit=rc)
-    if rc:
-        raise RuntimeError(f"verirl doctor failed (exit {rc}): tools {doctor.get('tools')}, self-test "
-                           f"{doctor.get('self_test')}")
+    tools = doctor.get("tools") or {}
+    ppa = bool(tools.get("yosys"))  # without Yosys (prepared with --no-yosys) the check skips PPA
+    ctx.progress.update(doctor=doctor, doctor_exit=rc, ppa=ppa)
+    missing = [t for t in ("iverilog", "vvp") if not tools.get(t)]
+    if missing or (ppa and doctor.get("self_test") != "ok"):
+        raise RuntimeError(f"verirl doctor failed (exit {rc}): tools {tools}, self-test {doctor.get('self_test')}")
 
 
 def phase_rewards(ctx: Context) -> None:

@@ -144,6 +144,7 @@ def test_tiny_run_through_the_wrapper_writes_sane_figures(tmp_path):
     assert ev["argv"][ev["argv"].index("--backend") + 1] == "hf"
     s = report["summary"]
     assert s["phases_ok"] == list(gpu_check.PHASES) and not s["phases_not_ok"]
+    assert s["versions"]["trl"] and s["versions"]["torch"] and s["versions"]["iverilog"].startswith("Icarus")
     assert s["dapo_full"]["step_s"] == p["dapo_full"]["figures"]["step_s"]
     assert s["dapo_full"]["peak_gpu_gib"] is None and s["eval"]["problems"] == 3  # CPU: no GPU memory figure
 

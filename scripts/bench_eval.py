@@ -87,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the figures and disagreements to this file")
     args = parser.parse_args(argv)
 
-    from verirl.eval.benchmarks import load_benchmark
-    from verirl.eval.official import official_verdict
-    from verirl.eval.prompts import as_completion, extract_code, reference_completion
-    from verirl.eval.scoring import Sample, make_pool, score_samples
     from rewards.pool import default_workers
+    from verirl.eval.benchmarks import load_benchmark
+    from verirl.eval.extraction import extract_code
+    from verirl.eval.official import official_verdict
+    from verirl.eval.scoring import Sample, as_completion, make_pool, reference_completion, score_samples
 
     if args.benchmark == "rtllm" and args.exploits:
         parser.error("--exploits applies to VerilogEval only")

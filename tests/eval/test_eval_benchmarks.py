@@ -9,14 +9,7 @@ import shutil
 import pytest
 
 from verirl.eval.benchmarks import BenchmarkError, load_benchmark, rename_root_module
-from verirl.eval.prompts import (
-    NO_EXPLAIN_SUFFIX,
-    VERILOG_EVAL_SYSTEM,
-    PromptSettings,
-    build_prompt,
-    extract_code,
-    reference_completion,
-)
+from verirl.eval.prompts import NO_EXPLAIN_SUFFIX, VERILOG_EVAL_SYSTEM, PromptSettings, build_prompt
 from verirl.eval.scoring import load_completions
 
 
@@ -147,18 +140,3 @@ def test_rtllm_prompt_is_the_description(rtllm_flat):
     assert prompt.text() == bench.problems["adder4"].description
     with pytest.raises(BenchmarkError, match="VerilogEval only"):
         build_prompt(bench, bench.problems["adder4"], PromptSettings(shots=1))
-
-
-def test_reply_extraction_follows_verilog_eval(ve_dir):
-    bench = load_benchmark("verilog-eval-v2", ve_dir)
-    p = bench.problems["Prob001_and2"]
-    code = "module TopModule(input a, input b, output out);\n  assign out = a & b;\nendmodule"
-    assert extract_code(p, "spec-to-rtl", f"Sure!\n[BEGIN]\n{code}\n[DONE]\ntrailing") == code
-    assert extract_code(p, "spec-to-rtl", f"[BEGIN]\n{code}\n") == ""            # no [DONE]: nothing kept
-    assert extract_code(p, "spec-to-rtl", f"text\n```verilog\n{code}\n```\nmore") == code
-    assert extract_code(p, "spec-to-rtl", f"Here it is:\n{code}\nand some words") == code
-    cc = load_benchmark("verilog-eval-v2", ve_dir, "code-complete")
-    body = "  assign out = a & b;\nendmodule"
-    assert extract_code(cc.problems["Prob001_and2"], "code-complete", body) == \
-        cc.problems["Prob001_and2"].interface.rstrip("\n") + "\n\n" + body
-    assert "module TopModule" in reference_completion(p) and "RefModule" not in reference_completion(p)

@@ -39,6 +39,12 @@ def test_completions_run_summary_and_compare(eda, ve_dir, tmp_path, capsys):
     assert s["per_problem"]["Prob001_and2"]["results"] == ".R"
     assert s["failure_classes"] == {"runtime_mismatch": 1, "broken_reference": 2}
     assert "Known-broken problems" in (tmp_path / "A" / "report.md").read_text()
+    # how the numbers were made, in summary.json and the report
+    assert s["extraction"]["rule"] == "official" and s["analysis"]["name"] == "official"
+    assert s["simulator"].startswith("Icarus Verilog") and s["unscorable_samples"] == 0
+    assert s["known_broken_detection"].startswith("each problem's reference simulated")
+    assert "sampling settings not recorded" in s["comparable_to"]["deviations"]["official"]
+    assert s["comparable_to"]["line"] in (tmp_path / "A" / "report.md").read_text()
 
     assert _run(ve_dir, a, tmp_path / "A2", "--exclude-broken", "--no-plots") == 0
     s2 = json.loads((tmp_path / "A2" / "summary.json").read_text())
@@ -98,3 +104,74 @@ def test_ppa_against_the_reference(eda, ve_dir, tmp_path):
     assert point["cells_candidate"] > 0 and point["area_reference"] > 0
     assert (tmp_path / "P" / "ppa.png").stat().st_size > 0
     assert "PPA against the reference" in (tmp_path / "P" / "report.md").read_text()
+
+
+def test_rule_and_analysis_flags_are_checked_and_recorded(eda, ve_dir, rtllm_flat, tmp_path, capsys):
+    prose = "Here it is:\n" + AND_OK.removeprefix("[BEGIN]\n").removesuffix("[DONE]") + "That is all."
+    c = _write(tmp_path / "c.jsonl", [{"task_id": "Prob001_and2", "completion": prose}])
+    assert _run(ve_dir, c, tmp_path / "X", "--k", "1", "--no-plots") == 0
+    assert json.loads((tmp_path / "X" / "summary.json").read_text())["pass_at_k"]["1"] == 1.0  # official: passes
+    assert _run(ve_dir, c, tmp_path / "X2", "--k", "1", "--extraction", "first-block", "--analysis", "engine",
+                "--no-plots") == 0
+    s = json.loads((tmp_path / "X2" / "summary.json").read_text())
+    assert (s["extraction"]["rule"], s["analysis"]["name"]) == ("first-block", "engine")
+    assert s["pass_at_k"]["1"] == 0.0          # no fence: first-block takes the whole reply, prose included
+    capsys.readouterr()
+    rt = _write(tmp_path / "r.jsonl", [{"task_id": "adder4", "completion": "x"}])
+    for extra, message in ((["--extraction", "official"], "rtllm has no official extraction"),
+                           (["--analysis", "official"], "use --analysis engine"),
+                           (["--exclude-broken", "--no-reference-check"], "--exclude-broken needs the reference"),
+                           (["--max-unscorable", "2"], "--max-unscorable is a fraction")):
+        assert verirl_main(["eval", "--benchmark", "rtllm", "--bench-dir", rtllm_flat, "--completions", rt,
+                            "--k", "1", "--out", str(tmp_path / "Y"), *extra]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_samples_file_says_how_it_was_sampled(eda, ve_dir, tmp_path):
+    meta = {"sampling": {"n": 1, "temperature": 0.0, "top_p": 0.01, "max_tokens": 1024, "seed": None},
+            "prompt": {"style": "chat", "shots": 0, "rules": False, "explain": False}, "model": "m",
+            "revision": None, "backend": "openai", "prompt_style": "chat"}
+    c = _write(tmp_path / "samples.jsonl", [{"task_id": t, "sample_index": 0, "completion": AND_OK,
+                                             "finish_reason": "stop", **meta} for t in ("Prob001_and2",)])
+    assert _run(ve_dir, c, tmp_path / "G", "--k", "1", "--no-plots") == 0
+    s = json.loads((tmp_path / "G" / "summary.json").read_text())
+    assert s["sampling"] == meta["sampling"] and s["model"]["name"] == "m"
+    devs = s["comparable_to"]["deviations"]["official"]
+    assert not any("sampling" in d or "prompt" in d or "tokens" in d for d in devs), devs
+
+
+def test_greedy_is_the_official_greedy_setting(tiny_model, ve_dir, tmp_path, capsys):
+    from verirl.eval.cli import sampling_settings
+
+    argv = ["eval", "--benchmark", "verilog-eval-v2", "--bench-dir", ve_dir, "--model", tiny_model, "--backend",
+            "hf", "--greedy", "--temperature", "0.5", "--out", str(tmp_path / "g")]
+    assert verirl_main(argv) == 2
+    assert "drop --temperature 0.5 or --greedy" in capsys.readouterr().err
+    import argparse
+
+    args = argparse.Namespace(n=None, temperature=None, top_p=None, greedy=True, max_tokens=16384, seed=None)
+    assert (sampling_settings(args).n, sampling_settings(args).temperature, sampling_settings(args).top_p) == \
+        (1, 0.0, 0.01)
+    args.greedy = False
+    assert (sampling_settings(args).n, sampling_settings(args).temperature, sampling_settings(args).top_p) == \
+        (20, 0.85, 0.95)
+
+
+def test_too_many_unscorable_samples_refuse_the_run(ve_dir, tmp_path, monkeypatch, capsys):
+    from verirl.eval import scoring
+
+    def fake_score(benchmark, samples, pool, **kwargs):
+        return [{"task_id": s.task_id, "sample_index": s.sample_index, "passed": None, "failure": "unscorable",
+                 "reason": "yosys: not found", "engine_failure": "infrastructure"} if s.sample_index == 0 else
+                {"task_id": s.task_id, "sample_index": s.sample_index, "passed": True, "failure": None}
+                for s in samples]
+
+    monkeypatch.setattr(scoring, "score_samples", fake_score)
+    c = _write(tmp_path / "u.jsonl", [{"task_id": "Prob001_and2", "completion": AND_OK}] * 4)
+    assert _run(ve_dir, c, tmp_path / "U", "--k", "1", "--no-plots") == 4
+    err = capsys.readouterr().err
+    assert "refused: 1 of 4 samples (25.0%) could not be scored" in err and "1x yosys: not found" in err
+    assert not (tmp_path / "U" / "summary.json").exists()
+    assert _run(ve_dir, c, tmp_path / "U", "--k", "1", "--no-plots", "--max-unscorable", "0.3") == 0
+    s = json.loads((tmp_path / "U" / "summary.json").read_text())
+    assert s["pass_at_k"]["1"] == 0.75 and s["unscorable_samples"] == 1

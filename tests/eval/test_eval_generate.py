@@ -55,10 +55,10 @@ class TinyServer:
                     server.requests.append({"path": self.path, **body})
                     texts = server.complete(body)
                 if self.path.endswith("/chat/completions"):
-                    choices = [{"index": i, "message": {"role": "assistant", "content": t}} for i, t in
-                               enumerate(texts)]
+                    choices = [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": r}
+                               for i, (t, r) in enumerate(texts)]
                 else:
-                    choices = [{"index": i, "text": t} for i, t in enumerate(texts)]
+                    choices = [{"index": i, "text": t, "finish_reason": r} for i, (t, r) in enumerate(texts)]
                 data = json.dumps({"object": "list", "model": body["model"], "choices": choices}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -70,7 +70,7 @@ class TinyServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def complete(self, body: dict) -> list[str]:
+    def complete(self, body: dict) -> list[tuple[str, str]]:
         import torch
 
         if "messages" in body:
@@ -83,7 +83,9 @@ class TinyServer:
                                       top_p=body["top_p"], max_new_tokens=body["max_tokens"],
                                       num_return_sequences=body["n"], pad_token_id=self.tokenizer.pad_token_id)
         start = inputs["input_ids"].shape[1]
-        return [self.tokenizer.decode(seq[start:], skip_special_tokens=True) for seq in out]
+        eos = self.tokenizer.eos_token_id
+        return [(self.tokenizer.decode(seq[start:], skip_special_tokens=True),
+                 "stop" if eos in seq[start:].tolist() else "length") for seq in out]
 
     def __enter__(self):
         self.thread.start()
@@ -112,6 +114,12 @@ def test_hf_backend_end_to_end_through_the_cli(eda, tiny_model, ve_dir, tmp_path
     for name in ("report.md", "pass_at_k.png", "failures.png"):
         assert (out / name).stat().st_size > 0
     assert "pass@1" in (out / "report.md").read_text()
+    # 12 new tokens: completions cut there say so, are counted, and the run warns with the count
+    cut = sum(r["finish_reason"] == "length" for r in rows)
+    assert all(r["finish_reason"] in ("stop", "length") and 1 <= r["completion_tokens"] <= 12 for r in rows)
+    assert summary["completion_lengths"]["truncated"] == cut
+    err = capsys.readouterr().err
+    assert (f"warning: {cut} of 6 completions were cut at --max-tokens 12" in err) is (cut > 0)
     # rerun: nothing is sampled again
     mtime = os.path.getmtime(out / "samples.jsonl")
     assert verirl_main(argv) == 0
@@ -155,6 +163,7 @@ def test_openai_backend_against_a_local_server_and_resume(tiny_model, rtllm_nest
         assert server.requests[-1]["path"] == "/v1/completions"
         assert server.requests[-1]["prompt"] == rt.problems["adder4"].description
         assert isinstance(store.rows[0]["completion"], str)
+        assert store.rows[0]["finish_reason"] in ("stop", "length")    # passed on from the endpoint
     # a different model or sampling setup never mixes into the same file
     with pytest.raises(GenerationError, match="another --out folder"):
         generate_samples(bench, problems, TransformersBackend(tiny_model), sampling, PromptSettings(), path,
@@ -168,7 +177,10 @@ def test_transformers_backend_renders_the_chat_template(tiny_model, ve_dir):
     text = backend.render(prompt)
     assert "Question:" in text and text.endswith("<|assistant|>\n")
     (outs,) = backend.generate([Request("Prob001_and2", prompt, 3)], SamplingSettings(n=3, max_tokens=5))
-    assert len(outs) == 3 and all(isinstance(o, str) for o in outs)
+    assert len(outs) == 3 and all(isinstance(o.text, str) for o in outs)
+    # five new tokens and no end of sequence: cut at max tokens, and said so
+    assert all(o.finish_reason == "length" and o.tokens == 5 for o in outs if o.tokens == 5)
+    assert all(o.finish_reason in ("stop", "length") for o in outs)
 
 
 def test_vllm_backend_call_shape_with_a_stand_in_module(tiny_model, ve_dir, tmp_path, monkeypatch):
@@ -194,8 +206,9 @@ def test_vllm_backend_call_shape_with_a_stand_in_module(tiny_model, ve_dir, tmp_
 
         def generate(self, texts, params):
             calls["generate"] = (texts, params)
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"{i}:{j}") for j in range(p.n)])
-                    for i, p in enumerate(params)]
+            return [types.SimpleNamespace(outputs=[
+                types.SimpleNamespace(text=f"{i}:{j}", finish_reason="length" if j else "stop", token_ids=[7] * (j + 3))
+                for j in range(p.n)]) for i, p in enumerate(params)]
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
     from verirl.eval.generate import make_backend, request_seed
@@ -214,6 +227,7 @@ def test_vllm_backend_call_shape_with_a_stand_in_module(tiny_model, ve_dir, tmp_
     assert [p.seed for p in params] == [request_seed(7, t) for t in bench.problems]
     assert len({p.seed for p in params}) == 3
     assert [r["completion"] for r in store.rows] == ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
+    assert [(r["finish_reason"], r["completion_tokens"]) for r in store.rows[:2]] == [("stop", 3), ("length", 4)]
 
 
 def test_seeded_sampling_is_per_problem(tiny_model, ve_dir):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from verirl.eval.benchmarks import load_benchmark
+from verirl.eval.extraction import extract_code
 from verirl.eval.official import official_verdict
-from verirl.eval.prompts import extract_code
 from verirl.eval.scoring import Sample, make_pool, reference_samples, score_samples
 
 AND_OK = "```verilog\nmodule TopModule(input a, input b, output out);\n  assign out = a & b;\nendmodule\n```"

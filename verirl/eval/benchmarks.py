@@ -27,32 +27,6 @@ logger = logging.getLogger(__name__)
 BENCHMARKS = ("verilog-eval-v2", "rtllm", "tasks")
 VERILOG_EVAL_TASKS = {"spec-to-rtl": "dataset_spec-to-rtl", "code-complete": "dataset_code-complete-iccad2023"}
 
-#: Problems whose *reference* fails its own testbench on Icarus Verilog 11 (measured by scoring every reference
-#: solution as a completion: ``verirl eval --check-references``; see docs/eval.md). They are scored and reported
-#: like every other problem, listed separately, and left out of pass@k only with ``--exclude-broken``.
-_CAST = "Icarus 11: the reference uses an enum cast Icarus does not support ('sorry: This cast operation is not yet supported')"
-_VE_TIMEOUT = "the testbench prints TIMEOUT with the reference (its stimulus and its 1,000,000 ps timeout coincide)"
-KNOWN_BROKEN: dict[tuple[str, str | None], dict[str, str]] = {
-    ("verilog-eval-v2", "spec-to-rtl"): {
-        "Prob082_lfsr32": _VE_TIMEOUT,
-        "Prob099_m2014_q6c": "the reference lacks ports Y2 and Y4 that the testbench connects (elaboration error)",
-        "Prob141_count_clock": _VE_TIMEOUT,
-        "Prob151_review2015_fsm": _CAST,
-        "Prob156_review2015_fancytimer": _CAST,
-    },
-    ("verilog-eval-v2", "code-complete"): {
-        "Prob082_lfsr32": _VE_TIMEOUT,
-        "Prob141_count_clock": _VE_TIMEOUT,
-        "Prob151_review2015_fsm": _CAST,
-        "Prob156_review2015_fancytimer": _CAST,
-    },
-    ("rtllm", None): {
-        "asyn_fifo": "Icarus 11: the testbench uses `break` ('sorry: break statements not supported')",
-        "div_16bit": "the testbench declares expected_result twice (compile error)",
-        "radix2_div": "the reference design fails its own testbench (3 mismatches)",
-    },
-}
-
 _RTLLM_SKIP_FILES = {"design_description.txt", "testbench.v", "makefile", "Makefile", "README.md", "auto_run.py"}
 _RTLLM_DATA_SUFFIXES = (".txt", ".dat", ".hex", ".mem", ".bin", ".csv", ".vec")
 
@@ -83,6 +57,8 @@ class Problem:
     messages: list[dict[str, str]] | None = None
     """verirl tasks whose prompt is a list of chat messages."""
     metadata: dict = dataclasses.field(default_factory=dict)
+    folder: str | None = None
+    """The folder holding the problem's files (VerilogEval's dataset folder, the RTLLM design folder)."""
 
 
 @dataclasses.dataclass
@@ -97,6 +73,8 @@ class Benchmark:
     commit: str | None = None
     icl_dir: str | None = None
     known_broken: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Problems whose reference fails its own testbench, found at run time (task id → the engine's reason): the
+    reward engine simulates each reference before scoring its first sample, on whatever simulator is installed."""
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -184,6 +162,7 @@ def load_verilog_eval(bench_dir: str, task: str = "spec-to-rtl") -> Benchmark:
             interface=_read(paths["ifc.txt"]) if "ifc.txt" in paths else None,
             tb_top="tb",
             metadata={"benchmark": "verilog-eval-v2", "task": task},
+            folder=dataset,
         )
     icl_dir = next((d for d in (os.path.join(root, "scripts"), os.path.join(root, "icl-examples"))
                     if os.path.isfile(os.path.join(d, f"verilog-example-prefix_{_icl_task(task)}_1-shot.txt"))),
@@ -191,7 +170,6 @@ def load_verilog_eval(bench_dir: str, task: str = "spec-to-rtl") -> Benchmark:
     bench = Benchmark(
         name="verilog-eval-v2", task=task, root=root, problems=problems, version="v2",
         commit=find_commit(root), icl_dir=icl_dir,
-        known_broken=dict(KNOWN_BROKEN.get(("verilog-eval-v2", task), {})),
     )
     logger.info("loaded VerilogEval v2 %s: %d problems from %s", task, len(problems), dataset)
     return bench
@@ -232,7 +210,7 @@ def load_rtllm(bench_dir: str) -> Benchmark:
     commit = find_commit(root)
     bench = Benchmark(
         name="rtllm", task=None, root=root, problems=problems, version="v2.0" if nested else "v1.1",
-        commit=commit, known_broken=dict(KNOWN_BROKEN.get(("rtllm", None), {})),
+        commit=commit,
     )
     logger.info("loaded RTLLM %s: %d designs from %s", bench.version, len(problems), root)
     return bench
@@ -268,6 +246,7 @@ def _rtllm_problem(task_id: str, path: str, rel: str) -> Problem:
     return Problem(
         task_id=task_id, benchmark="rtllm", description=_read(os.path.join(path, "design_description.txt")),
         top=top, harness="rtllm", testbench=testbench, reference=reference, files=files, metadata=metadata,
+        folder=path,
     )
 
 

@@ -12,6 +12,7 @@ See docs/eval.md for the prompts sent, the outputs and the failure classes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .extraction import RULES
+    from .scoring import ANALYSES
+
     sub = parser.add_subparsers(dest="eval_command", metavar="{compare}")
     cmp = sub.add_parser("compare", help="diff two evaluation runs problem by problem")
     cmp.add_argument("run_a", help="first run folder (holding summary.json)")
@@ -47,10 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--backend", choices=("vllm", "openai", "hf"), default="vllm", help="generation backend")
     gen.add_argument("--revision", help="model revision (Hub branch, tag or commit)")
     gen.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    gen.add_argument("--n", type=int, default=20, help="samples per problem (default 20)")
-    gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
-    gen.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling top-p (default 0.95)")
-    gen.add_argument("--max-tokens", type=int, default=1024, help="new tokens per completion (default 1024)")
+    gen.add_argument("--n", type=int, help="samples per problem (default 20, the official VerilogEval flow's)")
+    gen.add_argument("--temperature", type=float,
+                     help="sampling temperature (default 0.85, the official VerilogEval flow's)")
+    gen.add_argument("--top-p", type=float, help="nucleus sampling top-p (default 0.95, the official flow's)")
+    gen.add_argument("--greedy", action="store_true",
+                     help="the official greedy setting: n=1, temperature 0, top-p 0.01 (and --k 1)")
+    gen.add_argument("--max-tokens", type=int, default=16384,
+                     help="new tokens per completion (default 16384, CodeV-R1's: reasoning models are not cut; "
+                          "completions cut there are counted and reported)")
     gen.add_argument("--seed", type=int, help="sampling seed")
     gen.add_argument("--prompt-style", choices=("chat", "completion"), default="chat",
                      help="chat template (instruction models) or plain text (base models); default chat")
@@ -67,7 +76,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--retries", type=int, default=3, help="openai backend: retries of a failed request")
 
     score = parser.add_argument_group("scoring and report")
-    score.add_argument("--k", default="1,5,10", help="pass@k values, comma-separated (default 1,5,10; k <= n)")
+    score.add_argument("--k", help="pass@k values, comma-separated (default 1,5,10; 1 with --greedy; k <= n)")
+    score.add_argument("--extraction", choices=tuple(RULES),
+                       help="how code is taken from a reply (default: official for verilog-eval-v2, reward for rtllm "
+                            "and tasks; see docs/eval.md)")
+    score.add_argument("--analysis", choices=tuple(ANALYSES),
+                       help="verdict: official (VerilogEval's sv-iv-analyze on the log, warnings included; the "
+                            "default for verilog-eval-v2) or engine (the reward engine's verdict, as in training)")
+    score.add_argument("--max-unscorable", type=float, default=0.01,
+                       help="refuse the run when more than this fraction of the samples could not be scored "
+                            "(infrastructure faults; default 0.01); below it they count as failures")
     score.add_argument("--out", help="output folder (samples.jsonl, results.jsonl, summary.json, report.md, *.png)")
     score.add_argument("--workers", type=int, help="parallel scoring workers (default: the reward pool's)")
     score.add_argument("--ppa", action="store_true", help="synthesize passing designs and compare with the reference")
@@ -86,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from .compare import CompareError
     from .generate import GenerationError
     from .passk import PassKError
+    from .report import RunRefused
 
     try:
         if getattr(args, "eval_command", None) == "compare":
@@ -94,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     except GenerationError as exc:
         print(f"verirl eval: generation failed: {exc}", file=sys.stderr)
         return 1
+    except RunRefused as exc:
+        print(f"verirl eval: refused: {exc}", file=sys.stderr)
+        return 4
     except (BenchmarkError, PassKError, CompareError, ValueError) as exc:
         print(f"verirl eval: error: {exc}", file=sys.stderr)
         return 2
@@ -104,6 +126,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"verirl eval: reward engine error ({type(exc).__name__}): {exc}", file=sys.stderr)
             return 3
         raise
+
+
+def sampling_settings(args: argparse.Namespace):
+    """The run's sampling settings: the official flow's unless given; ``--greedy`` is its greedy setting."""
+    from .generate import OFFICIAL_GREEDY, SamplingSettings
+
+    given = {name: getattr(args, name) for name in ("n", "temperature", "top_p") if getattr(args, name) is not None}
+    if args.greedy:
+        clash = {k: v for k, v in given.items() if v != OFFICIAL_GREEDY[k]}
+        if clash:
+            flags = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in clash.items())
+            raise ValueError(f"--greedy means n=1, temperature 0, top-p 0.01 (the official greedy setting); drop "
+                             f"{flags} or --greedy")
+        given = dict(OFFICIAL_GREEDY)
+    return SamplingSettings(**given, max_tokens=args.max_tokens, seed=args.seed)
 
 
 def _compare(args) -> int:
@@ -122,11 +159,12 @@ def _compare(args) -> int:
 
 def _evaluate(args) -> int:
     from .benchmarks import BenchmarkError, load_benchmark
-    from .generate import SamplingSettings, generate_samples, make_backend
+    from .extraction import check_rule
+    from .generate import generate_samples, make_backend, recorded_settings
     from .passk import check_ks, parse_ks
     from .prompts import PromptSettings
-    from .report import summarize, write_outputs
-    from .scoring import load_completions, make_pool, reference_samples, score_samples
+    from .report import check_unscorable, summarize, write_outputs
+    from .scoring import check_analysis, load_completions, make_pool, reference_samples, score_samples
 
     # ---- validate everything before any work
     if not args.benchmark or not args.bench_dir:
@@ -137,13 +175,19 @@ def _evaluate(args) -> int:
     if sum(sources) != 1:
         raise BenchmarkError("give exactly one of --model (sample and score), --completions FILE (score) or "
                              "--check-references")
-    ks = parse_ks(args.k)
+    ks = parse_ks(args.k or ("1" if args.greedy else "1,5,10"))
     prompt_settings = PromptSettings(style=args.prompt_style, shots=args.shots, rules=args.rules,
                                      explain=args.explain)
+    rule = check_rule(args.extraction, args.benchmark)
+    analysis = check_analysis(args.analysis, args.benchmark)
+    if args.exclude_broken and args.no_reference_check:
+        raise BenchmarkError("--exclude-broken needs the reference check that finds the broken problems; drop "
+                             "--no-reference-check")
+    if not 0 <= args.max_unscorable <= 1:
+        raise BenchmarkError(f"--max-unscorable is a fraction of the samples in [0, 1], got {args.max_unscorable}")
     sampling = None
     if args.model:
-        sampling = SamplingSettings(n=args.n, temperature=args.temperature, top_p=args.top_p,
-                                    max_tokens=args.max_tokens, seed=args.seed)
+        sampling = sampling_settings(args)
         check_ks(ks, sampling.n)  # n < k is an error before any sampling
     if args.check_references:
         ks = [1]
@@ -159,6 +203,7 @@ def _evaluate(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     timings: dict[str, float] = {}
     model_info: dict = {}
+    recorded: dict = {}  # how the completions were sampled and prompted, when known
 
     # ---- samples
     if args.model:
@@ -186,6 +231,8 @@ def _evaluate(args) -> int:
         if not samples:
             raise BenchmarkError(f"{args.completions} has no rows for the selected problems")
         source = os.path.abspath(args.completions)
+        recorded = recorded_settings(args.completions)  # a samples.jsonl written by verirl says how it was sampled
+        model_info = recorded.get("model") or {}
     else:
         samples = reference_samples(benchmark, problems)
         source = "reference designs"
@@ -198,14 +245,19 @@ def _evaluate(args) -> int:
     start = time.monotonic()
     total = len(samples)
     rows = score_samples(benchmark, samples, pool, results_path=os.path.join(args.out, "results.jsonl"),
-                         progress=lambda done, n: logger.info("scored %d/%d", done, n))
+                         progress=lambda done, n: logger.info("scored %d/%d", done, n), extraction=rule,
+                         analysis=analysis)
     close = getattr(pool, "close", None)
     if close:
         close()
     timings["scoring_seconds"] = round(time.monotonic() - start, 3)
+    if sampling is not None:
+        recorded = {"sampling": sampling.record(), "prompt": dataclasses.asdict(prompt_settings)}
     summary = summarize(benchmark, rows, ks, exclude_broken=args.exclude_broken, model=model_info,
-                        sampling=sampling.record() if sampling else None,
-                        prompt=vars(prompt_settings) if args.model else None, timings=timings, source=source)
+                        sampling=recorded.get("sampling"), prompt=recorded.get("prompt"), timings=timings,
+                        source=source, extraction=rule, analysis=analysis,
+                        reference_check=not args.no_reference_check)
+    check_unscorable(summary, rows, args.max_unscorable)
     paths = write_outputs(args.out, summary, rows, plots=not args.no_plots)
 
     # ---- tell the user
@@ -217,9 +269,15 @@ def _evaluate(args) -> int:
         print(f"references failing their own testbench ({len(failing)}): {', '.join(failing) or 'none'}")
         for t in failing:
             print(f"  {t}: {summary['per_problem'][t]['failures']}")
+    print(summary["comparable_to"]["line"])
     if summary["unscorable_samples"]:
-        print(f"warning: {summary['unscorable_samples']} samples could not be scored (not counted); "
+        print(f"warning: {summary['unscorable_samples']} samples could not be scored and count as failures; "
               "see 'reason' in results.jsonl", file=sys.stderr)
+    truncated = summary["completion_lengths"]["truncated"]
+    if truncated:
+        print(f"warning: {truncated} of {summary['samples']} completions were cut at --max-tokens "
+              f"{(summary.get('sampling') or {}).get('max_tokens')} (finish reason 'length'); a longer limit may "
+              "change their verdicts", file=sys.stderr)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

@@ -8,9 +8,11 @@ Backends (``--backend``):
   or ``/completions``, standard library HTTP only; the key, if any, is read from ``OPENAI_API_KEY``.
 * ``hf`` — ``transformers`` ``generate`` with ``num_return_sequences``, on CPU or GPU.
 
-Each row of ``samples.jsonl``: ``task_id``, ``sample_index``, ``completion`` (raw model text), ``prompt_style``,
-``prompt`` (style, shots, rules, explain), ``sampling`` (n, temperature, top_p, max_tokens, seed), ``model``,
-``revision``, ``backend``. Rows are appended and
+Each row of ``samples.jsonl``: ``task_id``, ``sample_index``, ``completion`` (raw model text), ``finish_reason``
+(``stop``, or ``length`` when the completion was cut at ``max_tokens``; ``null`` when the backend does not say),
+``completion_tokens`` (its length, where the backend says: hf and vLLM),
+``prompt_style``, ``prompt`` (style, shots, rules, explain), ``sampling`` (n, temperature, top_p, max_tokens, seed),
+``model``, ``revision``, ``backend``. Rows are appended and
 flushed per batch; a rerun reads the file and only asks for the missing ``(task_id, sample_index)`` pairs, so an
 interrupted run (an endpoint that went away, a crash) resumes where it stopped.
 """
@@ -41,16 +43,18 @@ class GenerationError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class SamplingSettings:
-    """Sampling parameters, recorded with every sample."""
+    """Sampling parameters, recorded with every sample. The defaults are the official VerilogEval v2 make flow's
+    (``configure``: 20 samples, temperature 0.85, top-p 0.95); ``max_tokens`` is CodeV-R1's 16384, so that a
+    reasoning model is not cut off (the official ``sv-generate`` default, 1024, cuts one)."""
 
     n: int = 20
     """Samples per problem."""
-    temperature: float = 0.8
+    temperature: float = 0.85
     """Sampling temperature; 0 means greedy decoding (then n should be 1)."""
     top_p: float = 0.95
     """Nucleus sampling threshold in (0, 1]."""
-    max_tokens: int = 1024
-    """Largest number of new tokens per completion."""
+    max_tokens: int = 16384
+    """Largest number of new tokens per completion; completions cut there are counted and reported."""
     seed: int | None = None
     """Random seed for reproducible sampling (where the backend supports one)."""
 
@@ -66,6 +70,23 @@ class SamplingSettings:
 
     def record(self) -> dict:
         return dataclasses.asdict(self)
+
+
+#: the official VerilogEval v2 settings (README): sampled n=20 at temperature 0.85, top-p 0.95; greedy n=1 at
+#: temperature 0, top-p 0.01
+OFFICIAL_SAMPLED = {"n": 20, "temperature": 0.85, "top_p": 0.95}
+OFFICIAL_GREEDY = {"n": 1, "temperature": 0.0, "top_p": 0.01}
+
+
+@dataclasses.dataclass(frozen=True)
+class Generated:
+    """One completion and why the backend stopped generating it."""
+
+    text: str
+    finish_reason: str | None = None
+    """``stop`` (end of sequence or a stop string), ``length`` (cut at ``max_tokens``), ``None`` when unknown."""
+    tokens: int | None = None
+    """Generated tokens, when the backend says."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +153,27 @@ class TransformersBackend:
             with torch.no_grad():
                 output = model.generate(**inputs, **kwargs)
             start = inputs["input_ids"].shape[1]
-            results.append([tokenizer.decode(seq[start:], skip_special_tokens=True) for seq in output])
+            stops = _eos_ids(model, tokenizer)
+            results.append([_hf_generated(tokenizer, seq[start:].tolist(), stops, sampling.max_tokens)
+                            for seq in output])
         return results
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    return {i for i in ids if i is not None}
+
+
+def _hf_generated(tokenizer, tokens: list[int], stops: set[int], max_tokens: int) -> Generated:
+    """The completion, ``stop`` when it holds an end-of-sequence token (padding after an early end is one too) and
+    ``length`` when it used every new token without one; its length counts the tokens before the first stop."""
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    end = next((i for i, t in enumerate(tokens) if t in stops), None)
+    if end is not None:
+        return Generated(text, "stop", end + 1)
+    return Generated(text, "length" if len(tokens) >= max_tokens else "stop", len(tokens))
 
 
 class OpenAIBackend:
@@ -170,7 +210,11 @@ class OpenAIBackend:
                     last = exc
                     logger.warning("%s answered HTTP %d (attempt %d): %s", url, exc.code, attempt + 1, detail)
                     continue
-                raise GenerationError(f"{url} answered HTTP {exc.code}: {detail}") from exc
+                hint = ""
+                if exc.code == 400 and "context" in detail.lower():
+                    hint = (f" (max_tokens={body.get('max_tokens')} does not fit the served model's context: lower "
+                            "--max-tokens, or serve the model with a longer --max-model-len)")
+                raise GenerationError(f"{url} answered HTTP {exc.code}: {detail}{hint}") from exc
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
                 last = exc
                 logger.warning("%s unreachable (attempt %d/%d): %s", url, attempt + 1, self.retries + 1, exc)
@@ -190,11 +234,13 @@ class OpenAIBackend:
                 if self.style == "chat":
                     body["messages"] = request.prompt.chat()
                     reply = self._post("/chat/completions", body)
-                    choices = [c.get("message", {}).get("content") or "" for c in reply.get("choices", [])]
+                    choices = [Generated((c.get("message") or {}).get("content") or "", c.get("finish_reason"))
+                               for c in reply.get("choices", [])]
                 else:
                     body["prompt"] = request.prompt.text()
                     reply = self._post("/completions", body)
-                    choices = [c.get("text") or "" for c in reply.get("choices", [])]
+                    choices = [Generated(c.get("text") or "", c.get("finish_reason"))
+                               for c in reply.get("choices", [])]
                 if not choices:
                     raise GenerationError(f"{self.base_url} returned no choices: {json.dumps(reply)[:300]}")
                 texts.extend(choices)
@@ -237,7 +283,12 @@ class VLLMBackend:
                                  max_tokens=sampling.max_tokens, seed=request_seed(sampling.seed, r.task_id))
                   for r in requests]
         outputs = llm.generate(texts, params)
-        return [[o.text for o in out.outputs] for out in outputs]
+        return [[Generated(o.text, getattr(o, "finish_reason", None), _length(getattr(o, "token_ids", None)))
+                 for o in out.outputs] for out in outputs]
+
+
+def _length(token_ids) -> int | None:
+    return len(token_ids) if token_ids is not None else None
 
 
 def request_seed(seed: int | None, task_id: str) -> int | None:
@@ -303,6 +354,24 @@ class SampleStore:
         self.rows.extend(rows)
 
 
+def recorded_settings(path: str) -> dict:
+    """How a completions file was sampled, when it is a ``samples.jsonl`` written by verirl and every row agrees:
+    ``{"sampling": ..., "prompt": ..., "model": {"name", "revision", "backend"}}``; ``{}`` otherwise."""
+    seen: set[str] = set()
+    first: dict | None = None
+    for _, row in iter_jsonl(path):
+        meta = {key: row.get(key) for key in ("sampling", "prompt", "model", "revision", "backend")}
+        seen.add(json.dumps(meta, sort_keys=True))
+        first = first or meta
+        if len(seen) > 1:
+            logger.info("%s mixes sampling settings: they are not recorded in the summary", path)
+            return {}
+    if not first or not isinstance(first.get("sampling"), dict):
+        return {}
+    return {"sampling": first["sampling"], "prompt": first.get("prompt"),
+            "model": {"name": first.get("model"), "revision": first.get("revision"), "backend": first.get("backend")}}
+
+
 def check_sample_row(row: dict, path: str, lineno: int) -> None:
     """A sample/completion row must hold ``task_id`` (str), ``completion`` (str), optional ``sample_index``."""
     if not isinstance(row.get("task_id"), str):
@@ -346,8 +415,10 @@ def generate_samples(benchmark: Benchmark, problems: Sequence[Problem], backend,
             if len(texts) != len(indices):
                 raise GenerationError(f"backend returned {len(texts)} completions for {request.task_id}, "
                                       f"expected {len(indices)}")
-            for index, text in zip(indices, texts):
-                rows.append({"task_id": request.task_id, "sample_index": index, "completion": text, **meta})
+            for index, item in zip(indices, texts):
+                item = item if isinstance(item, Generated) else Generated(str(item))
+                rows.append({"task_id": request.task_id, "sample_index": index, "completion": item.text,
+                             "finish_reason": item.finish_reason, "completion_tokens": item.tokens, **meta})
         store.append(rows)
         written += len(rows)
     return store

@@ -1,4 +1,4 @@
-"""Prompts faithful to each benchmark's own harness, and the benchmark's own reply post-processing.
+"""Prompts faithful to each benchmark's own harness (how replies are cut: :mod:`verirl.eval.extraction`).
 
 What is sent (documented for users in docs/eval.md):
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 
 from .benchmarks import Benchmark, BenchmarkError, Problem, _icl_task
 
@@ -153,99 +152,3 @@ def icl_prefix(benchmark: Benchmark, shots: int) -> str:
         raise BenchmarkError(f"in-context example file {path} is missing")
     with open(path, encoding="utf-8") as fh:
         return fh.read()
-
-
-# ------------------------------------------------------------------------------------ reply post-processing
-
-_FENCE = re.compile(r"^```")
-
-
-def extract_code(problem: Problem, task: str | None, reply: str) -> str:
-    """The Verilog the benchmark's own harness would take from ``reply``.
-
-    VerilogEval (``sv-generate``): the lines between ``[BEGIN]`` and ``[DONE]`` when both are present; otherwise
-    the first fenced code block when there are at least two fence lines; otherwise the reply from its
-    ``module TopModule`` line (when it has one) up to the first ``endmodule``. For code completion, a reply without
-    a ``module TopModule`` header is appended to the problem's interface (``_ifc.txt``). RTLLM and verirl tasks:
-    the first fenced block, else the whole reply. The result is handed to the reward engine inside one fenced
-    block, so its extractor takes exactly this code.
-    """
-    if problem.benchmark != "verilog-eval-v2":
-        block = _first_fenced_block(reply.splitlines())
-        return block if block is not None else reply
-    lines = reply.splitlines()
-    if task != "code-complete":
-        begin_done = _begin_done(lines)
-        if begin_done is not None:
-            return begin_done
-    has_module = _module_before_endmodule(lines)
-    block = _first_fenced_block(lines)
-    if block is not None:
-        code = block
-    else:
-        kept, seen_module, seen_end = [], False, False
-        for line in lines:
-            if line.strip().startswith("module TopModule"):
-                seen_module = True
-            if seen_end or (has_module and not seen_module):
-                continue
-            if line.strip().startswith("endmodule"):
-                seen_end = True
-            kept.append(line)
-        code = "\n".join(kept)
-    if task == "code-complete" and not has_module and problem.interface:
-        code = problem.interface.rstrip("\n") + "\n\n" + code
-    return code
-
-
-def as_completion(code: str) -> str:
-    """Wrap extracted code in one fenced block for the reward engine's extractor."""
-    return "```verilog\n" + code.rstrip("\n") + "\n```\n"
-
-
-def _begin_done(lines: list[str]) -> str | None:
-    found, out = False, []
-    for line in lines:
-        if not found:
-            if line.strip() == "[BEGIN]":
-                found = True
-            elif line.lstrip().startswith("[BEGIN]"):
-                out.append(line.lstrip().replace("[BEGIN]", ""))
-                found = True
-        else:
-            if line.strip() == "[DONE]":
-                return "\n".join(out)
-            if line.rstrip().endswith("[DONE]"):
-                out.append(line.rstrip().replace("[DONE]", ""))
-                return "\n".join(out)
-            out.append(line)
-    return None if not found else ""  # [BEGIN] without [DONE]: VerilogEval keeps nothing
-
-
-def _first_fenced_block(lines: list[str]) -> str | None:
-    fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
-    if len(fences) < 2:
-        return None
-    return "\n".join(lines[fences[0] + 1:fences[1]])
-
-
-def _module_before_endmodule(lines: list[str]) -> bool:
-    """VerilogEval's check: a ``module TopModule`` line exists and no ``endmodule`` line precedes it."""
-    exists = end_first = False
-    for line in lines:
-        if line.startswith("endmodule") and not exists:
-            end_first = True
-        elif line.startswith("module TopModule"):
-            exists = True
-    return exists and not end_first
-
-
-def reference_completion(problem: Problem) -> str:
-    """The benchmark's reference design as a completion (its module renamed to ``top``): passes when the
-    reference passes its own testbench. Used by ``--check-references`` and by the validation benchmark."""
-    if not problem.reference:
-        raise BenchmarkError(f"{problem.task_id} has no reference design")
-    code = problem.reference
-    if problem.benchmark == "verilog-eval-v2":
-        code = re.sub(r"\bRefModule\b", problem.top, code)
-    return as_completion(code)

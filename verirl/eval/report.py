@@ -2,7 +2,10 @@
 
 ``summary.json`` holds at least ``pass_at_k`` (k → mean pass@k in [0, 1]), ``n`` (samples per problem),
 ``sampling``, ``model``, ``benchmark`` (name, task, version, commit), ``tools`` (EDA tool versions) and
-``verirl_version``; plus per-problem counts, failure-class counts, known-broken problems and PPA comparison.
+``verirl_version``; how the numbers were made: ``extraction`` (rule), ``analysis``, ``simulator``,
+``pass_at_k_divisor``, ``unscorable_policy``, ``completion_lengths``, ``known_broken_detection`` and
+``comparable_to`` (a citable line, with the deviations from each published flow); plus per-problem counts,
+failure-class counts, known-broken problems and PPA comparison.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from .benchmarks import Benchmark
+from .conventions import CODEV_R1, DIVISOR, OFFICIAL_MAX_TOKENS, comparable_to, official_pass_rate
 from .failures import FAILURE_CLASSES, code_of
 from .passk import PassKError, check_ks, pass_at_k
 
@@ -23,16 +27,23 @@ logger = logging.getLogger(__name__)
 SUMMARY_FILE, RESULTS_FILE, REPORT_FILE = "summary.json", "results.jsonl", "report.md"
 
 
+class RunRefused(ValueError):
+    """Too many samples could not be scored for the pass@k to mean anything (``--max-unscorable``)."""
+
+
 def problem_counts(rows: Sequence[dict]) -> dict[str, dict]:
-    """task_id → {n (scorable samples), c (passed), unscorable, failures, codes} in first-seen order."""
+    """task_id → {n (samples), c (passed), unscorable, failures, codes} in first-seen order.
+
+    A sample that could not be scored (infrastructure or task fault) counts in ``n`` as a failure, as it does in
+    the official flows, where every sample gets a verdict; ``unscorable`` says how many there were.
+    """
     out: dict[str, dict] = {}
     for row in sorted(rows, key=lambda r: r["sample_index"]):
         entry = out.setdefault(row["task_id"], {"n": 0, "c": 0, "unscorable": 0, "failures": Counter(), "codes": ""})
         entry["codes"] += code_of(row["failure"])
+        entry["n"] += 1
         if row["failure"] == "unscorable":
             entry["unscorable"] += 1
-            continue
-        entry["n"] += 1
         if row["passed"]:
             entry["c"] += 1
         else:
@@ -41,33 +52,62 @@ def problem_counts(rows: Sequence[dict]) -> dict[str, dict]:
     return {t: out[t] for t in order}
 
 
+def completion_lengths(rows: Sequence[dict]) -> dict:
+    """How many completions were cut at --max-tokens, are longer than the published flows' limits, or have no
+    recorded length."""
+    tokens = [r.get("completion_tokens") for r in rows]
+    known = [t for t in tokens if isinstance(t, int)]
+    return {
+        "truncated": sum(1 for r in rows if r.get("finish_reason") == "length"),
+        "finish_reason_unknown": sum(1 for r in rows if r.get("finish_reason") is None),
+        "unknown_length": len(tokens) - len(known),
+        "longest": max(known) if known else None,
+        "longer_than": {limit: sum(1 for t in known if t > limit)
+                        for limit in (OFFICIAL_MAX_TOKENS, CODEV_R1["max_tokens"])},
+    }
+
+
 def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, exclude_broken: bool = False,
               model: dict | None = None, sampling: dict | None = None, prompt: dict | None = None,
-              timings: dict | None = None, source: str | None = None) -> dict:
+              timings: dict | None = None, source: str | None = None, extraction: str | None = None,
+              analysis: str | None = None, reference_check: bool = True) -> dict:
     """Build ``summary.json`` from result rows. Raises :class:`PassKError` when a problem has fewer than k samples."""
+    from .extraction import RULES, check_rule
+    from .scoring import ANALYSES, check_analysis
+
+    rule, analysis = check_rule(extraction, benchmark.name), check_analysis(analysis, benchmark.name)
     counts = problem_counts(rows)
-    scored = {t: e for t, e in counts.items() if e["n"] > 0}
-    if not scored:
+    if all(e["unscorable"] == e["n"] for e in counts.values()):
         raise PassKError("no sample could be scored (all infrastructure or task faults); see results.jsonl")
     broken = {t for t in counts if t in benchmark.known_broken}
-    counted = {t: e for t, e in scored.items() if not (exclude_broken and t in broken)}
+    if exclude_broken and not reference_check:
+        raise PassKError("--exclude-broken needs the reference check (it finds the broken problems): drop "
+                         "--no-reference-check")
+    counted = {t: e for t, e in counts.items() if not (exclude_broken and t in broken)}
     if not counted:
         raise PassKError("every scored problem is known-broken: nothing is left for pass@k without --exclude-broken")
     n_min = min(e["n"] for e in counted.values())
     ks = check_ks(ks, n_min)
     pass_k = {str(k): _mean(pass_at_k(e["n"], e["c"], k) for e in counted.values()) for k in ks}
-    without_broken = {t: e for t, e in scored.items() if t not in broken}
+    without_broken = {t: e for t, e in counts.items() if t not in broken}
     failures = Counter()
     for e in counts.values():
         failures.update(e["failures"])
     unscorable = sum(e["unscorable"] for e in counts.values())
     missing = [t for t in benchmark.problems if t not in counts]
+    tools = _tool_versions()
+    simulator = tools.get("iverilog")
+    lengths = completion_lengths(rows)
     summary = {
         "benchmark": {**benchmark.describe(), "known_broken": sorted(benchmark.known_broken)},
         "model": model or {},
         "sampling": sampling,
         "prompt": prompt,
         "source": source,
+        "extraction": {"rule": rule, "description": RULES[rule]},
+        "analysis": {"name": analysis, "description": ANALYSES[analysis]},
+        "simulator": simulator,
+        "pass_at_k_divisor": DIVISOR.get(benchmark.name, "problems"),
         "n": n_min,
         "n_max": max(e["n"] for e in counted.values()),
         "k": list(ks),
@@ -82,24 +122,57 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
         "samples": sum(e["n"] for e in counted.values()),
         "passed_samples": sum(e["c"] for e in counted.values()),
         "unscorable_samples": unscorable,
+        "unscorable_policy": "counted as failures in pass@k (each with its reason in results.jsonl)",
+        "completion_lengths": lengths,
         "failure_classes": {name: failures[name] for name in FAILURE_CLASSES if failures[name]},
+        "known_broken_detection": (f"each problem's reference simulated against its own testbench on "
+                                   f"{simulator or 'the installed simulator'} before scoring"
+                                   if reference_check else "off (--no-reference-check): broken problems are not "
+                                   "detected; their samples fail"),
         "known_broken_results": {t: {"n": counts[t]["n"], "c": counts[t]["c"],
                                      "reason": benchmark.known_broken[t]} for t in sorted(broken)},
         "per_problem": {t: {"n": e["n"], "c": e["c"], "unscorable": e["unscorable"], "results": e["codes"],
                             "failures": dict(e["failures"])} for t, e in counts.items()},
         "ppa": ppa_comparison(rows),
-        "tools": _tool_versions(),
+        "tools": tools,
         "verirl_version": _verirl_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "timings": timings or {},
     }
+    plain = {t: (e["n"], e["c"]) for t, e in counted.items()}
+    if benchmark.name == "verilog-eval-v2":
+        summary["official_pass_rate"] = official_pass_rate(plain)
+    if benchmark.name == "rtllm":
+        designs = len(counted)
+        summary["pass_at_k_rtllm_script"] = {k: v * designs / (designs + 1) for k, v in pass_k.items()}
+    summary["comparable_to"] = comparable_to(summary, lengths)
     if missing:
         logger.warning("%d of %d problems have no samples (%s...)", len(missing), len(benchmark.problems),
                        ", ".join(missing[:3]))
     if unscorable:
-        logger.warning("%d samples could not be scored (infrastructure or task faults); they are not counted "
-                       "against the model — see 'reason' in results.jsonl", unscorable)
+        logger.warning("%d samples could not be scored (infrastructure or task faults); they count as failures — "
+                       "see 'reason' in results.jsonl", unscorable)
+    if lengths["truncated"]:
+        logger.warning("%d completions were cut at max tokens %s", lengths["truncated"],
+                       (sampling or {}).get("max_tokens"))
     return summary
+
+
+def check_unscorable(summary: dict, rows: Sequence[dict], max_fraction: float) -> None:
+    """Refuse a run in which more than ``max_fraction`` of the samples could not be scored."""
+    count, total = summary["unscorable_samples"], len(rows)
+    if total and count / total > max_fraction:
+        reasons = Counter(_first(r.get("reason") or r.get("engine_failure") or "?") for r in rows
+                          if r["failure"] == "unscorable")
+        top = "; ".join(f"{n}x {reason}" for reason, n in reasons.most_common(3))
+        raise RunRefused(f"{count} of {total} samples ({100 * count / total:.1f}%) could not be scored, more than "
+                         f"--max-unscorable {max_fraction:g} allows: {top}. Fix the cause and rerun the same command "
+                         "(scored rows are kept; these are scored again), or raise --max-unscorable to accept them "
+                         "as failures")
+
+
+def _first(text: str) -> str:
+    return (text.strip().splitlines() or ["?"])[0][:160]
 
 
 def ppa_comparison(rows: Sequence[dict]) -> dict | None:
@@ -143,18 +216,24 @@ def render_markdown(summary: dict) -> str:
                  f"`{bench.get('commit') or 'unknown'}`, {summary['problems']} problems, n = {summary['n']}"
                  + (f"–{summary['n_max']}" if summary.get("n_max", summary["n"]) != summary["n"] else "")
                  + " samples per problem.")
-    if summary.get("sampling"):
-        s = summary["sampling"]
-        lines.append(f"Sampling: temperature {s.get('temperature')}, top-p {s.get('top_p')}, "
-                     f"max tokens {s.get('max_tokens')}.")
     lines += ["", "| metric | score |", "|---|---|"]
     for k, value in summary["pass_at_k"].items():
         lines.append(f"| pass@{k} | {100 * value:.2f}% |")
     if summary.get("pass_at_k_excluding_known_broken") and not summary.get("excluded_known_broken"):
         for k, value in summary["pass_at_k_excluding_known_broken"].items():
             lines.append(f"| pass@{k} without known-broken problems | {100 * value:.2f}% |")
+    if summary.get("official_pass_rate") is not None:
+        lines.append(f"| pass_rate as sv-iv-analyze prints it (mean of int(100·c/n)) | "
+                     f"{100 * summary['official_pass_rate']:.2f}% |")
+    for k, value in (summary.get("pass_at_k_rtllm_script") or {}).items():
+        lines.append(f"| pass@{k} as RTLLM's auto_run.py divides (designs + 1) | {100 * value:.2f}% |")
+    comparable = (summary.get("comparable_to") or {}).get("line")
+    if comparable:
+        lines += ["", f"**{comparable}**"]
+    lines += ["", "## How these numbers were made", ""]
+    lines += _method_lines(summary)
     lines += ["", (f"Samples: {summary['samples']} scored, {summary['passed_samples']} passed, "
-              f"{summary['unscorable_samples']} not scorable (infrastructure/task faults, not counted)."), ""]
+              f"{summary['unscorable_samples']} not scorable (infrastructure/task faults, counted as failures)."), ""]
     if summary["failure_classes"]:
         lines += ["## Failure classes", "", "| code | class | samples |", "|---|---|---|"]
         for name, count in summary["failure_classes"].items():
@@ -184,6 +263,39 @@ def render_markdown(summary: dict) -> str:
     tools = ", ".join(f"{k} {v}" for k, v in (summary.get("tools") or {}).items() if v)
     lines += ["", f"verirl {summary.get('verirl_version')}; tools: {tools or 'unknown'}.", ""]
     return "\n".join(lines)
+
+
+def _method_lines(summary: dict) -> list[str]:
+    """The settings behind the numbers, one bullet each: what a reader needs to compare them with a paper's."""
+    out = []
+    ext, ana = summary.get("extraction") or {}, summary.get("analysis") or {}
+    out.append(f"- Extraction rule: `{ext.get('rule')}` — {ext.get('description')}.")
+    out.append(f"- Verdict: `{ana.get('name')}` — {ana.get('description')}.")
+    s = summary.get("sampling")
+    if s:
+        out.append(f"- Sampling: n = {s.get('n')}, temperature {s.get('temperature')}, top-p {s.get('top_p')}, "
+                   f"max tokens {s.get('max_tokens')}, seed {s.get('seed')}.")
+    else:
+        out.append("- Sampling: not recorded (completions given as a file).")
+    lengths = summary.get("completion_lengths") or {}
+    if lengths.get("truncated"):
+        out.append(f"- **{lengths['truncated']} completions were cut at max tokens** (finish reason `length`).")
+    elif s and lengths.get("finish_reason_unknown", 0) < summary["samples"]:
+        out.append("- No completion was cut at max tokens.")
+    prompt = summary.get("prompt")
+    if prompt:
+        out.append(f"- Prompt: {prompt.get('style')} style, {prompt.get('shots')} shots"
+                   + (", coding rules" if prompt.get("rules") else "")
+                   + (", explanations allowed" if prompt.get("explain") else "") + ".")
+    out.append(f"- Simulator: {summary.get('simulator') or 'unknown'}.")
+    out.append(f"- pass@k divided by: {summary.get('pass_at_k_divisor')}.")
+    out.append(f"- Samples that could not be scored: {summary.get('unscorable_policy')}.")
+    out.append(f"- Known-broken problems: {summary.get('known_broken_detection')}.")
+    for flow, items in ((summary.get("comparable_to") or {}).get("deviations") or {}).items():
+        from .conventions import NAMES
+
+        out.append(f"- Differences from the {NAMES[flow]}: " + ("; ".join(items) if items else "none") + ".")
+    return out
 
 
 def write_outputs(out_dir: str, summary: dict, rows: Sequence[dict] | None = None, plots: bool = True) -> dict:

@@ -3,11 +3,14 @@
 Each benchmark problem becomes a :class:`rewards.task.Task` with the benchmark's own harness (``verilog-eval``:
 the unchanged ``_test.sv`` with ``RefModule``; ``rtllm``: the unchanged ``testbench.v`` plus its data files), so
 "pass" means what the benchmark means, hardened the way the reward engine hardens every harness (sanitized
-candidate, no early ``$finish`` pass, no hierarchical reads of the reference). The reply is first cut the way the
-benchmark's own harness cuts it (:func:`verirl.eval.prompts.extract_code`).
+candidate, no early ``$finish`` pass, no hierarchical reads of the reference). The reply is first cut by the run's
+extraction rule (:mod:`verirl.eval.extraction`); for VerilogEval the engine's log is then read the way the official
+``sv-iv-analyze`` reads it (``analysis="official"``, the default: warnings included, see
+:func:`verirl.eval.failures.official_class`).
 
 Scoring is resumable: ``results.jsonl`` is appended chunk by chunk, and a rerun reuses every row already scored
-for the same completion text (rows that were not scorable — infrastructure faults — are scored again).
+for the same completion text, task, reward settings, extraction rule and analysis (rows that were not scorable —
+infrastructure faults — are scored again).
 """
 
 from __future__ import annotations
@@ -17,14 +20,39 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 
 from .benchmarks import Benchmark, BenchmarkError, Problem, iter_jsonl
-from .failures import classify
+from .extraction import check_rule, extract_code
+from .failures import classify, official_class
 from .generate import check_sample_row
-from .prompts import as_completion, extract_code, reference_completion
+from .official import compile_log, official_log
 
 logger = logging.getLogger(__name__)
+
+ANALYSES = {
+    "official": "VerilogEval's sv-iv-analyze read on the engine's compile-and-run log: compile errors, the "
+                "'no sensitivities' warning and TIMEOUT fail a sample whatever the simulation printed",
+    "engine": "the reward engine's verdict alone, as in training (compiler warnings do not fail a sample)",
+}
+#: what the reward engine's extractor is told: verirl.eval has already cut the reply (no <think> handling there)
+EVAL_REASONING = "none"
+#: bumped whenever the reading of an engine result changes, so that older rows of results.jsonl are scored again
+_ROW_VERSION = 2
+#: failures decided before any tool log exists
+_NO_TOOL_LOG = ("format", "forbidden", "resource", "infrastructure", "task_error")
+
+
+def check_analysis(analysis: str | None, benchmark: str) -> str:
+    """The analysis for ``benchmark`` (``official`` for VerilogEval, ``engine`` otherwise, unless given)."""
+    analysis = analysis or ("official" if benchmark == "verilog-eval-v2" else "engine")
+    if analysis not in ANALYSES:
+        raise BenchmarkError(f"unknown analysis {analysis!r}; choose one of {', '.join(ANALYSES)}")
+    if analysis == "official" and benchmark != "verilog-eval-v2":
+        raise BenchmarkError(f"--analysis official reproduces VerilogEval's sv-iv-analyze; {benchmark}'s own flow "
+                             "(RTLLM: Synopsys VCS) cannot run here: use --analysis engine (its default)")
+    return analysis
 
 
 def to_task(problem: Problem):
@@ -45,6 +73,10 @@ class Sample:
     task_id: str
     sample_index: int
     completion: str
+    finish_reason: str | None = None
+    """Why generation stopped (``stop``; ``length``: cut at ``--max-tokens``), when the backend said."""
+    tokens: int | None = None
+    """Length of the completion in tokens, when the backend said."""
 
     @property
     def digest(self) -> str:
@@ -55,8 +87,8 @@ def load_completions(path: str, benchmark: Benchmark) -> list[Sample]:
     """Read and validate a completions/samples JSONL file before anything is scored.
 
     Rows need ``task_id`` and ``completion``; ``sample_index`` is optional (rows of one task are numbered in file
-    order). Every error names the file and line: malformed JSON, missing fields, an unknown ``task_id``, a
-    duplicated ``(task_id, sample_index)``.
+    order), ``finish_reason`` and ``completion_tokens`` too. Every error names the file and line: malformed JSON, missing fields, an unknown
+    ``task_id``, a duplicated ``(task_id, sample_index)``.
     """
     if not os.path.isfile(path):
         raise BenchmarkError(f"completions file {path} does not exist")
@@ -75,7 +107,9 @@ def load_completions(path: str, benchmark: Benchmark) -> list[Sample]:
             raise BenchmarkError(f"{path}:{lineno}: sample {index} of {row['task_id']} already appeared on line "
                                  f"{seen[key]}")
         seen[key] = lineno
-        samples.append(Sample(row["task_id"], index, row["completion"]))
+        reason, tokens = row.get("finish_reason"), row.get("completion_tokens")
+        samples.append(Sample(row["task_id"], index, row["completion"], reason if isinstance(reason, str) else None,
+                              tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None))
     if not samples:
         raise BenchmarkError(f"completions file {path} holds no rows")
     return samples
@@ -85,6 +119,43 @@ def reference_samples(benchmark: Benchmark, problems: Sequence[Problem] | None =
     """The benchmark's reference designs as completions (``--check-references``)."""
     problems = list(problems if problems is not None else benchmark.problems.values())
     return [Sample(p.task_id, 0, reference_completion(p)) for p in problems if p.reference]
+
+
+def reference_completion(problem: Problem) -> str:
+    """The benchmark's reference design as a reply (its module renamed to ``top``, in one fenced block): it passes
+    when the reference passes its own testbench, under every extraction rule. Used by ``--check-references`` and by
+    the validation benchmark."""
+    if not problem.reference:
+        raise BenchmarkError(f"{problem.task_id} has no reference design")
+    code = problem.reference
+    if problem.benchmark == "verilog-eval-v2":
+        code = re.sub(r"\bRefModule\b", problem.top, code)
+    return as_completion(code)
+
+
+def as_completion(code: str) -> str:
+    """``code`` in one ```verilog fenced block."""
+    return "```verilog\n" + code.rstrip("\n") + "\n```\n"
+
+
+def engine_completion(code: str) -> tuple[str, str | None]:
+    """(completion for the reward engine, note): ``code`` in one fenced block that the engine's extractor takes back
+    unchanged.
+
+    The engine's extractor ends a fenced block at the first three backticks and searches ``<answer>`` first, so
+    code holding either would reach the compiler cut differently from what the benchmark's harness compiles (e.g.
+    a fence line kept between ``[BEGIN]`` and ``[DONE]``). Such markup is not Verilog; it is replaced by text the
+    compiler treats alike: three backticks by three quotes (a syntax error where it stands in code, plain text in a
+    comment or string), ``<answer>`` by ``< answer>`` (the same tokens). The note says when that happened.
+    """
+    from rewards.extract import extract_verilog
+
+    wrapped = as_completion(code)
+    taken = extract_verilog(wrapped, reasoning=EVAL_REASONING).code
+    if taken is None or taken == code.strip() + "\n":
+        return wrapped, None
+    neutral = code.replace("```", "'''").replace("<answer>", "< answer>")
+    return as_completion(neutral), "markup the engine's extractor cuts at (``` or <answer>) neutralised in the code"
 
 
 def make_pool(workers: int | None = None, ppa: bool = False, liberty: str | None = None, backend: str = "local",
@@ -108,16 +179,22 @@ def eval_reward_config(ppa: bool = False, liberty: str | None = None, reference_
     from rewards.hierarchy import RewardConfig
 
     return RewardConfig(weights={"format": 0.0, "syntax": 0.0, "function": 1.0, "ppa": 1.0 if ppa else 0.0},
-                        partial_credit=False, liberty=liberty, validate_reference=reference_check)
+                        partial_credit=False, liberty=liberty, validate_reference=reference_check,
+                        reasoning=EVAL_REASONING)
 
 
 def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results_path: str | None = None,
-                  chunk_size: int = 256, progress: Callable[[int, int], None] | None = None) -> list[dict]:
+                  chunk_size: int = 256, progress: Callable[[int, int], None] | None = None,
+                  extraction: str | None = None, analysis: str | None = None) -> list[dict]:
     """Score ``samples`` and return one result row per sample (see :func:`result_row`).
 
-    With ``results_path``, rows already there for the same completion, task content and reward settings are
-    reused, and new rows are appended after every chunk, so an interrupted run loses at most one chunk.
+    ``extraction`` and ``analysis`` default to the benchmark's (:data:`verirl.eval.extraction.DEFAULT_RULE`,
+    :func:`check_analysis`). With ``results_path``, rows already there for the same completion, task content,
+    reward settings, rule and analysis are reused, and new rows are appended after every chunk, so an interrupted
+    run loses at most one chunk.
     """
+    rule = check_rule(extraction, benchmark.name)
+    analysis = check_analysis(analysis, benchmark.name)
     previous = _previous_results(results_path) if results_path else {}
     rows: dict[tuple[str, int], dict] = {}
     todo: list[Sample] = []
@@ -126,10 +203,11 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
     stamps: dict[str, str] = {}
 
     def stamp(task_id: str) -> str:
-        """What a row was scored against: the task's content and the reward settings."""
+        """What a row was scored against: the task's content, the reward settings, the rule and the analysis."""
         if task_id not in stamps:
             tasks[task_id] = to_task(benchmark.problems[task_id])
-            stamps[task_id] = hashlib.sha256(f"{tasks[task_id].fingerprint}:{config_fp}".encode()).hexdigest()[:16]
+            key = f"{tasks[task_id].fingerprint}:{config_fp}:{rule}:{analysis}:{_ROW_VERSION}"
+            stamps[task_id] = hashlib.sha256(key.encode()).hexdigest()[:16]
         return stamps[task_id]
 
     for sample in samples:
@@ -146,17 +224,20 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
     done = len(rows)
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start:start + chunk_size]
-        pairs, codes = [], []
+        pairs, codes, notes = [], [], []
         for sample in chunk:
             problem = benchmark.problems[sample.task_id]
             stamp(sample.task_id)
-            code = extract_code(problem, benchmark.task, sample.completion)
+            code = extract_code(problem, benchmark.task, sample.completion, rule)
+            completion, note = engine_completion(code) if code.strip() else ("", None)
             codes.append(code)
+            notes.append(note)
             # an empty cut is what the benchmark's harness would compile: nothing (a format failure here)
-            pairs.append((tasks[sample.task_id], as_completion(code) if code.strip() else ""))
+            pairs.append((tasks[sample.task_id], completion))
         scores = pool.score(pairs)
-        new_rows = [{**result_row(benchmark, s, sc, code), "scored_with": stamp(s.task_id)}
-                    for s, sc, code in zip(chunk, scores, codes)]
+        new_rows = [{**result_row(benchmark, s, sc, code, analysis, note, completion),
+                     "scored_with": stamp(s.task_id)}
+                    for s, sc, code, note, (_, completion) in zip(chunk, scores, codes, notes, pairs)]
         for row in new_rows:
             rows[(row["task_id"], row["sample_index"])] = row
         if results_path:
@@ -167,13 +248,23 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
     return [rows[(s.task_id, s.sample_index)] for s in samples]
 
 
-def result_row(benchmark: Benchmark, sample: Sample, score, code: str) -> dict:
-    """One row of ``results.jsonl``."""
+def result_row(benchmark: Benchmark, sample: Sample, score, code: str, analysis: str = "engine",
+               note: str | None = None, completion: str = "") -> dict:
+    """One row of ``results.jsonl``: the verdict under ``analysis`` and its failure class.
+
+    ``code`` is what the extraction rule took (for VerilogEval: the sample file), ``completion`` what the engine
+    was given."""
+    problem = benchmark.problems[sample.task_id]
     detail = dict(score.detail or {})
     log = detail.get("log") or ""
     reason = detail.get("reason") or ""
-    failure = classify(score.failure, reason if score.failure == "task_error" else log, code, score.passed)
-    passed = bool(score.passed) if score.passed is not None else None
+    if analysis == "official" and problem.harness == "verilog-eval" and score.failure not in _NO_TOOL_LOG:
+        log = official_log(log, problem, sample.sample_index)
+        full = _complete_log(problem, sample.sample_index, log, completion)
+        passed, failure = official_class(score.passed, score.failure, full, code)
+    else:
+        failure = classify(score.failure, reason if score.failure == "task_error" else log, code, score.passed)
+        passed = bool(score.passed) if score.passed is not None else None
     if failure == "broken_reference":
         # The benchmark's reference fails its own testbench on this simulator; the official harness fails every
         # candidate of such a problem (it compiles and runs the same files), so the sample counts as failed and
@@ -190,13 +281,38 @@ def result_row(benchmark: Benchmark, sample: Sample, score, code: str) -> dict:
         "pass_fraction": detail.get("pass_fraction"),
         "known_broken": sample.task_id in benchmark.known_broken,
         "completion_sha": sample.digest,
+        "finish_reason": sample.finish_reason,
+        "completion_tokens": sample.tokens,
         "log": log[-2000:],
     }
+    if note:
+        row["note"] = note
     if failure in ("unscorable", "broken_reference"):
         row["reason"] = reason
     if detail.get("ppa") is not None:
         row["ppa"] = detail["ppa"]
     return row
+
+
+def _complete_log(problem: Problem, sample_index: int, log: str, completion: str) -> str:
+    """The engine's log, with the compiler's output in full when the engine kept only its tail.
+
+    The official analysis stops at the first matching line, so a log cut at its head (rewards keeps the last few KB)
+    could hide a warning or the first error. The candidate is then compiled again, sanitized as the engine compiled
+    it, exactly as the official Makefile compiles it (compile only: nothing runs), and that output goes first.
+    """
+    if not log.startswith("...\n"):
+        return log
+    from rewards.extract import extract_verilog
+    from rewards.sanitize import Forbidden, sanitize_candidate
+
+    code = extract_verilog(completion, reasoning=EVAL_REASONING).code
+    try:
+        sanitized = sanitize_candidate(code or "", problem.top).code
+    except Forbidden:
+        return log
+    _, full = compile_log(problem, sanitized, sample_index)
+    return full + "\n" + log
 
 
 def _first_line(text: str) -> str:

@@ -10,6 +10,9 @@ and one single-operator mutant of it, so that both verdicts occur) are scored tw
    simulation), as ``verirl eval --completions`` does, with a cold cache.
 
 Printed: both wall-clock times, their ratio, samples per second, and every sample whose verdict differs. With
+``--formats``, each reference is also given in four reply shapes models produce (an opening fence without a closing
+one, a closing fence glued to ``endmodule``, fence lines inside ``[BEGIN]``/``[DONE]``, prose around bare code), so
+the extraction and the hand-over of its result to the reward engine are checked against the official flow too. With
 ``--exploits``, three wrong designs per problem that try to pass anyway (print the pass line, ``$finish`` at time 0,
 read ``tb.good1``'s outputs) are scored by both, and the number each harness lets through is printed.
 
@@ -41,6 +44,12 @@ def mutant(code: str) -> str | None:
 
 
 EXPLOITS = ("print_pass_line", "early_finish", "hierarchical_read")
+FORMATS = {
+    "unclosed_fence": "```verilog\n{code}\n",
+    "glued_fence": "```verilog\n{code}```",
+    "fences_in_begin_done": "[BEGIN]\n```verilog\n{code}\n```\n[DONE]",
+    "prose_and_bare_code": "Here is the module:\n{code}\nIt follows the specification.",
+}
 
 
 def exploit(problem, kind: str) -> str | None:
@@ -82,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions")
     parser.add_argument("--completions", help="score these completions (verirl eval --completions format, e.g. a "
                                               "samples.jsonl) instead of references and mutants")
+    parser.add_argument("--formats", action="store_true",
+                        help="also score each reference in four reply shapes (unclosed or glued fences, fences "
+                             "inside [BEGIN]/[DONE], prose around bare code)")
     parser.add_argument("--exploits", action="store_true",
                         help="also score three exploit completions per problem and count how many pass each harness")
     parser.add_argument("--json", help="also write the figures and disagreements to this file")
@@ -107,10 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     for p in problems if not args.completions else ():
         ref = reference_completion(p)
         samples.append(Sample(p.task_id, 0, ref))
+        renamed = re.sub(r"\bRefModule\b", p.top, p.reference) if bench.name == "verilog-eval-v2" else p.reference
         if not args.no_mutants:
-            code = mutant(re.sub(r"\bRefModule\b", p.top, p.reference))
+            code = mutant(renamed)
             if code:
                 samples.append(Sample(p.task_id, 1, as_completion(code)))
+        if args.formats:
+            samples += [Sample(p.task_id, 2 + i, shape.format(code=renamed.strip("\n")))
+                        for i, shape in enumerate(FORMATS.values())]
     print(f"{len(samples)} samples for {len(problems)} problems ({bench.root}, commit {bench.commit})")
 
     start = time.monotonic()

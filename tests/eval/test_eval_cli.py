@@ -116,6 +116,10 @@ def test_rule_and_analysis_flags_are_checked_and_recorded(eda, ve_dir, rtllm_fla
     s = json.loads((tmp_path / "X2" / "summary.json").read_text())
     assert (s["extraction"]["rule"], s["analysis"]["name"]) == ("first-block", "engine")
     assert s["pass_at_k"]["1"] == 0.0          # no fence: first-block takes the whole reply, prose included
+    from verirl.eval.compare import compare_runs
+
+    assert compare_runs(str(tmp_path / "X"), str(tmp_path / "X2")).notes == [
+        "extraction rules differ: official vs first-block", "verdicts differ: official vs engine"]
     capsys.readouterr()
     rt = _write(tmp_path / "r.jsonl", [{"task_id": "adder4", "completion": "x"}])
     for extra, message in ((["--extraction", "official"], "rtllm has no official extraction"),

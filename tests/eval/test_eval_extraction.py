@@ -175,3 +175,18 @@ def test_verilog_eval_non_official_rules_go_through_the_official_post_processing
     # the interface goes in front, as officially (the block is stripped, as CodeV-R1's pattern strips it)
     assert code == lines("", problem.interface + "\n", BODY[0].strip(), *BODY[1:], "", "")
     assert extract_code(problem, "code-complete", reply, "official").count("<think>") == 0
+
+
+def test_the_engine_gets_back_exactly_the_code_or_a_neutralised_copy():
+    from rewards.extract import extract_verilog
+    from verirl.eval.scoring import EVAL_REASONING, engine_completion
+
+    plain = "\n".join(CODE) + "\n"
+    completion, note = engine_completion(plain)
+    assert note is None and extract_verilog(completion, reasoning=EVAL_REASONING).code == plain
+    for markup in ("```verilog\n", "<answer>\n"):
+        code = markup + plain + "// <think> stays: the engine is told there is no reasoning section\n"
+        completion, note = engine_completion(code)
+        taken = extract_verilog(completion, reasoning=EVAL_REASONING).code
+        assert note and "```" not in taken and "<answer>" not in taken
+        assert taken.replace("'''", "```").replace("< answer>", "<answer>") == code   # nothing else changed

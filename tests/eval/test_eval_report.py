@@ -62,8 +62,11 @@ def test_official_defaults_are_comparable_to_the_official_flow(ve, simulator):
                                           "sv-generate + sv-iv-analyze).")
     assert s["extraction"]["rule"] == "official" and s["analysis"]["name"] == "official"
     assert s["simulator"] == ICARUS["12"] and s["pass_at_k_divisor"].startswith("problems")
-    # sv-iv-analyze's own number: int(100 * 7 / 20) = 35 (float: 0.35 * 100 = 35.00000000000001)
-    assert s["official_pass_rate"] == pytest.approx((35 + 100) / 200)
+    # sv-iv-analyze's own number, the mean of int(100 * c / n): equal to pass@1 for n = 20
+    assert s["official_pass_rate"] == pytest.approx((35 + 100) / 200) == pytest.approx(s["pass_at_k"]["1"])
+    thirds = summarize(ve, [row("Prob001_and2", i, i == 0, None if i == 0 else "runtime_mismatch")
+                            for i in range(3)], [1])
+    assert thirds["official_pass_rate"] == 0.33 and thirds["pass_at_k"]["1"] == pytest.approx(1 / 3)
     greedy = summarize(ve, sampled_rows(n=1, passing=(0, 1)), [1],
                        sampling=SamplingSettings(**OFFICIAL_GREEDY).record(), prompt=CHAT)
     assert greedy["comparable_to"]["deviations"]["official"] == []

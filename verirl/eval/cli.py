@@ -1,12 +1,14 @@
 """``verirl eval``: sample (or read) completions, score them with the reward engine, report pass@k.
 
     verirl eval --benchmark verilog-eval-v2 --bench-dir ../verilog-eval --task spec-to-rtl \\
-        --model Qwen/Qwen2.5-Coder-7B-Instruct --backend vllm --n 20 --k 1,5,10 --out runs/ve-spec
+        --model Qwen/Qwen2.5-Coder-7B-Instruct --backend vllm --k 1,5,10 --out runs/ve-spec
+    verirl eval --benchmark verilog-eval-v2 --bench-dir ../verilog-eval --model m --greedy --out runs/ve-greedy
     verirl eval --benchmark rtllm --bench-dir ../RTLLM --completions samples.jsonl --k 1 --out runs/rtllm
     verirl eval --benchmark rtllm --bench-dir ../RTLLM --check-references --out runs/rtllm-refs
     verirl eval compare runs/base runs/grpo
 
-See docs/eval.md for the prompts sent, the outputs and the failure classes.
+Defaults follow the official VerilogEval v2 flow (sampling, extraction, verdicts); see docs/eval.md for the prompts
+sent, the extraction rules, the outputs, the failure classes and how a run compares with the published flows.
 """
 
 from __future__ import annotations

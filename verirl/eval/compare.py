@@ -48,6 +48,12 @@ def compare_runs(path_a: str, path_b: str) -> Comparison:
         notes.append(f"benchmark commits differ: {ba.get('commit')} vs {bb.get('commit')}")
     if sa.get("n") != sb.get("n"):
         notes.append(f"samples per problem differ: n={sa.get('n')} vs n={sb.get('n')}")
+    for key, field, what in (("extraction", "rule", "extraction rules"), ("analysis", "name", "verdicts")):
+        va, vb = (sa.get(key) or {}).get(field), (sb.get(key) or {}).get(field)
+        if va != vb:
+            notes.append(f"{what} differ: {va or 'not recorded'} vs {vb or 'not recorded'}")
+    if sa.get("simulator") != sb.get("simulator"):
+        notes.append(f"simulators differ: {sa.get('simulator')} vs {sb.get('simulator')}")
     ra, rb = per_problem_rates(sa), per_problem_rates(sb)
     common = [t for t in ra if t in rb]
     ks = list(dict.fromkeys([*sa.get("pass_at_k", {}), *sb.get("pass_at_k", {})]))

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from .benchmarks import Benchmark
-from .conventions import CODEV_R1, DIVISOR, OFFICIAL_MAX_TOKENS, comparable_to, official_pass_rate
+from .conventions import CODEV_R1, DIVISOR, NAMES, OFFICIAL_MAX_TOKENS, comparable_to, official_pass_rate
 from .failures import FAILURE_CLASSES, code_of
 from .passk import PassKError, check_ks, pass_at_k
 
@@ -292,8 +292,6 @@ def _method_lines(summary: dict) -> list[str]:
     out.append(f"- Samples that could not be scored: {summary.get('unscorable_policy')}.")
     out.append(f"- Known-broken problems: {summary.get('known_broken_detection')}.")
     for flow, items in ((summary.get("comparable_to") or {}).get("deviations") or {}).items():
-        from .conventions import NAMES
-
         out.append(f"- Differences from the {NAMES[flow]}: " + ("; ".join(items) if items else "none") + ".")
     return out
 

@@ -87,6 +87,7 @@ def test_check_references(eda, rtllm_nested, tmp_path, capsys):
                         "--out", str(tmp_path / "R"), "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "references failing their own testbench (0): none" in out and "pass@1 = 100.00%" in out
+    assert "Comparable to: not applicable (the benchmark's reference designs)." in out
 
 
 def test_ppa_against_the_reference(eda, ve_dir, tmp_path):

@@ -14,6 +14,7 @@ import datetime
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -96,7 +97,7 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
     unscorable = sum(e["unscorable"] for e in counts.values())
     missing = [t for t in benchmark.problems if t not in counts]
     tools = _tool_versions()
-    simulator = tools.get("iverilog")
+    simulator = re.sub(r"\s*\(\)\s*$", "", tools.get("iverilog") or "") or None  # "... (stable) ()" → "... (stable)"
     lengths = completion_lengths(rows)
     summary = {
         "benchmark": {**benchmark.describe(), "known_broken": sorted(benchmark.known_broken)},
@@ -146,6 +147,8 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
         designs = len(counted)
         summary["pass_at_k_rtllm_script"] = {k: v * designs / (designs + 1) for k, v in pass_k.items()}
     summary["comparable_to"] = comparable_to(summary, lengths)
+    if source == "reference designs":
+        summary["comparable_to"]["line"] = "Comparable to: not applicable (the benchmark's reference designs)."
     if missing:
         logger.warning("%d of %d problems have no samples (%s...)", len(missing), len(benchmark.problems),
                        ", ".join(missing[:3]))
@@ -276,7 +279,7 @@ def _method_lines(summary: dict) -> list[str]:
         out.append(f"- Sampling: n = {s.get('n')}, temperature {s.get('temperature')}, top-p {s.get('top_p')}, "
                    f"max tokens {s.get('max_tokens')}, seed {s.get('seed')}.")
     else:
-        out.append("- Sampling: not recorded (completions given as a file).")
+        out.append("- Sampling: not recorded (a completions file, or the reference designs).")
     lengths = summary.get("completion_lengths") or {}
     if lengths.get("truncated"):
         out.append(f"- **{lengths['truncated']} completions were cut at max tokens** (finish reason `length`).")

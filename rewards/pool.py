@@ -1,14 +1,21 @@
-"""Score batches of completions in parallel, with a deadline and a content-addressed cache.
+"""Score batches of completions in parallel, with deadlines and a content-addressed cache.
 
-The work of scoring is done by EDA subprocesses, so the local backend is a bounded pool
-of threads, each driving one sandboxed tool at a time (the GIL is released while a tool
-runs). Duplicate completions in a batch are scored once, and every score is cached by
-content. A batch has an overall deadline: what is not finished by then comes back as not
-scorable (``reward=None``) rather than stalling a distributed training step; it keeps
-running in the background and lands in the cache for the next time.
+The work of scoring is done by EDA subprocesses, so the local backend is a bounded pool of threads, each driving one
+sandboxed tool at a time (the GIL is released while a tool runs). Duplicate completions in a batch are scored once,
+and every score is cached by content. ``backend="ray"`` runs the same jobs, all levels included (simulation,
+equivalence, PPA synthesis), as Ray tasks on a cluster (:mod:`rewards.ray_backend`); the cache stays in the calling
+process.
 
-``backend="ray"`` runs the same jobs as Ray tasks on a cluster (``pip install
-verirl[ray]``); the cache stays in the calling process.
+Deadlines, on by default: every job is bounded by its own tool timeouts, so a working pool finishes *some* job
+within :func:`job_seconds` of the last one. A batch in which nothing finished for that long (plus
+:data:`STALL_GRACE`) has lost its workers, and ends: unfinished completions come back as not scorable
+(``reward=None``, failure ``infrastructure``, with the reason) instead of hanging a training step.
+``batch_deadline`` adds a hard limit for the whole batch. Late local jobs still land in the cache when they finish;
+late Ray tasks are cancelled and simply run again the next time their completion is seen (nothing is cached for them).
+
+Capacity is per node: the default worker count is two per CPU, divided among the processes that share the node
+(``LOCAL_WORLD_SIZE``, set by ``torchrun``/``accelerate launch``), so eight training ranks on a node do not start
+eight full pools.
 """
 
 from __future__ import annotations
@@ -16,36 +23,89 @@ from __future__ import annotations
 import concurrent.futures as cf
 import itertools
 import logging
+import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .cache import ScoreCache, cache_key
 from .errors import ConfigError
 from .extract import completion_text
-from .hierarchy import RewardConfig, score_completion
+from .hierarchy import RewardConfig, ppa_only, score_completion
 from .score import Score
 from .task import Task
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("local", "ray")
+SYNTH_TIMEOUT = 60.0
+"""Seconds of one Yosys synthesis (:func:`rewards.synth.synthesize`'s default)."""
+STALL_GRACE = 15.0
+"""Seconds added to :func:`job_seconds` before a batch without progress is declared stalled (scheduling, worker
+start-up, Ray's retry of a job whose worker died)."""
+
+
+def node_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def processes_per_node() -> int:
+    """Processes of this job on this node: ``LOCAL_WORLD_SIZE`` (torchrun, accelerate launch), else 1."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
 def default_workers() -> int:
-    """Two workers per CPU this process may use.
+    """Two workers per CPU of this node, shared among the processes of this job on the node.
 
-    A job is a chain of short tool processes (compile, elaborate, simulate): while one job's
-    process starts up or its output is parsed, another job's tool can use the core. Measured on
-    2 cores (scripts/bench_rewards.py): 2 workers 1.4x the naive loop, 4 workers 2.0x.
+    A job is a chain of short tool processes (compile, elaborate, simulate): while one job's process starts up or
+    its output is parsed, another job's tool can use the core. Measured on 2 cores (scripts/bench_rewards.py):
+    2 workers 1.4x the naive loop, 4 workers 2.0x. With ``LOCAL_WORLD_SIZE=8`` on a 96-CPU node each rank gets
+    24 workers (the node's 192 in all), not 192 each.
     """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        cpus = os.cpu_count() or 1
-    return max(1, 2 * cpus)
+    return max(1, 2 * node_cpus() // processes_per_node())
+
+
+def job_seconds(config: RewardConfig) -> float:
+    """The longest one scoring job can run under its tools' own timeouts (the unit of the default deadline).
+
+    Standalone elaboration, then either the candidate's and (once per task and process) the reference's
+    compile + simulation, or an equivalence check (formal runs, then simulation of both designs); plus the
+    reference's and the candidate's synthesis when PPA is on.
+    """
+    from .equivalence import EquivConfig
+
+    sim = config.sim
+    seconds = sim.compile_timeout
+    if config.enabled("function") or config.enabled("ppa"):
+        eq = EquivConfig(**dict(config.equivalence))
+        testbench = 2 * (sim.compile_timeout + sim.max_timeout)
+        equivalence = 3 * eq.formal_timeout + 2 * (sim.compile_timeout + eq.sim_timeout)
+        seconds += max(testbench, equivalence)
+    if config.enabled("ppa"):
+        seconds += 2 * SYNTH_TIMEOUT
+    return seconds
+
+
+def check_backend(backend: str, ray_address: str | None = None) -> None:
+    """Reject an unknown backend, or a Ray backend without a cluster to join, before any work starts."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown reward backend {backend!r}; use one of {BACKENDS}")
+    if backend == "ray":
+        from .ray_backend import resolve_address
+
+        resolve_address(ray_address)
+    elif ray_address:
+        raise ConfigError(f"ray_address={ray_address!r} is set but the reward backend is {backend!r}; "
+                          "use backend 'ray' to score on that cluster, or drop ray_address")
 
 
 class RewardPool:
@@ -53,12 +113,15 @@ class RewardPool:
 
     Args:
         config: the reward configuration (levels, weights, timeouts, sandbox).
-        workers: concurrent scoring jobs (default: twice the CPUs available to this process).
+        workers: concurrent scoring jobs of the local backend (default :func:`default_workers`); with Ray, the
+            scoring window of :meth:`score_iter` (default: the cluster's CPUs).
         backend: ``local`` (threads driving sandboxed subprocesses) or ``ray``.
         cache_size: in-memory cache entries (LRU); 0 disables the memory cache.
         cache_path: optional SQLite file that persists the cache across restarts.
-        batch_deadline: seconds after which unfinished jobs of a batch come back as not scorable.
-        ray_address: address passed to ``ray.init`` (``None``: start or join a local Ray).
+        batch_deadline: seconds after which unfinished jobs of a batch come back as not scorable; without it a batch
+            ends only when it stalls (nothing finished for ``stall_seconds``).
+        ray_address: the Ray cluster to join (``host:port`` or ``auto``; default ``$RAY_ADDRESS``), or ``local`` for
+            a private Ray in this process (see :mod:`rewards.ray_backend`).
     """
 
     def __init__(
@@ -72,24 +135,31 @@ class RewardPool:
         batch_deadline: float | None = None,
         ray_address: str | None = None,
     ):
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown reward backend {backend!r}; use one of {BACKENDS}")
+        check_backend(backend, ray_address)
         if workers is not None and workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
-        if batch_deadline is not None and batch_deadline <= 0:
+        if batch_deadline is not None and not batch_deadline > 0:
             raise ConfigError(f"batch_deadline must be > 0 seconds, got {batch_deadline}")
         self.config = config or RewardConfig()
-        self.workers = workers or default_workers()
         self.backend = backend
         self.batch_deadline = batch_deadline
+        self.stall_seconds = job_seconds(self.config) + STALL_GRACE
+        """A batch ends when no job finished for this long (its workers are lost)."""
         self.cache = ScoreCache(cache_size, cache_path)
         self._executor: cf.ThreadPoolExecutor | None = None
-        self._ray_fn = None
+        self._ray = None
         self._ppa_cache: dict[str, tuple[float | None, dict]] = {}
         self._lock = threading.Lock()
-        self.stats = {"scored": 0, "cache_hits": 0, "unscorable": 0, "seconds": 0.0}
+        self.stats = {"scored": 0, "cache_hits": 0, "unscorable": 0, "seconds": 0.0, "missed_deadline": 0,
+                      "cancelled": 0}
+        self.workers = workers or default_workers()
         if backend == "ray":
-            self._ray_fn = _ray_scorer(ray_address, self.workers)
+            from .ray_backend import RayJobs, connect, resolve_address
+
+            self.ray_address = resolve_address(ray_address)
+            cluster_cpus = connect(self.ray_address, self.workers)
+            self.workers = workers or max(1, cluster_cpus)
+            self._ray = RayJobs(self.config)
 
     # -- public API -------------------------------------------------------------------
     def score(self, pairs: Sequence[tuple[Task, Any]], *, deadline: float | None = None) -> list[Score]:
@@ -109,37 +179,28 @@ class RewardPool:
                 todo[key] = pair
         self.stats["cache_hits"] += len(pairs) - len(todo)
         if todo:
-            results.update(self._run(todo, deadline))
+            results.update(self._run("score", todo, deadline, self.cache.put))
         out = [results[key] for key in keys]
         self.stats["scored"] += len(out)
         self.stats["unscorable"] += sum(1 for s in out if not s.scorable)
         self.stats["seconds"] += time.monotonic() - start
         return out
 
-    def map_ppa(self, pairs: Sequence[tuple[Task, Any]], config: RewardConfig) -> list[tuple[float | None, dict]]:
-        """PPA component and figures of functionally correct completions, in parallel and cached."""
-        from .hierarchy import ppa_only
-
+    def map_ppa(self, pairs: Sequence[tuple[Task, Any]], config: RewardConfig, *,
+                deadline: float | None = None) -> list[tuple[float | None, dict]]:
+        """PPA component and figures of functionally correct completions, on the pool's backend, cached."""
+        deadline = deadline if deadline is not None else self.batch_deadline
         keys = [cache_key(t.fingerprint, repr(c), "ppa:" + config.fingerprint) for t, c in pairs]
         out: dict[str, tuple[float | None, dict]] = {}
-        executor = self._ensure_executor()
-        futures = {}
-        for key, (task, completion) in zip(keys, pairs):
-            if key in out or key in futures.values():
-                continue
+        todo: dict[str, tuple[Task, Any]] = {}
+        for key, pair in zip(keys, pairs):
             hit = self._ppa_cache.get(key)
             if hit is not None:
                 out[key] = hit
-            else:
-                futures[executor.submit(ppa_only, task, completion, config)] = key
-        for future in cf.as_completed(futures):
-            exc = future.exception()
-            result = (None, {"error": f"{type(exc).__name__}: {exc}"}) if exc else future.result()
-            out[futures[future]] = result
-            if result[0] is not None:
-                self._ppa_cache[futures[future]] = result
-                while len(self._ppa_cache) > max(self.cache.max_entries, 1):
-                    self._ppa_cache.pop(next(iter(self._ppa_cache)))
+            elif key not in todo:
+                todo[key] = pair
+        if todo:
+            out.update(self._run("ppa", todo, deadline, self._store_ppa, config))
         return [out[k] for k in keys]
 
     def score_iter(self, pairs: Iterable[tuple[Task, Any]], *, window: int | None = None) -> Iterator[Score]:
@@ -172,27 +233,79 @@ class RewardPool:
             text = repr(completion)
         return cache_key(task.fingerprint, text, self.config.fingerprint)
 
-    def _run(self, todo: dict[str, tuple[Task, Any]], deadline: float | None) -> dict[str, Score]:
-        if self.backend == "ray":
-            return self._run_ray(todo, deadline)
-        executor = self._ensure_executor()
-        futures = {
-            executor.submit(score_completion, task, completion, self.config): key
-            for key, (task, completion) in todo.items()
-        }
-        done, pending = cf.wait(futures, timeout=deadline)
-        out: dict[str, Score] = {}
-        for future in done:
-            out[futures[future]] = score = _result(future)
-            self.cache.put(futures[future], score)
-        for future in pending:
-            # late results still land in the cache, for the next time this completion is seen
-            future.add_done_callback(lambda f, k=futures[future]: self._store(k, f))
-            out[futures[future]] = Score.unscorable(
-                "infrastructure", f"batch deadline of {deadline:.1f}s passed before this completion was scored")
+    def _store_ppa(self, key: str, result: tuple[float | None, dict]) -> None:
+        if result[0] is None:  # an infrastructure or task fault: try again next time
+            return
+        with self._lock:
+            self._ppa_cache[key] = result
+            while len(self._ppa_cache) > max(self.cache.max_entries, 1):
+                self._ppa_cache.pop(next(iter(self._ppa_cache)))
+
+    def _run(self, kind: str, todo: dict[str, tuple[Task, Any]], deadline: float | None,
+             store: Callable[[str, Any], None], config: RewardConfig | None = None) -> dict[str, Any]:
+        """Run ``kind`` jobs (``score``/``ppa``) on the backend; what misses the deadline comes back as a fault."""
+        config = config or self.config
+        if self._ray is not None:
+            handles = dict(zip(self._ray.submit(kind, list(todo.values())), todo))
+            wait, value = self._ray.wait, self._ray_value(kind)
+        else:
+            fn = score_completion if kind == "score" else ppa_only
+            executor = self._ensure_executor()
+            handles = {executor.submit(fn, task, completion, config): key for key, (task, completion) in todo.items()}
+            wait, value = _wait_futures, _future_value(kind)
+        done, pending, reason = self._gather(handles, wait, deadline)
+        out: dict[str, Any] = {}
+        for handle in done:
+            out[handles[handle]] = result = value(handle)
+            store(handles[handle], result)
         if pending:
-            logger.warning("%d of %d completions missed the %.1fs batch deadline", len(pending), len(futures), deadline)
+            self.stats["missed_deadline"] += len(pending)
+            logger.warning("%d of %d reward jobs unfinished: %s", len(pending), len(handles), reason)
+            if self._ray is not None:
+                self.stats["cancelled"] += self._ray.cancel(pending)
+            else:  # late results still land in the cache, for the next time this completion is seen
+                for future in pending:
+                    future.add_done_callback(lambda f, k=handles[future]: _store_late(store, k, f, value))
+        for handle in pending:
+            out[handles[handle]] = (Score.unscorable("infrastructure", reason) if kind == "score"
+                                    else (None, {"error": reason}))
         return out
+
+    def _gather(self, handles: dict, wait, deadline: float | None) -> tuple[list, set, str]:
+        """Wait until every handle is done, ``deadline`` seconds pass, or nothing finishes for ``stall_seconds``."""
+        start = last = time.monotonic()
+        hard = start + deadline if deadline is not None else math.inf
+        done: list = []
+        pending = set(handles)
+        while pending:
+            now = time.monotonic()
+            limit = min(hard, last + self.stall_seconds)
+            if now >= limit:
+                break
+            ready = wait(pending, limit - now)
+            if ready:
+                last = time.monotonic()
+                done.extend(ready)
+                pending.difference_update(ready)
+        if not pending:
+            return done, pending, ""
+        if time.monotonic() >= hard:
+            reason = f"batch deadline of {deadline:.1f}s passed before this job finished"
+        else:
+            reason = (f"no reward job finished for {self.stall_seconds:.0f}s (the longest one job can take under its "
+                      f"timeouts): the {self.backend} reward workers are lost or stalled")
+        return done, pending, reason
+
+    def _ray_value(self, kind: str) -> Callable[[Any], Any]:
+        def value(ref):
+            try:
+                data = self._ray.result(ref)
+            except Exception as exc:  # noqa: BLE001 - a lost worker or node (after Ray's retries): never the model's fault
+                reason = f"ray task failed: {type(exc).__name__}: {str(exc)[:400]}"
+                logger.warning("%s", reason)
+                return Score.unscorable("infrastructure", reason) if kind == "score" else (None, {"error": reason})
+            return Score.from_dict(data) if kind == "score" else (data[0], data[1])
+        return value
 
     def _ensure_executor(self) -> cf.ThreadPoolExecutor:
         with self._lock:
@@ -200,50 +313,24 @@ class RewardPool:
                 self._executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="verirl-reward")
             return self._executor
 
-    def _store(self, key: str, future: cf.Future) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self.cache.put(key, future.result())
 
-    def _run_ray(self, todo: dict[str, tuple[Task, Any]], deadline: float | None) -> dict[str, Score]:
-        import ray
-
-        refs = {self._ray_fn.remote(task.to_dict(), completion, self.config): key
-                for key, (task, completion) in todo.items()}
-        ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=deadline)
-        out: dict[str, Score] = {}
-        for ref in ready:
-            key = refs[ref]
-            try:
-                score = Score.from_dict(ray.get(ref))
-            except Exception as exc:  # a lost worker or node is an infrastructure fault
-                score = Score.unscorable("infrastructure", f"ray task failed: {exc}")
-            self.cache.put(key, score)
-            out[key] = score
-        for ref in pending:
-            out[refs[ref]] = Score.unscorable("infrastructure", f"batch deadline of {deadline}s passed (ray)")
-        return out
+def _wait_futures(futures: set, timeout: float) -> list:
+    done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+    return list(done)
 
 
-def _result(future: cf.Future) -> Score:
-    exc = future.exception()
-    if exc is not None:  # a bug or an unexpected fault: never charge it to the model
-        logger.error("scoring raised %s: %s", type(exc).__name__, exc, exc_info=exc)
-        return Score.unscorable("infrastructure", f"{type(exc).__name__}: {exc}")
-    return future.result()
+def _future_value(kind: str) -> Callable[[cf.Future], Any]:
+    def value(future: cf.Future):
+        exc = future.exception()
+        if exc is None:
+            return future.result()
+        # a bug or an unexpected fault: never charge it to the model
+        logger.error("reward job raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+        reason = f"{type(exc).__name__}: {exc}"
+        return Score.unscorable("infrastructure", reason) if kind == "score" else (None, {"error": reason})
+    return value
 
 
-def _score_remote(task_dict: dict, completion: Any, config: RewardConfig) -> dict:
-    return score_completion(Task.from_dict(task_dict), completion, config).to_dict()
-
-
-def _ray_scorer(address: str | None, workers: int):
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError("backend='ray' needs Ray: pip install 'verirl[ray]'") from exc
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
-    return ray.remote(num_cpus=1)(_score_remote)
+def _store_late(store: Callable[[str, Any], None], key: str, future: cf.Future, value) -> None:
+    if not future.cancelled():
+        store(key, value(future))

@@ -26,7 +26,7 @@ from typing import Any
 
 from .errors import ConfigError, TaskError
 from .hierarchy import DEFAULT_WEIGHTS, RewardConfig
-from .pool import RewardPool
+from .pool import RewardPool, check_backend
 from .sandbox import Limits, SandboxConfig
 from .score import LEVELS, Score
 from .simulate import SimLimits
@@ -48,6 +48,7 @@ class VerilogReward:
         reasoning: ``none``/``optional``/``required`` ``<think>`` block.
         workers: parallel scoring jobs per process (default: twice the CPUs of this process).
         backend: ``local`` or ``ray``.
+        ray_address: Ray cluster to join (``host:port``; default ``$RAY_ADDRESS``), or ``local`` for a private Ray.
         cache_size: in-memory cache entries.
         cache_path: SQLite file that keeps scores across restarts (resume).
         batch_deadline: seconds after which unfinished completions of a batch are not scorable.
@@ -67,6 +68,7 @@ class VerilogReward:
         reasoning: str = "optional",
         workers: int | None = None,
         backend: str = "local",
+        ray_address: str | None = None,
         cache_size: int = 16384,
         cache_path: str | None = None,
         batch_deadline: float | None = None,
@@ -84,8 +86,10 @@ class VerilogReward:
             self.config = self._config()
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"reward {self.name!r}: {exc}") from None
-        if backend not in ("local", "ray"):
-            raise ConfigError(f"reward {self.name!r}: backend must be 'local' or 'ray', got {backend!r}")
+        try:
+            check_backend(backend, ray_address)
+        except ConfigError as exc:
+            raise ConfigError(f"reward {self.name!r}: {exc}") from None
 
     def _config(self, weights: Mapping[str, float] | None = None) -> RewardConfig:
         s = self.settings
@@ -114,14 +118,14 @@ class VerilogReward:
     @property
     def pool(self) -> RewardPool:
         s = self.settings
-        key = (self.config.fingerprint, s["workers"], s["backend"], s["cache_size"], s["cache_path"],
+        key = (self.config.fingerprint, s["workers"], s["backend"], s["ray_address"], s["cache_size"], s["cache_path"],
                s["batch_deadline"], s["memory_mb"], s["cpu_seconds"])
         with _POOLS_LOCK:
             pool = _POOLS.get(key)
             if pool is None:
                 pool = RewardPool(self.config, workers=s["workers"], backend=s["backend"],
                                   cache_size=s["cache_size"], cache_path=s["cache_path"],
-                                  batch_deadline=s["batch_deadline"])
+                                  batch_deadline=s["batch_deadline"], ray_address=s["ray_address"])
                 _POOLS[key] = pool
         return pool
 

@@ -152,7 +152,7 @@ def test_ray_backend(adder_task):
     import ray
 
     try:
-        with RewardPool(workers=2, backend="ray") as pool:
+        with RewardPool(workers=2, backend="ray", ray_address="local") as pool:
             scores = pool.score([(adder_task, GOOD), (adder_task, WRONG)])
         assert [s.passed for s in scores] == [True, False]
     finally:

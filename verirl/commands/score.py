@@ -21,7 +21,7 @@ from rewards.task import iter_jsonl, load_tasks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", required=True, help="tasks JSONL (docs/tasks.md)")
+    parser.add_argument("--tasks", required=True, help="tasks JSONL (the task schema: docs/architecture.md)")
     parser.add_argument("--completions", required=True, help="completions JSONL: rows with task_id and completion")
     parser.add_argument("--out", required=True, help="scores JSONL to write (one row per completion, input order)")
     for level in LEVELS:
@@ -31,8 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reasoning", choices=("none", "optional", "required"), default="optional",
                         help="whether completions carry a <think> block")
     parser.add_argument("--liberty", help="Liberty file for PPA area in um^2")
-    parser.add_argument("--workers", type=int, help="parallel scoring jobs (default: twice the CPUs)")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--workers", type=int,
+                        help="parallel scoring jobs (default: twice the CPUs; with Ray, the cluster's CPUs)")
+    parser.add_argument("--backend", choices=("local", "ray"),
+                        help="where jobs run: local threads (default) or a Ray cluster (implied by --ray-address; "
+                             "--backend ray alone joins $RAY_ADDRESS)")
+    parser.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="join this Ray cluster (`ray start --head` prints it; default $RAY_ADDRESS); `local` "
+                             "starts a private Ray in this process")
+    parser.add_argument("--batch-deadline", type=float, metavar="SECONDS",
+                        help="completions of a window still unscored after this long are written as not scorable "
+                             "(default: only when scoring stalls; docs/training.md, 'Moving to a cluster')")
     parser.add_argument("--cache", help="SQLite file that keeps scores across runs")
 
 
@@ -45,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
             reasoning=args.reasoning,
             liberty=args.liberty,
         )
+        backend = args.backend or ("ray" if args.ray_address else "local")
+        pool = RewardPool(config, workers=args.workers, backend=backend, cache_path=args.cache,
+                          ray_address=args.ray_address, batch_deadline=args.batch_deadline)
     except (TaskError, ConfigError, OSError) as exc:
         print(f"verirl score: {exc}", file=sys.stderr)
         return 2
@@ -55,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
     tmp = args.out + ".tmp"
     try:
         pairs = _pairs(args.completions, tasks)
-        with RewardPool(config, workers=args.workers, backend=args.backend, cache_path=args.cache) as pool, \
-                open(tmp, "w", encoding="utf-8") as out:
+        with pool, open(tmp, "w", encoding="utf-8") as out:
             for (task_id, row_extra), score in zip(_ids(args.completions, tasks), pool.score_iter(pairs)):
                 row = {"task_id": task_id, **row_extra, "reward": score.reward, "passed": score.passed,
                        "failure": score.failure, "components": score.components, "detail": score.detail}
@@ -72,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"verirl score: {exc}", file=sys.stderr)
         return 2
     elapsed = time.monotonic() - start
-    print(f"scored {n} completions in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f}/s): "
+    where = f" on the Ray cluster at {pool.ray_address}" if backend == "ray" else ""
+    print(f"scored {n} completions{where} in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f}/s): "
           f"{passed} passed ({100 * passed / max(n, 1):.1f}%), mean reward {total_reward / max(n, 1):.3f}, "
           f"{unscorable} not scorable")
     if failures:

@@ -90,6 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(infrastructure faults; default 0.01); below it they count as failures")
     score.add_argument("--out", help="output folder (samples.jsonl, results.jsonl, summary.json, report.md, *.png)")
     score.add_argument("--workers", type=int, help="parallel scoring workers (default: the reward pool's)")
+    score.add_argument("--ray-address", metavar="HOST:PORT", help="score on this Ray cluster (`local`: a private "
+                       "Ray in this process); docs/training.md, 'Moving to a cluster'")
     score.add_argument("--ppa", action="store_true", help="synthesize passing designs and compare with the reference")
     score.add_argument("--no-reference-check", action="store_true",
                        help="do not simulate each reference first (faster with few samples per problem; broken "
@@ -242,8 +244,10 @@ def _evaluate(args) -> int:
     # ---- score
     if args.liberty and not args.ppa:
         raise BenchmarkError("--liberty only applies with --ppa")
+    if args.ray_address:  # the pool reads the address from RAY_ADDRESS
+        os.environ["RAY_ADDRESS"] = args.ray_address
     pool = make_pool(workers=args.workers, ppa=args.ppa, liberty=args.liberty,
-                     reference_check=not args.no_reference_check)
+                     reference_check=not args.no_reference_check, backend="ray" if args.ray_address else "local")
     start = time.monotonic()
     total = len(samples)
     rows = score_samples(benchmark, samples, pool, results_path=os.path.join(args.out, "results.jsonl"),

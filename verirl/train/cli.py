@@ -2,13 +2,19 @@
 
 Overrides follow the recipe keys: ``--learning_rate 1e-5``, ``--use_peft``, ``--entropy_gate.mode batch`` or
 ``max_steps=10``. Precedence: defaults < trainer presets < recipe < overrides.
+
+Ctrl-C (SIGINT) or SIGTERM stops a run at once with one line on stderr that names the last complete checkpoint
+and how to resume from it (exit status 130 or 143).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 
 logger = logging.getLogger(__name__)
 
@@ -96,14 +102,68 @@ def run(args: argparse.Namespace) -> int:
     from verirl.train.runner import train
 
     try:
-        result = train(recipe, resume=args.resume)
+        with _stop_on_signals():
+            result = train(recipe, resume=args.resume)
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Stopped) as exc:
+        signame = exc.signame if isinstance(exc, Stopped) else "SIGINT"
+        if os.environ.get("RANK", "0") == "0":
+            print(stop_message(recipe, args, signame), file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Leave now: reward threads still running a tool would otherwise hold the interpreter until it finishes.
+        os._exit(128 + getattr(signal, signame))
     if result.trainer is not None and not result.trainer.accelerator.is_main_process:
         return 0
     print(f"trained {result.global_step} steps; model saved to {result.output_dir}")
     return 0
+
+
+class Stopped(BaseException):
+    """SIGTERM (or SIGINT) arrived while training."""
+
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame = signame
+
+
+class _stop_on_signals:
+    """Turn SIGINT/SIGTERM into :class:`Stopped` in the main thread while training (previous handlers restored)."""
+
+    def __enter__(self):
+        self._saved = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Stopped(signal.Signals(signum).name)
+
+    def __exit__(self, *exc_info):
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def stop_message(recipe, args: argparse.Namespace, signame: str) -> str:
+    """One line: what a stopped run left on disk and the command that resumes it."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = recipe.training.output_dir
+    last = get_last_checkpoint(out) if os.path.isdir(out) else None
+    command = " ".join(["verirl train --config", args.config, *args.overrides, "--resume"])
+    if last is None:
+        strategy = getattr(recipe.training.save_strategy, "value", recipe.training.save_strategy)
+        every = f"every {recipe.training.save_steps} steps" if strategy == "steps" else f"save_strategy {strategy}"
+        return (f"verirl train: stopped by {signame}; nothing saved yet (no checkpoint in {out}, {every}); "
+                f"run the same command again to start over")
+    return (f"verirl train: stopped by {signame}; saved {last} (model, optimizer, data position, sampling state; "
+            f"reward cache in {recipe.verirl.reward_cache_dir or os.path.join(out, 'reward_cache')}); "
+            f"resume with the same command plus --resume, e.g. {command}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,19 @@
 """One code path for every trainer: recipe → datasets, model, rewards, callbacks → TRL trainer → train.
 
 Used by ``verirl train``, ``scripts/train.py`` (under ``accelerate launch``) and Python callers (the quickstart).
+
+Test switch: with ``VERIRL_STOP_AFTER_CHECKPOINT=N`` in the environment, every process kills itself (SIGKILL) right
+after the first checkpoint at step >= N is fully written by all ranks, so kill-and-resume tests stop at an exact
+point instead of racing a poller; ``N:SIGINT`` or ``N:SIGTERM`` sends that signal instead (what Ctrl-C or a
+scheduler's preemption would send).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,11 +113,15 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
         if not recipe.model.use_peft:
             raise RecipeError("a 4/8-bit base model can only be trained through an adapter: add `use_peft: true`")
     _setup_reporting(recipe.training)
+    _plain_cpu_device(recipe.training)
     args = recipe.verirl
     train_ds, eval_ds = build_datasets(args)
     tokenizer = load_tokenizer(recipe)
     recipe.training.model_init_kwargs = _model_init_kwargs(recipe)
     all_callbacks = [JsonlMetricsCallback()] + list(callbacks or [])
+    stop = stop_after_checkpoint_callback()
+    if stop is not None:
+        all_callbacks.append(stop)
     common = {
         "model": recipe.model.model_name_or_path,
         "tokenizer": tokenizer,
@@ -144,6 +155,67 @@ def _check_model_path(path: str | None) -> None:
             f"model folder {path!r} does not exist; train the previous stage first, build a tiny model with "
             f"verirl.models.build_tiny_model (or `verirl quickstart`), or set model_name_or_path to a Hub id"
         )
+
+
+def _plain_cpu_device(training) -> None:
+    """Train CPU processes on the device ``cpu``, not ``cpu:0``.
+
+    accelerate gives every rank of a multi-process CPU run ``torch.device("cpu", 0)``, and Transformers loads a
+    checkpoint's optimizer state with that device as ``map_location`` when there are several processes; torch only
+    restores storages tagged exactly ``cpu``, so resuming failed with "don't know how to restore data location of
+    torch.storage.UntypedStorage (tagged with cpu:0)". The process state (shared by every Accelerator built later)
+    and the training arguments' cached device are reset to plain ``cpu``; nothing else changes.
+    """
+    import torch
+
+    device = getattr(training, "device", None)
+    if not isinstance(device, torch.device) or device.type != "cpu" or device.index is None:
+        return
+    from accelerate.state import PartialState
+
+    plain = torch.device("cpu")
+    if PartialState._shared_state.get("device") is not None:
+        PartialState._shared_state["device"] = plain
+    training.__dict__["_setup_devices"] = plain  # TrainingArguments.device reads this cached property
+    logger.debug("training device %s -> %s", device, plain)
+
+
+STOP_AFTER_CHECKPOINT = "VERIRL_STOP_AFTER_CHECKPOINT"
+
+
+def stop_after_checkpoint_callback():
+    """The callback behind ``VERIRL_STOP_AFTER_CHECKPOINT=N`` (None when the variable is unset)."""
+    value = os.environ.get(STOP_AFTER_CHECKPOINT)
+    if not value:
+        return None
+    step_text, _, signame = value.partition(":")
+    signame = signame or "SIGKILL"
+    try:
+        step = int(step_text)
+        if signame not in ("SIGKILL", "SIGINT", "SIGTERM"):
+            raise ValueError(signame)
+    except ValueError:
+        raise RecipeError(f"{STOP_AFTER_CHECKPOINT}={value!r}: expected a checkpoint step N, or N:SIGINT / "
+                          f"N:SIGTERM / N:SIGKILL") from None
+    from transformers import TrainerCallback
+
+    class StopAfterCheckpoint(TrainerCallback):
+        """Signal every process once checkpoint ``step`` is on disk (all ranks past their save: a barrier)."""
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step < step:
+                return
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()
+            logger.warning("%s=%s: checkpoint-%d is written; sending %s to this process", STOP_AFTER_CHECKPOINT,
+                           value, state.global_step, signame)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), getattr(signal, signame))
+
+    return StopAfterCheckpoint()
 
 
 def _cache_path(recipe: Recipe) -> str:

@@ -1,52 +1,71 @@
-"""The tiny GRPO recipe runs to completion under `accelerate launch` with two CPU processes (gloo)."""
+"""Two CPU processes under `accelerate launch` (gloo): a DAPO run completes, and a run killed right after its first
+checkpoint resumes to the same task order, sampling state, rewards and losses as the uninterrupted run.
+
+Before, resuming under recipes/accelerate/cpu_2proc.yaml failed with "don't know how to restore data location of
+torch.storage.UntypedStorage (tagged with cpu:0)".
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
 
 import pytest
+from launch_helpers import (
+    checkpoints,
+    ids_by_step,
+    metrics_by_step,
+    run_training,
+    sampling_state,
+    train_command,
+)
 from tiny_assets import needs_icarus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HERE = os.path.dirname(os.path.abspath(__file__))
+RECIPE = os.path.join(ROOT, "recipes", "tiny", "dapo.yaml")
+CPU_2PROC = os.path.join(ROOT, "recipes", "accelerate", "cpu_2proc.yaml")
+
+
+def _overrides(assets, out_dir):
+    return {
+        "model_name_or_path": assets["model"],
+        "dataset": assets["tasks"],
+        "output_dir": str(out_dir),
+        # the recipe's rewards plus one that varies; dynamic sampling (dapo preset) runs the cross-process refill
+        "rewards": [{"name": "format", "weight": 0.2}, {"name": "simulation"},
+                    {"name": "train_toy_rewards:half_informative_reward"}],
+        "record_task_ids": True,
+        "max_steps": 3,
+        "max_completion_length": 12,
+        "save_strategy": "steps",
+        "save_steps": 1,
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.eda
 @needs_icarus
-def test_accelerate_two_cpu_processes(tiny_assets, tmp_path):
-    accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or shutil.which("accelerate")
-    assert accelerate, "the accelerate launcher is part of the pinned environment"
-    out = tmp_path / "ddp"
-    overrides = {
-        "model_name_or_path": tiny_assets["model"],
-        "dataset": tiny_assets["tasks"],
-        "output_dir": str(out),
-        # the recipe's rewards plus one that varies; dynamic sampling on, so the cross-process refill runs too
-        "rewards": [{"name": "format", "weight": 0.2}, {"name": "simulation"},
-                    {"name": "train_toy_rewards:half_informative_reward"}],
-        "dynamic_sampling": True,
-        "record_task_ids": True,
-        "max_completion_length": 12,
-    }
-    cmd = [accelerate, "launch", "--config_file", os.path.join(ROOT, "recipes", "accelerate", "cpu_2proc.yaml"),
-           os.path.join(ROOT, "scripts", "train.py"), "--config", os.path.join(ROOT, "recipes", "tiny", "grpo.yaml")]
-    cmd += [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([HERE, os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          check=False)
+def test_two_processes_train_and_resume_exactly(tiny_assets, tmp_path):
+    ref = tmp_path / "ref"
+    proc = run_training(train_command(RECIPE, _overrides(tiny_assets, ref), accelerate_config=CPU_2PROC))
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "trained 2 steps" in proc.stdout
-    assert (out / "model.safetensors").exists()
-    with open(out / "metrics.jsonl") as fh:
-        records = [json.loads(line) for line in fh]
-    assert any("dynamic_sampling/keep_ratio" in r for r in records)
-    with open(out / "task_ids.jsonl") as fh:
-        first = json.loads(fh.readline())
+    assert "trained 3 steps" in proc.stdout
+    assert (ref / "model.safetensors").exists()
+    assert any("dynamic_sampling/keep_ratio" in r for r in metrics_by_step(ref).values())
     # 8 completions per process, 4 per group: 2 groups on each of the 2 processes, gathered in one record
-    assert len(first["ids"]) == 4
+    assert all(len(ids) == 4 for ids in ids_by_step(ref).values())
+
+    run_dir = tmp_path / "run"
+    overrides = _overrides(tiny_assets, run_dir)
+    killed = run_training(train_command(RECIPE, overrides, accelerate_config=CPU_2PROC),
+                          env={"VERIRL_STOP_AFTER_CHECKPOINT": "1"})
+    assert killed.returncode != 0, killed.stdout[-2000:]
+    assert checkpoints(run_dir) == [1]
+    assert {"rng_state_0.pth", "rng_state_1.pth", "optimizer.pt"} <= set(os.listdir(run_dir / "checkpoint-1"))
+
+    resumed = run_training(train_command(RECIPE, overrides, accelerate_config=CPU_2PROC, resume=True))
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "trained 3 steps" in resumed.stdout
+    assert checkpoints(run_dir) == [1, 2, 3]
+    assert ids_by_step(run_dir) == ids_by_step(ref)
+    assert sampling_state(run_dir / "checkpoint-3") == sampling_state(ref / "checkpoint-3")
+    assert metrics_by_step(run_dir) == metrics_by_step(ref)

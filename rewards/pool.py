@@ -292,7 +292,7 @@ class RewardPool:
         if time.monotonic() >= hard:
             reason = f"batch deadline of {deadline:.1f}s passed before this job finished"
         else:
-            reason = (f"no reward job finished for {self.stall_seconds:.0f}s (the longest one job can take under its "
+            reason = (f"no reward job finished for {self.stall_seconds:.1f}s (the longest one job can take under its "
                       f"timeouts): the {self.backend} reward workers are lost or stalled")
         return done, pending, reason
 

@@ -56,11 +56,11 @@ class RayCluster:
     def start(self) -> RayCluster:
         with open(self.token_path, "w") as fh:
             fh.write(secrets.token_hex(32))
-        self._proc = subprocess.Popen(
-            ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
-             sys.executable, os.path.abspath(__file__), "serve", self.root],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.path.join(self.root, "holder.log"), "w"),
-            text=True, env=self.env(), cwd=self.root)
+        with open(os.path.join(self.root, "holder.log"), "w") as log:
+            self._proc = subprocess.Popen(
+                ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
+                 sys.executable, os.path.abspath(__file__), "serve", self.root],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=self.env(), cwd=self.root)
         reply = self._reply()
         if not reply.startswith("READY"):
             raise RuntimeError(f"the Ray cluster did not start: {reply!r}; see {self.root}/holder.log")
@@ -83,7 +83,7 @@ class RayCluster:
                 self._proc.wait()
             self._proc = None
 
-    def __enter__(self) -> RayCluster:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:

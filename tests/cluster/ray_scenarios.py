@@ -16,7 +16,17 @@ import sys
 import threading
 import time
 
-from cluster_fixtures import ALL_LEVELS, GATED_CONFIG, GOOD, WRONG, batch, gate_dir, gated_task, tasks, verdict
+from cluster_fixtures import (
+    ALL_LEVELS,
+    GATED_CONFIG,
+    GOOD,
+    WRONG,
+    batch,
+    gate_dir,
+    gated_task,
+    tasks,
+    verdict,
+)
 
 from rewards.pool import RewardPool
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train with a recipe; the same code as `verirl train`.
 
-    accelerate launch --config_file recipes/accelerate/ddp.yaml scripts/train.py --config RECIPE.yaml [overrides]
+    accelerate launch --config_file recipes/accelerate/ddp.yaml --num_processes N scripts/train.py --config RECIPE.yaml [overrides]
 """
 
 import sys

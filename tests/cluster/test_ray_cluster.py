@@ -167,3 +167,29 @@ def test_two_process_dapo_run_shares_the_one_cluster(cluster, tiny_assets, tmp_p
     with open(out / "metrics.jsonl") as fh:
         records = [json.loads(line) for line in fh]
     assert all(r.get("simulation/unscorable_frac", 0) == 0 for r in records)
+
+
+VE = os.path.normpath(os.path.join(ROOT, "..", "shared", "bench", "verilog-eval-v2"))
+
+
+def test_verirl_eval_scores_on_the_cluster(cluster, tmp_path):
+    if not os.path.isdir(VE):
+        pytest.skip(f"benchmark folder {VE} is missing")
+    import subprocess
+
+    args = [sys.executable, "-m", "verirl.cli", "eval", "--benchmark", "verilog-eval-v2", "--bench-dir", VE,
+            "--check-references", "--limit", "6", "--no-plots"]
+    local = subprocess.run([*args, "--out", str(tmp_path / "local")], env=cluster.env(), cwd=ROOT,
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert local.returncode == 0, local.stderr[-3000:]
+    on_ray = cluster.run([*args, "--out", str(tmp_path / "ray"), "--ray-address", cluster.address],
+                         env=cluster.env(**NO_LOCAL_TOOLS))
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+
+    def verdicts(folder):
+        keep = ("task_id", "passed", "failure")
+        rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+        return sorted(tuple(row.get(k) for k in keep) for row in rows)
+
+    assert verdicts(tmp_path / "ray") == verdicts(tmp_path / "local")
+    assert len(verdicts(tmp_path / "ray")) == 6

@@ -74,13 +74,14 @@ def throughput(args) -> None:
     print(f"   ray / local          {interval(ratios)}   verdicts {'identical' if agree else 'DIFFER'}")
 
 
-def _score_share(args, rep: int, index: int, processes: int, local_world_size: str | None, barrier, queue) -> None:
+def _score_share(args, rep: int, index: int, processes: int, local_world_size: str | None, barrier, queue,
+                 workers: int | None = None) -> None:
     if local_world_size is None:
         os.environ.pop("LOCAL_WORLD_SIZE", None)
     else:
         os.environ["LOCAL_WORLD_SIZE"] = local_world_size
     pairs = batch(args, rep)[index::processes]
-    with RewardPool(RewardConfig(), cache_size=0) as pool:
+    with RewardPool(RewardConfig(), cache_size=0, workers=workers) as pool:
         # every process validates each task's reference once: do that outside the measured window
         first = {task.id: (task, f"```verilog\n{task.reference}```") for task, _ in pairs}
         pool.score(list(first.values()))
@@ -94,18 +95,21 @@ def sharing(args) -> None:
     n = args.processes
     ctx = mp.get_context("spawn")
     variants = {
-        "1 process": (1, None),
-        f"{n} processes, per-node sizing": (n, str(n)),
-        f"{n} processes, per-process sizing (old)": (n, None),
+        "1 process": (1, None, None),
+        f"{n} processes, per-node sizing": (n, str(n), None),
+        f"{n} processes, per-process sizing (old)": (n, None, None),
+        # separates the effect of more concurrent jobs from that of more processes
+        f"1 process, {n}x the workers": (1, None, n * default_workers()),
     }
     print(f"2. {n} processes sharing {node_cpus()} CPUs vs one process: wall ms per completion, {args.repeats} repeats "
           f"(default workers: {default_workers()} for 1 process)")
     per_completion: dict[str, list[float]] = {name: [] for name in variants}
     workers: dict[str, int] = {}
     for rep in range(args.repeats):
-        for name, (processes, lws) in variants.items():
+        for name, (processes, lws, nworkers) in variants.items():
             barrier, queue = ctx.Barrier(processes), ctx.Queue()
-            procs = [ctx.Process(target=_score_share, args=(args, 1000 + rep, i, processes, lws, barrier, queue))
+            procs = [ctx.Process(target=_score_share,
+                                 args=(args, 1000 + rep, i, processes, lws, barrier, queue, nworkers))
                      for i in range(processes)]
             for p in procs:
                 p.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def kill_worker(address: str) -> dict:
         os.killpg(vvp, signal.SIGKILL)  # the tool's own process group, left behind by its dead worker
         thread.join(timeout=600)
         assert not thread.is_alive(), "the batch never finished"
-        return {"scores": [verdict(s) for s in result["scores"]], "killed_worker": worker}
+    shutil.rmtree(gate, ignore_errors=True)
+    return {"scores": [verdict(s) for s in result["scores"]], "killed_worker": worker}
 
 
 def no_workers(address: str) -> dict:

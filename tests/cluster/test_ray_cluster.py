@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 
 import pytest
@@ -41,8 +42,11 @@ def cluster(tmp_path_factory):
     import tempfile
 
     root = tempfile.mkdtemp(prefix="vr-ray-")  # short: Ray's socket paths must stay under 108 bytes
-    with RayCluster(root) as c:
-        yield c
+    try:
+        with RayCluster(root) as c:
+            yield c
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,46 +3,59 @@
 The corpus is streamed in shards of ``shard_size`` modules (see :mod:`data_pipeline.shards`):
 
 1. split (``sources``), structural limits (``filters.structural_check``);
-2. exact dedupe (normalized text; first occurrence in corpus order wins);
-3. compile and synthesize (parallel sandboxed tool runs);
-4. near dedupe (MinHash LSH) and code decontamination (n-gram overlap with benchmarks);
-5. interface extraction (``rewards.interface``), then the NL round trip when enabled;
-6. task rows in the schema of ``rewards.task.Task`` written to the shard.
+2. exact dedupe (normalized text; first occurrence in corpus order wins) and code decontamination
+   (n-gram overlap with benchmarks);
+3. interface (the reward engine's front end: outputs, drivable ports);
+4. the tools, in parallel sandboxed runs: compile (Icarus), scorability (the reward engine scores
+   the reference as a candidate), synthesis (Yosys, bounded budget);
+5. near dedupe (MinHash LSH) among modules that passed the tools;
+6. the NL round trip when enabled;
+7. task rows in the schema of ``rewards.task.Task`` written to the shard.
 
-Stateful stages (dedupe) run in corpus order after the parallel ones, so the result does not
-depend on ``workers``; each shard stores its dedupe contribution, and a resumed run reloads it
-before continuing. When every shard is done, the committed shards are assembled into
-``<dataset_name>.jsonl`` / ``.parquet`` (streamed, row group by row group), ``drops.jsonl``
-and ``manifest.json`` (counts after every stage, drop reasons, tool versions, seed, config).
+Stateful stages (dedupe) run in corpus order outside the parallel ones, so the result does not
+depend on ``workers``; each shard stores its dedupe contribution and a digest of its modules'
+content, and a resumed run reloads the contribution of every shard whose content is unchanged
+and rebuilds the first changed shard and everything after it. When every shard is done, the
+committed shards are assembled into ``<dataset_name>.jsonl`` / ``.parquet`` (streamed, row group by
+row group), ``drops.jsonl`` and ``manifest.json`` (counts after every stage, drop reasons, seconds
+per stage, tool versions, seed, config). Process control (lock, scratch folder, signals, no
+orphaned tools) is :mod:`data_pipeline.runctl`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import importlib.metadata
 import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from .config import BuildConfig, to_dict
 from .dedupe import Deduplicator, exact_hash
-from .filters import require_tools, structural_check, tool_check
+from .filters import TOOL_STAGES, interface_check, require_tools, structural_check, tool_check
+from .runctl import RunControl
 from .shards import ShardStore, atomic_open, read_jsonl, write_json, write_jsonl
 from .sources import ModuleRecord, SourceStats, iter_all_modules
 
 logger = logging.getLogger(__name__)
 
 #: pipeline stages in order; `counts[stage]` is the number of modules left after it
-STAGES = ("split", "structure", "exact_dedupe", "tools", "near_dedupe", "decontaminate", "interface",
-          "roundtrip", "tasks")
+STAGES = ("split", "structure", "exact_dedupe", "decontaminate", "interface", "compile", "scorable", "synth",
+          "near_dedupe", "roundtrip", "tasks")
 #: config keys that may change between a run and its resume (they do not change the rows)
 _RESUME_FREE = ("workers", "max_modules", "formats", "output_dir")
+#: reset ports named like resets; others that the front end calls synchronous resets (a strobe that loads a
+#: constant: `i_wr`, `i_ce`) are not described as resets in prompts and metadata
+_RESET_NAME = re.compile(r"(^|_)(a?rst|a?reset|clr|clear|init)(_?n|_b|_l|_ni?)?($|_)|^(a?rst|a?reset)", re.IGNORECASE)
 
 
 class ResumeMismatch(ValueError):
@@ -64,8 +77,9 @@ def task_features():
     }
     metadata = {
         "provenance": {"source": Value("string"), "kind": Value("string"), "path": Value("string"),
-                       "row": Value("int64"), "license": Value("string"), "key": Value("string"),
-                       "dependencies": List(Value("string"))},
+                       "line": Value("int64"), "row": Value("int64"), "license": Value("string"),
+                       "key": Value("string"), "dependencies": List(Value("string")),
+                       "dependency_paths": List(Value("string"))},
         "interface": interface,
         "description": Value("string"),
         "roundtrip": {"model": Value("string"), "method": Value("string"), "attempts": Value("int64"),
@@ -79,21 +93,42 @@ def task_features():
                      "metadata": metadata})
 
 
-def normalize_interface(iface: dict) -> dict:
-    """Keep the interface fields of the declared schema (robust to extra keys)."""
+def normalize_interface(iface: dict, string_parameters: dict | None = None) -> dict:
+    """The interface fields of the declared schema, as a task should describe them.
+
+    ``string_parameters`` (declared default text of string-valued parameters, from the splitter) replaces
+    the front end's elaborated value, which prints a string as a number (``"ABC"`` → ``24'd4276803``). A
+    synchronous "reset" the front end inferred is kept only when the port is named like a reset: a strobe
+    that loads a constant (``if (i_wr) busy <= 1;``) is not a reset to a reader of the prompt.
+    """
+    strings = string_parameters or {}
+    resets = [r for r in iface.get("resets", [])
+              if str(r.get("kind", "")) != "sync" or _RESET_NAME.search(str(r["name"]))]
     return {
         "name": str(iface.get("name", "")),
         "kind": str(iface.get("kind", "")),
         "ports": [{"name": str(p["name"]), "direction": str(p["direction"]), "width": int(p.get("width", 1)),
                    "signed": bool(p.get("signed", False)), "packed": bool(p.get("packed", True))}
                   for p in iface.get("ports", [])],
-        "parameters": [{"name": str(p["name"]), "value": str(p.get("value", "")), "local": bool(p.get("local"))}
+        "parameters": [{"name": str(p["name"]), "value": str(strings.get(p["name"], p.get("value", ""))),
+                        "local": bool(p.get("local"))}
                        for p in iface.get("parameters", [])],
         "clocks": [{"name": str(c["name"]), "edge": str(c.get("edge", ""))} for c in iface.get("clocks", [])],
-        "resets": [{"name": str(r["name"]), "polarity": str(r.get("polarity", "")), "kind": str(r.get("kind", ""))}
-                   for r in iface.get("resets", [])],
+        "resets": [{"name": str(r["name"]), "polarity": _polarity(r), "kind": _reset_kind(r)} for r in resets],
         "internal_clocks": [str(x) for x in iface.get("internal_clocks", [])],
     }
+
+
+def _polarity(reset: dict) -> str:
+    if "polarity" in reset:
+        return str(reset["polarity"])
+    return "low" if reset.get("active_low") else "high"
+
+
+def _reset_kind(reset: dict) -> str:
+    if "kind" in reset:
+        return str(reset["kind"])
+    return "sync" if reset.get("synchronous") else "async"
 
 
 @dataclasses.dataclass
@@ -105,13 +140,29 @@ class _Item:
     interface: dict | None = None
 
 
-class Builder:
-    """One build run over an output directory (resumable)."""
+def chunk_digest(chunk: list[ModuleRecord]) -> str:
+    """Digest of a shard's modules (keys, code, dependencies, provenance): resume rebuilds a changed shard."""
+    h = hashlib.sha256()
+    for rec in chunk:
+        h.update(rec.content_hash.encode())
+    return h.hexdigest()
 
-    def __init__(self, cfg: BuildConfig, *, backend=None, restart: bool = False, progress: bool | None = None):
+
+class Builder:
+    """One build run over an output directory (resumable).
+
+    ``report``: called with one line for the user at notable moments (``resuming: N shards already
+    done``); the CLI prints it on stderr.
+    """
+
+    def __init__(self, cfg: BuildConfig, *, backend=None, restart: bool = False, progress: bool | None = None,
+                 report: Callable[[str], None] | None = None):
         cfg.validate_for_run()
+        for source in cfg.sources:  # a missing folder or include dir fails now, naming the source and key
+            source.check_paths()
         self.cfg = cfg
         self.progress = progress
+        self.report = report or (lambda line: logger.info("%s", line))
         self.out = cfg.output_dir
         if restart and os.path.isdir(self.out) and os.listdir(self.out):
             if not os.path.isfile(os.path.join(self.out, "run.json")):
@@ -129,13 +180,14 @@ class Builder:
                 self.tools[tool] = find_tool(tool)
         self.dedupe = Deduplicator(cfg.dedupe, seed=cfg.seed + 1)
         self.decon = None
-        if cfg.decontaminate.enabled:
+        if cfg.decontaminate is not None and cfg.decontaminate.enabled:
             from .decontaminate import Decontaminator
 
             self.decon = Decontaminator(cfg.decontaminate)
         self._backend = backend
         self.roundtrip = None
         self.source_stats: dict[str, SourceStats] = {}
+        self.control: RunControl | None = None
 
     # -- setup --------------------------------------------------------------------------------
 
@@ -167,144 +219,145 @@ class Builder:
             backend = self._backend or make_backend(self.cfg.roundtrip.llm)
             self._backend = backend
             self.roundtrip = RoundTrip(self.cfg.roundtrip, backend, decontaminator=self.decon,
-                                       seed=self.cfg.seed, workers=self.cfg.workers)
+                                       seed=self.cfg.seed, workers=self.cfg.workers,
+                                       sandbox=self.control.sandbox() if self.control else None,
+                                       stop=self.control.stop if self.control else None)
         return self.roundtrip
+
+    def committed_shards(self) -> int:
+        return len(self.store.done_indices())
 
     # -- run ----------------------------------------------------------------------------------
 
     def run(self) -> dict:
-        """Process every shard not yet committed, then assemble the dataset; returns the manifest."""
+        """Process every shard not yet committed, then assemble the dataset; returns the manifest.
+
+        Raises :class:`data_pipeline.runctl.BuildStopped` when stopped by SIGINT/SIGTERM (committed
+        shards are kept; a rerun resumes).
+        """
         from tqdm.auto import tqdm
 
         cfg = self.cfg
         start = time.monotonic()
-        stream = iter_all_modules(cfg.sources, self.source_stats)
-        if cfg.max_modules:
-            stream = itertools.islice(stream, cfg.max_modules)
-        bar = tqdm(desc="modules", unit="mod", disable=None if self.progress is None else not self.progress)
-        index = done = 0
-        redo = False  # once a committed shard is redone, later ones saw another dedupe state: redo them too
+        self.control = RunControl(self.out)
+        self.control.start()
         try:
-            while True:
-                chunk = list(itertools.islice(stream, cfg.shard_size))
-                if not chunk:
-                    break
-                if not redo and self.store.is_done(index):
-                    record = self.store.record(index)
-                    if record.get("modules") == len(chunk) and record.get("last_key") == chunk[-1].key:
-                        self.dedupe.load_delta(self.store.read_state(index))
-                        done += 1
-                        bar.update(len(chunk))
-                        index += 1
-                        continue
-                    # a shorter final shard of an earlier run (max_modules raised) or a changed corpus
-                    logger.warning("shard %d was committed with other modules (%s modules, last %s); redoing it",
-                                   index, record.get("modules"), record.get("last_key"))
-                    redo = True
-                self._process_shard(index, chunk)
-                bar.update(len(chunk))
-                index += 1
+            self.control.install_signal_handlers()
+            already = self.committed_shards()
+            if already:
+                self.report(f"resuming: {already} shards already done")
+            stream = iter_all_modules(cfg.sources, self.source_stats)
+            if cfg.max_modules:
+                stream = itertools.islice(stream, cfg.max_modules)
+            bar = tqdm(desc="modules", unit="mod", disable=None if self.progress is None else not self.progress)
+            index = done = 0
+            redo = False  # once a shard is rebuilt, later ones saw another dedupe state: rebuild them too
+            try:
+                while True:
+                    t0 = time.monotonic()
+                    chunk = list(itertools.islice(stream, cfg.shard_size))
+                    split_s = time.monotonic() - t0
+                    if not chunk:
+                        break
+                    digest = chunk_digest(chunk)
+                    if not redo and self.store.is_done(index):
+                        record = self.store.record(index)
+                        if record.get("content") == digest:
+                            self.dedupe.load_delta(self.store.read_state(index))
+                            done += 1
+                            bar.update(len(chunk))
+                            index += 1
+                            continue
+                        logger.warning("shard %d: its modules changed since it was committed (an edited source, or "
+                                       "a grown corpus); rebuilding it and every shard after it", index)
+                        redo = True
+                    self._process_shard(index, chunk, digest, split_s)
+                    self.control.shard_committed()
+                    bar.update(len(chunk))
+                    index += 1
+            finally:
+                bar.close()
+                if self.roundtrip is not None:
+                    self.roundtrip.close()
+            logger.info("%d shards (%d resumed from a previous run)", index, done)
+            return self.finalize(index, time.monotonic() - start)
         finally:
-            bar.close()
-            if self.roundtrip is not None:
-                self.roundtrip.close()
-        logger.info("%d shards (%d resumed from a previous run)", index, done)
-        return self.finalize(index, time.monotonic() - start)
+            self.control.close()
 
-    def _process_shard(self, index: int, chunk: list[ModuleRecord]) -> None:
-        cfg = self.cfg
-        if self.store.is_done(index):  # redone: withdraw the old commit before its files are replaced
+    def _process_shard(self, index: int, chunk: list[ModuleRecord], digest: str, split_s: float = 0.0) -> None:
+        if self.store.is_done(index):  # rebuilt: withdraw the old commit before its files are replaced
             os.unlink(self.store.path(index, "json"))
-        t0 = time.monotonic()
+        try:
+            self._build_shard(index, chunk, digest, split_s)
+        except BaseException:
+            self.dedupe.discard_delta()  # this shard is redone on resume
+            raise
+
+    def _build_shard(self, index: int, chunk: list[ModuleRecord], digest: str, split_s: float) -> None:
+        cfg = self.cfg
+        t_shard = time.monotonic()
         counts = Counter({"split": len(chunk)})
         drops: list[dict] = []
-        timings: Counter = Counter()
+        timings: Counter = Counter({"split": split_s})
 
         def drop(item: _Item, stage: str, reason: str, detail: str = "") -> None:
             drops.append({"key": item.rec.key, "top": item.rec.top, "source": item.rec.source.get("name"),
                           "stage": stage, "reason": reason, "detail": detail[:1000]})
 
-        items: list[_Item] = []
-        for rec in chunk:
-            item = _Item(rec)
-            res = structural_check(rec, cfg.filters)
-            item.lines = res.lines
-            if res.ok:
-                items.append(item)
-            else:
-                drop(item, "structure", res.reason or "structure", res.detail)
-        counts["structure"] = len(items)
-
-        kept = []
-        for item in items:
-            item.digest = exact_hash(item.rec.code)
-            first = self.dedupe.exact_duplicate(item.rec.key, item.rec.code)
-            if first is None:
-                kept.append(item)
-            else:
-                drop(item, "exact_dedupe", "exact_duplicate", f"same normalized text as {first}")
-        items = kept
-        counts["exact_dedupe"] = len(items)
-
-        t = time.monotonic()
-        with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-            results = list(pool.map(lambda it: tool_check(it.rec, cfg.filters), items))
-        timings["tools"] = time.monotonic() - t
-        kept = []
-        for item, res in zip(items, results):
-            if res.ok:
-                item.figures = res.figures
-                kept.append(item)
-            else:
-                drop(item, "tools", res.reason or "tools", res.detail)
-        items = kept
-        counts["tools"] = len(items)
-
-        kept = []
-        for item in items:
-            near = self.dedupe.near_duplicate(item.rec.key, item.rec.code)
-            if near is None:
-                kept.append(item)
-            else:
-                drop(item, "near_dedupe", "near_duplicate", f"similar to {near[0]} (Jaccard ≈ {near[1]:.2f})")
-        items = kept
-        counts["near_dedupe"] = len(items)
-
-        if self.decon is not None:
+        def stage(name: str, items: list[_Item], check) -> list[_Item]:
+            t = time.monotonic()
             kept = []
             for item in items:
-                match = self.decon.check_code(item.rec.code)
-                if match is None:
+                reason, detail = check(item)
+                if reason is None:
                     kept.append(item)
                 else:
-                    drop(item, "decontaminate", "contaminated", match.describe())
-            items = kept
-        counts["decontaminate"] = len(items)
+                    drop(item, name, reason, detail)
+            counts[name] = len(kept)
+            timings[name] += time.monotonic() - t
+            return kept
 
-        from rewards.interface import extract_interface
+        def structure(item: _Item):
+            res = structural_check(item.rec, cfg.filters)
+            item.lines = res.lines
+            return (None, "") if res.ok else (res.reason or "structure", res.detail)
 
-        kept = []
-        for item in items:
-            try:
-                item.interface = normalize_interface(extract_interface(item.rec.code, item.rec.top).to_dict())
-                kept.append(item)
-            except Exception as exc:  # InterfaceError, or a front-end failure on odd code
-                drop(item, "interface", "interface_error", f"{type(exc).__name__}: {exc}")
-        items = kept
-        counts["interface"] = len(items)
+        def exact(item: _Item):
+            item.digest = exact_hash(item.rec.code)
+            first = self.dedupe.exact_duplicate(item.rec.key, item.rec.code)
+            return (None, "") if first is None else ("exact_duplicate", f"same normalized text as {first}")
 
-        outcomes = None
+        def decontaminate(item: _Item):
+            match = self.decon.check_code(item.rec.code) if self.decon is not None else None
+            return (None, "") if match is None else ("contaminated", match.describe())
+
+        def interface(item: _Item):
+            res = interface_check(item.rec)
+            if res.ok:
+                item.interface = normalize_interface(res.interface, item.rec.string_parameters)
+            return (None, "") if res.ok else (res.reason, res.detail)
+
+        items = [_Item(rec) for rec in chunk]
+        items = stage("structure", items, structure)
+        items = stage("exact_dedupe", items, exact)
+        items = stage("decontaminate", items, decontaminate)
+        items = stage("interface", items, interface)
+        items = self._tool_stages(items, counts, timings, drop)
+
+        def near(item: _Item):
+            found = self.dedupe.near_duplicate(item.rec.key, item.rec.code)
+            return (None, "") if found is None else ("near_duplicate",
+                                                     f"similar to {found[0]} (Jaccard ≈ {found[1]:.2f})")
+
+        items = stage("near_dedupe", items, near)
+
         rt = self._ensure_roundtrip()
         if rt is not None and items:
             from .roundtrip import RoundTripItem
 
             t = time.monotonic()
-            try:
-                outcomes = rt.run([RoundTripItem(it.rec.key, it.rec.top, it.rec.code, it.interface) for it in items],
-                                  seed_offset=index * 7919)
-            except BaseException:
-                self.dedupe.discard_delta()  # this shard is redone on resume
-                raise
+            outcomes = rt.run([RoundTripItem(it.rec.key, it.rec.top, it.rec.code, it.interface) for it in items],
+                              seed_offset=index * 7919)
             timings["roundtrip"] = time.monotonic() - t
             kept_pairs = []
             for item, out in zip(items, outcomes):
@@ -316,21 +369,58 @@ class Builder:
             kept_pairs = [(item, None) for item in items]
         counts["roundtrip"] = len(kept_pairs)
 
+        t = time.monotonic()
         rows = [self._task_row(item, out) for item, out in kept_pairs]
         counts["tasks"] = len(rows)
-
         write_jsonl(self.store.path(index, "tasks.jsonl"), rows)
         write_jsonl(self.store.path(index, "drops.jsonl"), drops)
         self.store.write_state(index, self.dedupe.take_delta())
-        timings["total"] = time.monotonic() - t0
+        timings["write"] = time.monotonic() - t
+        timings["total"] = time.monotonic() - t_shard + split_s
         self.store.commit(index, {
             "index": index, "modules": len(chunk), "first_key": chunk[0].key, "last_key": chunk[-1].key,
+            "content": digest,
             "counts": {s: counts.get(s, 0) for s in STAGES},
             "drops": dict(Counter(d["reason"] for d in drops)),
             "timings": {k: round(v, 3) for k, v in timings.items()},
+            "llm": self._backend.describe() if (self._backend is not None and rt is not None) else None,
             "finished": _now(),
         })
         logger.info("shard %d: %d modules -> %d tasks (%.1fs)", index, len(chunk), len(rows), timings["total"])
+
+    def _tool_stages(self, items: list[_Item], counts: Counter, timings: Counter, drop) -> list[_Item]:
+        """Compile, scorability and synthesis of every module, in parallel; drops in corpus order."""
+        cfg = self.cfg
+        control = self.control
+        sandbox = control.sandbox() if control else None
+        stop = control.stop if control else None
+        t = time.monotonic()
+        results: list = [None] * len(items)
+        pool = ThreadPoolExecutor(max_workers=cfg.workers)
+        try:
+            futures = {pool.submit(tool_check, it.rec, cfg.filters, sandbox, stop): i for i, it in enumerate(items)}
+            pending = set(futures)
+            while pending:  # wait in short slices so a signal handler runs promptly in this thread
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    results[futures[fut]] = fut.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        timings["tools_wall"] += time.monotonic() - t
+        survivors = list(zip(items, results))
+        for name in TOOL_STAGES:
+            kept = []
+            for item, res in survivors:
+                timings[name] += res.timings.get(name, 0.0)
+                if res.ok or res.stage != name:
+                    kept.append((item, res))
+                else:
+                    drop(item, name, res.reason or name, res.detail)
+            survivors = kept
+            counts[name] = len(survivors)
+        for item, res in survivors:
+            item.figures = res.figures
+        return [item for item, _ in survivors]
 
     def _task_row(self, item: _Item, out) -> dict:
         rec, cfg = item.rec, self.cfg
@@ -354,9 +444,10 @@ class Builder:
             "harness": "verirl",
             "metadata": {
                 "provenance": {"source": rec.source.get("name"), "kind": rec.source.get("kind"),
-                               "path": rec.source.get("path"), "row": rec.source.get("row"),
-                               "license": rec.source.get("license"), "key": rec.key,
-                               "dependencies": list(rec.dependencies)},
+                               "path": rec.source.get("path"), "line": rec.source.get("line"),
+                               "row": rec.source.get("row"), "license": rec.source.get("license"),
+                               "key": rec.key, "dependencies": list(rec.dependencies),
+                               "dependency_paths": list(rec.dependency_paths)},
                 "interface": item.interface,
                 "description": description,
                 "roundtrip": ({"model": llm.get("model"), "method": out.method, "attempts": out.attempts,
@@ -377,11 +468,15 @@ class Builder:
         drop_reasons: Counter = Counter()
         drops_by_stage: dict[str, Counter] = {}
         timings: Counter = Counter()
+        llm = self._backend.describe() if self._backend is not None and self.cfg.roundtrip.enabled else None
         for i in indices:
             rec = self.store.record(i)
             totals.update(rec["counts"])
             drop_reasons.update(rec["drops"])
             timings.update(rec.get("timings", {}))
+            llm = llm or rec.get("llm")
+        if llm is None and cfg.roundtrip.enabled and cfg.roundtrip.llm is not None:
+            llm = {"kind": cfg.roundtrip.llm.kind, "model": cfg.roundtrip.llm.model}  # no shard needed the LLM
         with atomic_open(os.path.join(self.out, "drops.jsonl")) as fh:
             for i in indices:
                 for row in read_jsonl(self.store.path(i, "drops.jsonl")):
@@ -389,6 +484,7 @@ class Builder:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         files = write_dataset(self.out, cfg.dataset_name, [self.store.path(i, "tasks.jsonl") for i in indices],
                               cfg.formats)
+        busy = timings.get("total", 0.0)
         manifest = {
             "dataset": {"rows": totals.get("tasks", 0), "files": files, "schema": "rewards.task.Task"},
             "counts": {s: totals.get(s, 0) for s in STAGES},
@@ -399,8 +495,10 @@ class Builder:
             "seed": cfg.seed,
             "tool_versions": _tool_versions(),
             "packages": _package_versions(),
-            "llm": self._backend.describe() if self._backend is not None else None,
+            "llm": llm,
             "timings_s": {k: round(v, 2) for k, v in timings.items()} | {"this_run": round(elapsed, 2)},
+            "throughput": {"modules": totals.get("split", 0), "seconds": round(busy, 2),
+                           "modules_per_s": round(totals.get("split", 0) / busy, 2) if busy else None},
             "config": to_dict(cfg),
             "created": _now(),
         }

@@ -10,7 +10,10 @@
 
 Every command prints a JSON summary (counts, drop reasons) on stdout and exits 0 on success,
 2 on a configuration or input error, 1 on an infrastructure fault (a missing tool, an unreachable
-LLM endpoint); a `build` stopped that way resumes where it stopped when rerun.
+LLM endpoint); a `build` stopped that way resumes where it stopped when rerun. Ctrl-C (SIGINT) or
+SIGTERM stops a `build` within seconds with one line on stderr — ``stopped: N shards saved; rerun
+the same command to resume`` — and exit status 130 / 143; the rerun says ``resuming: N shards
+already done``.
 """
 
 from __future__ import annotations
@@ -95,9 +98,14 @@ def run(args: argparse.Namespace) -> int:
     from rewards.errors import InfrastructureError
 
     from .llm import LLMUnavailable
+    from .runctl import BuildStopped
 
     try:
         summary = _dispatch(args)
+    except BuildStopped as exc:
+        saved = getattr(args, "_committed", lambda: 0)()
+        print(f"stopped: {saved} shards saved; rerun the same command to resume", file=sys.stderr, flush=True)
+        return exc.exit_code
     except (ValueError, FileNotFoundError) as exc:
         print(f"verirl data {args.data_command}: error: {exc}", file=sys.stderr)
         return 2
@@ -124,8 +132,12 @@ def _dispatch(args: argparse.Namespace) -> dict:
 
         cfg = load_build_config(args.config, {"output_dir": args.output_dir, "max_modules": args.max_modules,
                                               "workers": args.workers})
-        manifest = Builder(cfg, restart=args.restart, progress=False if args.no_progress else None).run()
-        return {k: manifest[k] for k in ("dataset", "counts", "drops", "sources", "shards")}
+        builder = Builder(cfg, restart=args.restart, progress=False if args.no_progress else None,
+                          report=lambda line: print(line, file=sys.stderr, flush=True))
+        args._committed = builder.committed_shards
+        manifest = builder.run()
+        return {k: manifest[k] for k in ("dataset", "counts", "drops", "sources", "shards", "timings_s",
+                                         "throughput")}
     if cmd == "split":
         sources = load_build_config(args.config).sources if args.config else []
         sources += [SourceConfig(kind="folder", path=p) for p in args.folder]
@@ -167,7 +179,9 @@ def _dispatch(args: argparse.Namespace) -> dict:
         d.__post_init__()
         return steps.dedupe_records(args.input, args.out, args.drops, d, cfg.seed)
     if cmd == "decontaminate":
-        dc = cfg.decontaminate
+        from .config import DecontaminationConfig
+
+        dc = cfg.decontaminate or DecontaminationConfig(enabled=False)
         benches = list(dc.benchmarks)
         if args.verilog_eval:
             benches.append(BenchmarkConfig("verilog-eval", args.verilog_eval))

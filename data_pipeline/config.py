@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from typing import Any
@@ -24,6 +25,7 @@ def _field(default: Any = dataclasses.MISSING, help: str = "", factory: Any = da
 
 
 SOURCE_KINDS = ("folder", "jsonl", "hf")
+_MACRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
 @dataclasses.dataclass
@@ -32,7 +34,8 @@ class SourceConfig:
 
     kind: str = _field("folder", "`folder` (.v/.sv files), `jsonl` (one JSON object per line), or `hf` (a datasets dataset)")
     path: str = _field("", "folder, JSONL file, or dataset path / Hub id (for `hf`)")
-    name: str = _field("", "short name recorded as provenance (default: the last path component)")
+    name: str = _field("", "short name recorded as provenance (default: the last path component, or as many as "
+                       "make it unique among the sources)")
     glob: str = _field("**/*.[vV]", "folder sources: files to read, plus `*.sv` files when `include_sv` is set")
     include_sv: bool = _field(True, "folder sources: also read `**/*.sv` files")
     code_field: str = _field("code", "jsonl/hf sources: the column holding Verilog text")
@@ -41,47 +44,131 @@ class SourceConfig:
     split: str = _field("train", "hf sources: split to read")
     streaming: bool = _field(True, "hf sources given as a Hub id: stream instead of downloading the whole dataset")
     resolve_across_files: bool = _field(
-        True, "folder sources: resolve instantiated modules defined in other files of the same folder"
+        True, "folder sources: resolve instantiated modules defined in other files of the folder (the file's own "
+        "folder first, then the nearest one; equally near definitions in two folders are ambiguous)"
     )
     max_file_bytes: int = _field(1_000_000, "skip (and count) source files larger than this")
+    include_dirs: list[str] = _field(
+        factory=list, help="folders searched by `include (after the including file's folder); relative paths are "
+        "relative to a folder source, else to the working directory"
+    )
+    defines: dict = _field(
+        factory=dict, help="macros defined before every file, as the source's own build defines them "
+        "(`{NAME: value}`; an empty value defines NAME without a value)"
+    )
+    language: str = _field(
+        "auto", "`auto` (.sv/.svh: SystemVerilog; .v: SystemVerilog, or Verilog-2005 keywords when only that "
+        "parses), `verilog2005` or `sv`"
+    )
+    stubs: list[str] = _field(
+        factory=list, help="vendor primitive library: files or folders of modules used when the source itself does "
+        "not define an instantiated name (e.g. simulation models of FPGA primitives)"
+    )
+    license: str = _field(
+        "", "license recorded for every task of this source (an SPDX tag in a file still wins); default: detected "
+        "from the nearest LICENSE/COPYING file (folder sources) or `license_field`"
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise ValueError(f"sources[].kind must be one of {SOURCE_KINDS}, got {self.kind!r}")
         if not self.path:
             raise ValueError(f"sources[] of kind {self.kind!r} needs `path` (a folder, JSONL file or dataset id)")
+        self._default_name = not self.name
         if not self.name:
             self.name = os.path.basename(os.path.normpath(self.path)) or self.path
         if self.max_file_bytes <= 0:
             raise ValueError("sources[].max_file_bytes must be positive")
+        if self.language not in ("auto", "verilog2005", "sv"):
+            raise ValueError(f"sources[].language must be auto, verilog2005 or sv, got {self.language!r}")
+        if isinstance(self.defines, list):  # also accept ["NAME", "NAME=value"]
+            pairs = [str(d).split("=", 1) for d in self.defines]
+            self.defines = {p[0]: (p[1] if len(p) > 1 else "") for p in pairs}
+        if not isinstance(self.defines, dict):
+            raise ValueError("sources[].defines must be a mapping {NAME: value} or a list of NAME[=value]")
+        bad = [k for k in self.defines if not _MACRO_NAME.match(str(k))]
+        if bad:
+            raise ValueError(f"sources[].defines: {bad} are not macro names")
+        self.defines = {str(k): "" if v is None or v is True else str(v) for k, v in self.defines.items()}
+        for key in ("include_dirs", "stubs"):
+            if not isinstance(getattr(self, key), list):
+                raise ValueError(f"sources[].{key} must be a list of paths")
+
+    def resolve_path(self, path: str) -> str:
+        """A path of `include_dirs` / `stubs`: relative to a folder source, else to the working directory."""
+        if os.path.isabs(path) or self.kind != "folder":
+            return os.path.abspath(path)
+        return os.path.abspath(os.path.join(self.path, path))
+
+    def check_paths(self) -> None:
+        """Fail before the run when a configured path is missing (names the source and the key)."""
+        if self.kind == "folder" and not os.path.isdir(self.path):
+            raise FileNotFoundError(f"source {self.name!r}: folder {self.path!r} does not exist")
+        if self.kind == "jsonl" and not os.path.isfile(self.path):
+            raise FileNotFoundError(f"source {self.name!r}: JSONL file {self.path!r} does not exist")
+        for key in ("include_dirs", "stubs"):
+            for path in getattr(self, key):
+                if not os.path.exists(self.resolve_path(path)):
+                    raise FileNotFoundError(f"source {self.name!r}: {key} entry {path!r} does not exist "
+                                            f"(looked at {self.resolve_path(path)})")
+
+
+#: equivalence settings of the scorability check: the reference against itself, by simulation (the path
+#: every golden design must survive: formal falls back to it), with a short stimulus
+SCORABLE_EQUIVALENCE = {"method": "simulation", "sequences": 2, "cycles": 64, "long_cycles": 0, "reset_pulses": 1,
+                        "vectors": 128, "sim_timeout": 20.0}
 
 
 @dataclasses.dataclass
 class FilterConfig:
-    """Cheap structural limits, then the tools: compile (Icarus) and synthesize (Yosys)."""
+    """Cheap structural limits, then the tools: compile (Icarus), the reward engine, synthesize (Yosys)."""
 
-    min_lines: int = _field(3, "drop modules with fewer non-blank lines")
-    max_lines: int = _field(600, "drop modules (with their dependencies) longer than this many non-blank lines")
+    min_lines: int = _field(3, "drop modules with fewer lines of code (comment-only and blank lines do not count)")
+    max_lines: int = _field(600, "drop modules (with their dependencies) longer than this many lines of code")
     max_chars: int = _field(40_000, "drop modules (with their dependencies) longer than this many characters")
     min_ports: int = _field(1, "drop modules with fewer ports (a module without ports cannot be checked)")
     max_ports: int = _field(64, "drop modules with more ports")
     max_dependencies: int = _field(16, "drop modules that need more than this many other modules")
     compile: bool = _field(True, "require `iverilog -g2012` to compile the module with its dependencies")
-    synthesize: bool = _field(True, "require Yosys to synthesize the module (`synth -top`)")
+    scorable: bool = _field(
+        True, "require the reward engine to accept the reference: rewards.hierarchy.score_completion scores the "
+        "reference as a candidate of its own task (same extraction, sanitizer, standalone elaboration and "
+        "equivalence path as training) and it must pass"
+    )
+    scorable_equivalence: dict = _field(
+        factory=lambda: dict(SCORABLE_EQUIVALENCE), help="rewards.equivalence.EquivConfig settings of that check "
+        "(default: simulation of the reference against itself with a short stimulus)"
+    )
+    synthesize: bool = _field(True, "require Yosys to synthesize the module (`synth -top`) to at least one cell")
     max_cells: int = _field(20_000, "drop designs whose synthesized netlist has more cells (0: no limit)")
     synth_figures: bool = _field(
         True, "true: rewards.synth (ABC mapping, cells/area/depth stored in metadata.stats); false: a 2x faster "
         "check (`synth -noabc`, cell count only) for very large corpora"
     )
-    tool_timeout_s: float = _field(60.0, "wall-clock limit for one compile or synthesis run")
+    tool_timeout_s: float = _field(60.0, "wall-clock limit for one compile run and for the scorability check")
+    synth_timeout_s: float = _field(
+        20.0, "wall-clock budget of one synthesis; a design that needs longer is dropped as `timeout` (never as "
+        "`synth`), so slow designs cannot dominate the build"
+    )
 
     def __post_init__(self) -> None:
         if self.min_lines < 0 or self.max_lines < self.min_lines:
             raise ValueError(f"filters: need 0 <= min_lines <= max_lines, got {self.min_lines}, {self.max_lines}")
         if self.min_ports < 0 or self.max_ports < self.min_ports:
             raise ValueError(f"filters: need 0 <= min_ports <= max_ports, got {self.min_ports}, {self.max_ports}")
-        if self.tool_timeout_s <= 0 or self.max_chars <= 0 or self.max_cells < 0 or self.max_dependencies < 0:
-            raise ValueError("filters: tool_timeout_s and max_chars must be positive, max_cells >= 0")
+        if self.tool_timeout_s <= 0 or self.synth_timeout_s <= 0 or self.max_chars <= 0 or self.max_cells < 0 \
+                or self.max_dependencies < 0:
+            raise ValueError("filters: tool_timeout_s, synth_timeout_s and max_chars must be positive, max_cells and "
+                             "max_dependencies >= 0")
+        if not isinstance(self.scorable_equivalence, dict):
+            raise ValueError("filters.scorable_equivalence must be a mapping of EquivConfig settings")
+        if self.scorable:
+            from rewards.equivalence import EquivConfig
+
+            try:
+                EquivConfig(**self.scorable_equivalence)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"filters.scorable_equivalence: {exc}") from None
 
 
 @dataclasses.dataclass
@@ -202,8 +289,8 @@ class BuildConfig:
     sources: list[SourceConfig] = _field(factory=list, help="the raw corpora, read in order")
     filters: FilterConfig = _field(factory=FilterConfig, help="structural limits and tool checks")
     dedupe: DedupeConfig = _field(factory=DedupeConfig, help="exact and near-duplicate removal")
-    decontaminate: DecontaminationConfig = _field(
-        factory=lambda: DecontaminationConfig(enabled=False), help="benchmark decontamination"
+    decontaminate: DecontaminationConfig | None = _field(
+        None, "benchmark decontamination: required (give `benchmarks`, or `enabled: false` to build without it)"
     )
     roundtrip: RoundTripConfig = _field(
         factory=lambda: RoundTripConfig(enabled=False), help="NL round trip and equivalence filter"
@@ -222,6 +309,7 @@ class BuildConfig:
         bad = [f for f in self.formats if f not in ("jsonl", "parquet")]
         if bad or not self.formats:
             raise ValueError(f"formats must be a non-empty subset of [jsonl, parquet], got {self.formats}")
+        unique_source_names(self.sources)
 
     def validate_for_run(self) -> None:
         """Checks that only matter when a build actually starts."""
@@ -229,6 +317,50 @@ class BuildConfig:
             raise ValueError("output_dir is not set: give it in the recipe or with --output-dir")
         if not self.sources:
             raise ValueError("no sources configured: add `sources: [{kind: folder, path: ...}]` to the recipe")
+        require_decontamination(self)
+
+
+def require_decontamination(cfg: BuildConfig) -> None:
+    """Decontamination is on unless a recipe says otherwise: a missing section is an error, not a silent off."""
+    if cfg.decontaminate is None:
+        raise ValueError(
+            "the recipe has no `decontaminate` section: decontamination is on by default and needs the benchmarks "
+            "to protect, e.g. `decontaminate: {benchmarks: [{kind: verilog-eval, path: ...}, {kind: rtllm, path: "
+            "...}]}`; to build without it, say so: `decontaminate: {enabled: false}`"
+        )
+
+
+def unique_source_names(sources: list[SourceConfig]) -> None:
+    """Give every source a distinct provenance name; two explicit equal names are an error.
+
+    A defaulted name grows by parent folders (``a/rtl``, ``b/rtl``) until it is unique, so tasks of two
+    sources with the same folder name never share ids or provenance keys.
+    """
+    explicit: dict[str, int] = {}
+    for i, src in enumerate(sources):
+        if not getattr(src, "_default_name", False):
+            if src.name in explicit:
+                raise ValueError(f"sources[{explicit[src.name]}] and sources[{i}] are both named {src.name!r}; "
+                                 f"give them distinct `name`s")
+            explicit[src.name] = i
+    for depth in range(1, 64):
+        names = [s.name for s in sources]
+        clashes = {n for n in names if names.count(n) > 1}
+        if not clashes:
+            return
+        changed = False
+        for src in sources:
+            if src.name in clashes and getattr(src, "_default_name", False):
+                parts = [p for p in os.path.normpath(os.path.abspath(src.path)).split(os.sep) if p]
+                longer = "/".join(parts[-(depth + 1):]) or src.path
+                changed |= longer != src.name
+                src.name = longer
+        if not changed:
+            break
+    names = [s.name for s in sources]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"sources share the name(s) {dupes}; give them distinct `name`s")
 
 
 @dataclasses.dataclass

@@ -1,12 +1,25 @@
-"""Keep only modules a tool chain accepts: structural limits, then compile, then synthesize.
+"""Keep only modules that make scorable tasks: structure, interface, compile, reward engine, synthesis.
 
-The checks run cheapest first and stop at the first failure, whose reason is recorded
-(``parse_error``, ``unresolved_dependency``, ``too_short``, ``too_long``, ``too_many_ports``, ...,
-``compile``, ``synth``, ``too_many_cells``, ``infrastructure``). Tools run through
-:mod:`rewards` only: compilation is :func:`rewards.syntax.check_syntax` (Icarus in the sandbox),
-synthesis is :func:`rewards.synth.synthesize` (Yosys in the sandbox with a fixed script whose only
-variable part, the top module name, is validated as a plain identifier first), or with
-``synth_figures: false`` a quicker fixed script without technology mapping.
+The checks run cheapest first and stop at the first failure, whose reason is recorded:
+
+* ``structure`` (no tool): ``bad_module_name``, ``parse_error`` (``file:line:col: error: message``),
+  ``conflicting_dependencies``, ``unresolved_dependency``, ``too_many_dependencies``,
+  ``include_directive``, ``testbench``, ``formal_harness``, ``too_short``, ``too_long``,
+  ``too_few_ports``, ``too_many_ports``;
+* ``interface`` (the reward engine's front end, :func:`rewards.interface.extract_interface`):
+  ``interface_error``, ``no_outputs``, ``unsupported_ports`` (inout, unpacked-array or escaped-name
+  ports, which the equivalence checker cannot drive);
+* ``compile`` (Icarus, :func:`rewards.syntax.check_syntax`): ``compile``, ``unresolved_dependency``
+  (a module of an optional generate branch that is used after all), ``timeout``;
+* ``scorable`` (:func:`scorable_check`): the reward engine scores the reference as a candidate of its
+  own task — the same extraction, sanitizer, standalone elaboration and equivalence code path that
+  scores model completions in training — and it must pass: ``golden_refused`` (the engine refuses
+  the reference: ``$finish``/``$readmemh``/``$value$plusargs``, ports it cannot drive, ...),
+  ``golden_not_standalone``, ``golden_self_check`` (the reference does not match itself),
+  ``timeout``;
+* ``synth`` (Yosys, :func:`rewards.synth.synthesize`, with its own bounded budget
+  ``synth_timeout_s``): ``synth``, ``timeout`` (never reported as ``synth``), ``zero_cells`` (nothing
+  left to implement), ``too_many_cells``.
 
 An infrastructure fault (a crashed tool, a sandbox failure) is recorded as ``infrastructure``,
 never as a fault of the design, and never stops the run; a missing tool stops the run before it
@@ -19,6 +32,7 @@ import dataclasses
 import json
 import logging
 import re
+import time
 
 from rewards import synth as rewards_synth
 from rewards.errors import InfrastructureError
@@ -29,10 +43,13 @@ from rewards.toolchain import find_tool
 
 from .config import FilterConfig
 from .sources import ModuleRecord
+from .text import significant_lines
 
 logger = logging.getLogger(__name__)
 
 _FORBIDDEN_RE = re.compile(r"`include\b")
+#: the tool stages, in the order a module goes through them
+TOOL_STAGES = ("compile", "scorable", "synth")
 
 
 @dataclasses.dataclass
@@ -44,49 +61,88 @@ class FilterResult:
     lines: int = 0
     figures: dict | None = None
     """Synthesis figures (cells, area, depth) when the design was synthesized."""
+    stage: str = ""
+    """The stage that decided (the failing one, or the last one run)."""
+    interface: dict | None = None
+    timings: dict = dataclasses.field(default_factory=dict)
+    """Seconds spent per tool stage on this module."""
 
 
 def require_tools(cfg: FilterConfig) -> dict[str, str]:
     """Paths of the tools the filters need; raises ToolNotFoundError (with the install hint) early."""
     tools = {}
-    if cfg.compile:
+    if cfg.compile or cfg.scorable:
         tools["iverilog"] = find_tool("iverilog")
+    if cfg.scorable:
+        tools["vvp"] = find_tool("vvp")
     if cfg.synthesize:
         tools["yosys"] = find_tool("yosys")
     return tools
 
 
 def code_lines(code: str) -> int:
-    return sum(1 for line in code.splitlines() if line.strip())
+    """Lines of code (comment-only and blank lines excluded)."""
+    return significant_lines(code)
 
 
 def structural_check(rec: ModuleRecord, cfg: FilterConfig) -> FilterResult:
-    """Limits that need no tool: parse errors, unresolved dependencies, size, ports."""
-    lines = code_lines(rec.code)
+    """Limits that need no tool: parse errors, dependencies, kind of module, size, ports."""
+    # counting lines of code tokenizes the text: only for texts short enough to be kept
+    lines = code_lines(rec.code) if len(rec.code) <= cfg.max_chars else 0
+
+    def fail(reason: str, detail: str) -> FilterResult:
+        return FilterResult(False, reason, detail, lines=lines, stage="structure")
+
     if not is_identifier(rec.top):
-        return FilterResult(False, "bad_module_name", f"module name {rec.top!r} is not a plain identifier", lines=lines)
+        return fail("bad_module_name", f"module name {rec.top!r} is not a plain identifier")
     if rec.parse_error:
-        return FilterResult(False, "parse_error", rec.parse_error, lines=lines)
+        return fail("parse_error", rec.parse_error)
+    if rec.conflicts:
+        return fail("conflicting_dependencies", "two definitions of one name are needed: " + "; ".join(rec.conflicts))
     if rec.missing:
-        return FilterResult(False, "unresolved_dependency", "instantiates undefined " + ", ".join(rec.missing),
-                            lines=lines)
+        return fail("unresolved_dependency", "instantiates undefined " + ", ".join(rec.missing))
     if len(rec.dependencies) > cfg.max_dependencies:
-        return FilterResult(False, "too_many_dependencies", f"{len(rec.dependencies)} > {cfg.max_dependencies}",
-                            lines=lines)
+        return fail("too_many_dependencies", f"{len(rec.dependencies)} > {cfg.max_dependencies}")
     if _FORBIDDEN_RE.search(rec.code):
-        return FilterResult(False, "include_directive", "`include needs files outside the module", lines=lines)
+        return fail("include_directive", "`include needs files outside the module")
+    if rec.testbench:
+        return fail("testbench", "no ports, and drives itself (initial blocks, $finish): a testbench, not a design")
+    if rec.formal:
+        return fail("formal_harness", "uses formal-verification constructs ((* anyseq *), $anyconst, assume): "
+                    "a proof harness, not a design")
     own_lines = rec.own_lines or lines
     if own_lines < cfg.min_lines:
-        return FilterResult(False, "too_short", f"{own_lines} < {cfg.min_lines} lines", lines=lines)
-    if lines > cfg.max_lines:
-        return FilterResult(False, "too_long", f"{lines} > {cfg.max_lines} lines", lines=lines)
+        return fail("too_short", f"{own_lines} < {cfg.min_lines} lines of code")
     if len(rec.code) > cfg.max_chars:
-        return FilterResult(False, "too_long", f"{len(rec.code)} > {cfg.max_chars} characters", lines=lines)
+        return fail("too_long", f"{len(rec.code)} > {cfg.max_chars} characters")
+    if lines > cfg.max_lines:
+        return fail("too_long", f"{lines} > {cfg.max_lines} lines of code")
     if rec.ports < cfg.min_ports:
-        return FilterResult(False, "too_few_ports", f"{rec.ports} < {cfg.min_ports} ports", lines=lines)
+        return fail("too_few_ports", f"{rec.ports} < {cfg.min_ports} ports")
     if rec.ports > cfg.max_ports:
-        return FilterResult(False, "too_many_ports", f"{rec.ports} > {cfg.max_ports} ports", lines=lines)
-    return FilterResult(True, lines=lines)
+        return fail("too_many_ports", f"{rec.ports} > {cfg.max_ports} ports")
+    return FilterResult(True, lines=lines, stage="structure")
+
+
+def interface_check(rec: ModuleRecord) -> FilterResult:
+    """The reward engine's front end reads the module's ports: some output, all drivable."""
+    from rewards.interface import extract_interface
+
+    try:
+        iface = extract_interface(rec.code, rec.top).to_dict()
+    except Exception as exc:  # InterfaceError, or a front-end failure on odd code
+        return FilterResult(False, "interface_error", f"{type(exc).__name__}: {exc}", stage="interface")
+    ports = iface.get("ports", [])
+    if not any(p.get("direction") == "output" for p in ports):
+        return FilterResult(False, "no_outputs", "the module has no output port: nothing to check",
+                            stage="interface", interface=iface)
+    bad = [p["name"] for p in ports if p.get("direction") not in ("input", "output") or not p.get("packed", True)
+           or not is_identifier(p["name"])]
+    if bad:
+        return FilterResult(False, "unsupported_ports", f"inout, unpacked-array or escaped-name ports: "
+                            f"{', '.join(bad)} (the equivalence checker cannot drive them)",
+                            stage="interface", interface=iface)
+    return FilterResult(True, stage="interface", interface=iface)
 
 
 #: the quick synthesis check: generic synthesis without technology mapping; only {top} is substituted
@@ -100,15 +156,21 @@ tee -q -o stat.json stat -json
 
 def synthesize(code: str, top: str, *, timeout: float, sandbox: SandboxConfig | None = None,
                figures: bool = True) -> FilterResult:
-    """Does Yosys synthesize ``code``? ``figures``: through :func:`rewards.synth.synthesize` (cells, area,
-    depth); otherwise the quick check above (cell count only). Both sandboxed, with fixed scripts."""
+    """Does Yosys synthesize ``code`` within ``timeout`` seconds? ``figures``: through
+    :func:`rewards.synth.synthesize` (cells, area, depth); otherwise the quick check above (cell count
+    only). Both sandboxed, with fixed scripts. Running out of time is ``timeout``, not ``synth``."""
     if not is_identifier(top):
-        return FilterResult(False, "bad_module_name", f"module name {top!r} is not a plain identifier")
+        return FilterResult(False, "bad_module_name", f"module name {top!r} is not a plain identifier", stage="synth")
+    budget = f"yosys ran past its {timeout:g} s budget (filters.synth_timeout_s)"
     if figures:
         res = rewards_synth.synthesize(code, top, config=sandbox, timeout=timeout)
         if not res.ok:
-            return FilterResult(False, "synth", tail(res.log, 1000))
-        return FilterResult(True, cells=res.cells, figures=res.figures())
+            # rewards.synth reports a run killed at its deadline as a plain failure; the sandbox kills
+            # at the deadline, so a failed run that lasted the whole budget ran out of time
+            if res.elapsed >= timeout * 0.98:
+                return FilterResult(False, "timeout", budget, stage="synth")
+            return FilterResult(False, "synth", tail(res.log, 1000), stage="synth")
+        return FilterResult(True, cells=res.cells, figures=res.figures(), stage="synth")
     yosys = find_tool("yosys")
     with Workspace({"design.v": code, "synth.ys": _QUICK_SYNTH.format(top=top)}, sandbox) as ws:
         run = ws.run([yosys, "-q", "-s", "synth.ys"], timeout=timeout)
@@ -116,40 +178,145 @@ def synthesize(code: str, top: str, *, timeout: float, sandbox: SandboxConfig | 
     if run.signal is not None and not run.timed_out and not run.killed_by_limit:
         raise InfrastructureError(f"yosys was killed by signal {run.signal}: {tail(run.output, 500)}")
     if run.timed_out:
-        return FilterResult(False, "synth_timeout", f"yosys ran past {timeout:.0f} s")
+        return FilterResult(False, "timeout", budget, stage="synth")
     if not run.ok or stat is None:
-        return FilterResult(False, "synth", tail(run.output, 1000))
+        return FilterResult(False, "synth", tail(run.output, 1000), stage="synth")
     try:
         cells = int(json.loads(stat.decode("utf-8", errors="replace"))["design"]["num_cells"])
     except (ValueError, KeyError, TypeError):
         cells = None
-    return FilterResult(True, cells=cells, figures={"cells": cells})
+    return FilterResult(True, cells=cells, figures={"cells": cells}, stage="synth")
 
 
-def tool_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None) -> FilterResult:
-    """Compile (Icarus) and synthesize (Yosys) as configured."""
+def compile_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None) -> FilterResult:
+    syn = check_syntax(rec.code, rec.top, config=sandbox, timeout=cfg.tool_timeout_s)
+    if syn.ok:
+        return FilterResult(True, stage="compile")
+    if syn.failure == "timeout":
+        return FilterResult(False, "timeout", f"iverilog ran past {cfg.tool_timeout_s:g} s (filters.tool_timeout_s)",
+                            stage="compile")
+    used = [name for name in rec.optional_missing if re.search(rf"\b{re.escape(name)}\b", syn.log)]
+    if used:  # an instance of a generate branch thought unused is elaborated after all
+        return FilterResult(False, "unresolved_dependency", f"instantiates undefined {', '.join(used)} in a generate "
+                            f"branch the default parameters select: {tail(syn.log, 800)}", stage="compile")
+    return FilterResult(False, "compile", f"{syn.failure}: {tail(syn.log, 1000)}", stage="compile")
+
+
+def scorable_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None) -> FilterResult:
+    """Would the reward engine score this task? It scores the reference as a candidate.
+
+    Calls :func:`rewards.hierarchy.score_completion` — the function that scores completions in
+    training — on the task this module becomes (``reference`` = the code, no testbench) with the
+    reference itself as the completion, so everything the engine does to a golden design and to a
+    candidate (extraction, sanitizing, standalone elaboration, interface, equivalence) runs on it.
+    A reference the engine refuses, that does not elaborate alone, or that does not pass against
+    itself can never be solved by a model: it is dropped here, before any LLM call.
+    """
+    from rewards.hierarchy import RewardConfig, score_completion
+    from rewards.task import Task
+
+    equivalence = {**cfg.scorable_equivalence}
+    config = RewardConfig(weights={"format": 0.0, "syntax": 1.0, "function": 1.0, "ppa": 0.0},
+                          partial_credit=False, equivalence=equivalence,
+                          sandbox=sandbox or SandboxConfig())
+    from rewards.simulate import SimLimits
+
+    config = dataclasses.replace(config, sim=SimLimits(compile_timeout=cfg.tool_timeout_s))
+    task = Task(id=f"scorable:{rec.key}", prompt="", top=rec.top, reference=rec.code, testbench=None,
+                harness="verirl")
     try:
-        if cfg.compile:
-            syn = check_syntax(rec.code, rec.top, config=sandbox, timeout=cfg.tool_timeout_s)
-            if not syn.ok:
-                reason = "compile_timeout" if syn.failure == "timeout" else "compile"
-                return FilterResult(False, reason, f"{syn.failure}: {tail(syn.log, 1000)}")
-        if not cfg.synthesize:
-            return FilterResult(True)
-        res = synthesize(rec.code, rec.top, timeout=cfg.tool_timeout_s, sandbox=sandbox, figures=cfg.synth_figures)
-        if res.ok and cfg.max_cells and res.cells is not None and res.cells > cfg.max_cells:
-            return FilterResult(False, "too_many_cells", f"{res.cells} > {cfg.max_cells} cells", cells=res.cells)
-        return res
+        score = score_completion(task, f"```verilog\n{rec.code}\n```\n", config)
+    finally:
+        _forget_prepared(task, config)
+    if score.passed:
+        return FilterResult(True, stage="scorable")
+    detail = score.detail or {}
+    text = str(detail.get("reason") or detail.get("log") or "")
+    failure = score.failure
+    if failure == "infrastructure":
+        return FilterResult(False, "infrastructure", text[:1000], stage="scorable")
+    if failure in ("task_error", "forbidden", "format"):
+        return FilterResult(False, "golden_refused", f"{failure}: {text}"[:1000], stage="scorable")
+    if failure in ("timeout", "resource"):
+        return FilterResult(False, "timeout", f"the reward engine's check ran out of {failure}: {tail(text, 800)}",
+                            stage="scorable")
+    if detail.get("failure_stage") == "standalone":
+        return FilterResult(False, "golden_not_standalone", f"{failure}: {tail(text, 900)}", stage="scorable")
+    if failure in ("syntax", "compile", "elaboration"):
+        return FilterResult(False, "golden_refused", f"{failure}: {tail(text, 900)}", stage="scorable")
+    cex = detail.get("counterexample")
+    return FilterResult(False, "golden_self_check", f"{failure}: the reference does not match itself "
+                        f"({'counterexample ' + json.dumps(cex)[:400] if cex else tail(text, 600)})", stage="scorable")
+
+
+def _forget_prepared(task, config) -> None:
+    """Drop the reward engine's per-task preparation cache entry of a one-off task.
+
+    ``rewards.hierarchy.prepare_task`` memoises every task it sees for the life of the process (right
+    for a training set, a leak over a streamed corpus of millions of one-off tasks). This is the one
+    place the data pipeline touches those private tables; tests/data/test_data_scorable.py fails
+    clearly if they change.
+    """
+    from rewards import hierarchy
+
+    key = (task.fingerprint, config.fingerprint)
+    hierarchy._PREP_CACHE.pop(key, None)  # noqa: SLF001 - see docstring
+    hierarchy._PREP_LOCKS.pop(key, None)  # noqa: SLF001
+
+
+def tool_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None,
+               stop=None) -> FilterResult:
+    """Compile (Icarus), the reward engine's check, synthesize (Yosys), as configured; first failure wins.
+
+    ``stop`` (a ``threading.Event``): when set, no further tool is started (the build is stopping).
+    """
+    timings: dict[str, float] = {}
+    res = FilterResult(True, stage="compile")
+    try:
+        for stage in TOOL_STAGES:
+            if stop is not None and stop.is_set():
+                return FilterResult(False, "stopped", "the build was stopped", stage=stage, timings=timings)
+            enabled = {"compile": cfg.compile, "scorable": cfg.scorable, "synth": cfg.synthesize}[stage]
+            if not enabled:
+                continue
+            t0 = time.monotonic()
+            if stage == "compile":
+                step = compile_check(rec, cfg, sandbox)
+            elif stage == "scorable":
+                step = scorable_check(rec, cfg, sandbox)
+            else:
+                step = synthesize(rec.code, rec.top, timeout=cfg.synth_timeout_s, sandbox=sandbox,
+                                  figures=cfg.synth_figures)
+                if step.ok and step.cells == 0:
+                    step = FilterResult(False, "zero_cells", "synthesizes to no cell: the outputs are constants "
+                                        "or wires from the inputs", cells=0, stage="synth")
+                elif step.ok and cfg.max_cells and step.cells is not None and step.cells > cfg.max_cells:
+                    step = FilterResult(False, "too_many_cells", f"{step.cells} > {cfg.max_cells} cells",
+                                        cells=step.cells, stage="synth")
+            timings[stage] = time.monotonic() - t0
+            step.timings = timings
+            if not step.ok:
+                return step
+            if step.figures is not None:
+                res.figures, res.cells = step.figures, step.cells
+            res.stage = stage
     except InfrastructureError as exc:
         logger.warning("infrastructure fault while checking %s: %s", rec.key, exc)
-        return FilterResult(False, "infrastructure", str(exc))
+        return FilterResult(False, "infrastructure", str(exc), stage=res.stage, timings=timings)
+    res.timings = timings
+    return res
 
 
 def check_module(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None) -> FilterResult:
-    """Structural limits, then the tools."""
+    """Every filter in order: structure, interface, then the tools."""
     res = structural_check(rec, cfg)
     if not res.ok:
         return res
+    iface = interface_check(rec)
+    if not iface.ok:
+        iface.lines = res.lines
+        return iface
     tools = tool_check(rec, cfg, sandbox)
     tools.lines = res.lines
+    tools.interface = iface.interface
     return tools

@@ -23,10 +23,10 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 from .config import LLMConfig
 
@@ -60,6 +60,45 @@ class LLMBackend(abc.ABC):
 
 
 # ------------------------------------------------------------------------------ OpenAI-compatible
+
+
+def _parallel(fn, jobs: list, workers: int) -> list:
+    """``[fn(job) for job in jobs]`` on ``workers`` daemon threads; the first exception is raised.
+
+    Daemon threads, so that a build stopped by Ctrl-C exits at once instead of waiting for HTTP
+    requests in flight (an abandoned request's answer is not needed: its shard is redone on resume).
+    """
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    todo = iter(range(len(jobs)))
+    done = threading.Semaphore(0)
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if errors:
+                    i = None
+                else:
+                    i = next(todo, None)
+            if i is None:
+                done.release()
+                return
+            try:
+                results[i] = fn(jobs[i])
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                with lock:
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=worker, name="verirl-llm", daemon=True) for _ in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        while not done.acquire(timeout=0.5):  # short waits: a signal handler runs promptly here
+            pass
+    if errors:
+        raise errors[0]
+    return results
 
 
 class OpenAIBackend(LLMBackend):
@@ -108,9 +147,8 @@ class OpenAIBackend(LLMBackend):
     def generate(self, conversations: list[Messages], *, n: int = 1, seed: int = 0) -> list[list[str] | None]:
         if not conversations:
             return []
-        with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(conversations))) as pool:
-            futures = [pool.submit(self._request, msgs, n, seed + i) for i, msgs in enumerate(conversations)]
-            return [f.result() for f in futures]
+        jobs = [(msgs, n, seed + i) for i, msgs in enumerate(conversations)]
+        return _parallel(lambda job: self._request(*job), jobs, min(self.cfg.concurrency, len(jobs)))
 
 
 # ------------------------------------------------------------------------------ transformers

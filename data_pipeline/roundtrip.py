@@ -117,7 +117,9 @@ class RoundTrip:
     """Runs the round trip on batches of modules."""
 
     def __init__(self, cfg: RoundTripConfig, backend: LLMBackend, *, decontaminator=None, seed: int = 0,
-                 workers: int = 2):
+                 workers: int = 2, sandbox=None, stop=None):
+        """``sandbox``: where the equivalence checker's tools run (the build's scratch folder);
+        ``stop``: a ``threading.Event`` that, once set, starts no further check."""
         from rewards.equivalence import EquivConfig
 
         self.cfg = cfg
@@ -125,8 +127,11 @@ class RoundTrip:
         self.decontaminator = decontaminator
         self.seed = seed
         self.workers = workers
+        self.stop = stop
         self.templates = {kind: load_template(kind, getattr(cfg, f"{kind}_template")) for kind in TEMPLATE_FIELDS}
         settings = {"seed": seed + 1, **dict(cfg.equivalence)}
+        if sandbox is not None and "sandbox" not in settings:
+            settings["sandbox"] = sandbox
         try:
             self.equiv_config = EquivConfig(**settings)
         except TypeError as exc:
@@ -192,8 +197,11 @@ class RoundTrip:
                 continue
             out.attempts = len(texts)
             jobs += [(i, k, text) for k, text in enumerate(texts)]
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        try:
             verdicts = list(pool.map(lambda job: self._check(items[job[0]], job[2]), jobs))
+        finally:  # on a stop, queued checks are cancelled instead of run
+            pool.shutdown(wait=True, cancel_futures=True)
         best: dict[int, tuple[str, str]] = {}
         for (i, k, _), (reason, detail, code, method) in zip(jobs, verdicts):
             out = outcomes[i]
@@ -218,6 +226,8 @@ class RoundTrip:
         from rewards.errors import InfrastructureError
         from rewards.extract import extract_verilog
 
+        if self.stop is not None and self.stop.is_set():
+            return "equivalence_infrastructure", "the build was stopped", None, None
         code = extract_verilog(text).code
         if code is None:
             return "no_code", "the regeneration holds no Verilog module", None, None

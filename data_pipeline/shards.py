@@ -5,7 +5,8 @@ drops, dedupe state) are each written to a temporary name and renamed into place
 ``.json`` record is written last, the same way, and is the commit: a shard without it is
 redone from scratch on resume, and only committed shards are read when the final dataset is
 assembled. So a run killed at any instant restarts where it stopped, without duplicated or
-lost rows.
+lost rows. Files are created with the permissions the user's umask gives new files (0644 with the
+usual 022), not the 0600 of a private temporary file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,23 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def file_mode() -> int:
+    """Mode of a new regular file under the current umask (0644 under the usual 022)."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w"):
     """Write ``path`` through a temporary file in the same directory, renamed into place on success."""
@@ -28,6 +46,7 @@ def atomic_open(path: str, mode: str = "w"):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp creates 0600: give the file the mode open() would have
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
             fh.flush()

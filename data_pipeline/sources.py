@@ -1,19 +1,25 @@
-"""Read raw Verilog corpora and split them into modules, each with the modules it instantiates.
+"""Read raw Verilog corpora and turn every module into a self-contained candidate task.
 
 Sources (see :class:`data_pipeline.config.SourceConfig`):
 
-* ``folder`` — ``.v``/``.sv`` files under a directory, read in sorted order;
+* ``folder`` — ``.v``/``.sv`` files under a directory (:mod:`data_pipeline.folders`: real paths,
+  each folder visited once, so a symlink loop cannot hang the run);
 * ``jsonl`` — one JSON object per line with the Verilog text in ``code_field``;
 * ``hf`` — a ``datasets`` dataset: a folder written by ``save_to_disk``, a local data folder/file
   that ``load_dataset`` understands, or a Hub id (streamed).
 
-Splitting uses the SystemVerilog front end of ``pyslang`` (a real parser, not regular
-expressions): every ``module`` declaration becomes one :class:`ModuleRecord` whose ``code`` holds
-its own text preceded by the transitive closure of the modules it instantiates (found in the same
-file, or — for folder sources — anywhere in the folder). Modules that instantiate something that
-cannot be found keep a ``missing`` list, so the filters can drop them with a clear reason.
+Every text is decoded to UTF-8 (:mod:`data_pipeline.text`) and split by the ``pyslang`` front end
+with the source's include directories, defines and language (:mod:`data_pipeline.verilog`). A
+module's record holds its ``code``: the packages and modules it needs, dependencies first, each
+preceded by the macro definitions it uses, then the module itself. A dependency is resolved the
+way the source's own build would find it: the module's own file, then the nearest definition in
+the folder tree (same folder first; two equally near definitions are ambiguous, never guessed),
+then the source's vendor stub library. Names instantiated only inside a generate ``if``/``case``
+that nothing defines (vendor primitives of another target) are ``optional_missing``: the compile
+step decides whether the branch is used.
 
-Everything is a generator: a corpus is never held in memory.
+Everything is a generator: a corpus is never held in memory; a folder source keeps an index of
+module names to files (names and paths only).
 """
 
 from __future__ import annotations
@@ -24,24 +30,16 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .config import SourceConfig
+from .licenses import LicenseFinder, spdx_tag
+from .text import decode_source, significant_lines
+from .verilog import DesignUnit, ParseSettings, parse_file
 
 logger = logging.getLogger(__name__)
 
-_DEFINE_RE = re.compile(r"^[ \t]*`define[ \t]+([A-Za-z_][A-Za-z0-9_$]*)")
-
-
-@dataclasses.dataclass
-class ModuleSpan:
-    """One module declaration found in one text."""
-
-    name: str
-    text: str
-    instantiates: tuple[str, ...]
-    ports: int = 0
-    parse_error: str | None = None
+_REDEFINES = re.compile(r"^[ \t]*`(?:define|undef)[ \t]+([A-Za-z_][A-Za-z0-9_$]*)", re.MULTILINE)
 
 
 @dataclasses.dataclass
@@ -57,8 +55,18 @@ class ModuleRecord:
     source: dict
     ports: int = 0
     own_lines: int = 0
-    """Non-blank lines of the top module alone (without dependencies)."""
+    """Lines with code (not comments or blank) of the top module alone (without dependencies)."""
     parse_error: str | None = None
+    optional_missing: list[str] = dataclasses.field(default_factory=list)
+    """Undefined names instantiated only inside generate if/case branches (e.g. vendor primitives)."""
+    conflicts: list[str] = dataclasses.field(default_factory=list)
+    """Names that two dependencies resolve to different definitions of."""
+    dependency_paths: list[str] = dataclasses.field(default_factory=list)
+    """Where each of ``dependencies`` was found (same order; ``stub:<file>`` for the stub library)."""
+    formal: bool = False
+    testbench: bool = False
+    string_parameters: dict = dataclasses.field(default_factory=dict)
+    language: str = "sv"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -66,155 +74,194 @@ class ModuleRecord:
     @classmethod
     def from_dict(cls, data: dict) -> ModuleRecord:
         try:
-            return cls(
-                key=str(data["key"]),
-                top=str(data["top"]),
-                code=str(data["code"]),
-                dependencies=list(data.get("dependencies") or []),
-                missing=list(data.get("missing") or []),
-                source=dict(data.get("source") or {}),
-                ports=int(data.get("ports") or 0),
-                own_lines=int(data.get("own_lines") or 0),
-                parse_error=data.get("parse_error"),
-            )
+            fields = {f.name for f in dataclasses.fields(cls)}
+            values = {k: v for k, v in data.items() if k in fields}
+            for name in ("key", "top", "code"):
+                values[name] = str(data[name])
+            for name in ("dependencies", "missing", "optional_missing", "conflicts", "dependency_paths"):
+                values[name] = list(data.get(name) or [])
+            values["source"] = dict(data.get("source") or {})
+            values["string_parameters"] = dict(data.get("string_parameters") or {})
+            values["ports"] = int(data.get("ports") or 0)
+            values["own_lines"] = int(data.get("own_lines") or 0)
+            return cls(**values)
         except KeyError as exc:
             raise ValueError(f"module record lacks field {exc}; expected key, top, code") from exc
 
+    @property
+    def content_hash(self) -> str:
+        """Digest of everything that determines this record's task (resume detects edited sources)."""
+        import hashlib
 
-# --------------------------------------------------------------------------------------- parsing
-
-
-def parse_modules(text: str) -> list[ModuleSpan]:
-    """Every module declaration of ``text``, with the module types it instantiates (pyslang parser)."""
-    import pyslang
-    from pyslang import syntax
-
-    # a private source manager per text: the default one keeps every buffer it ever saw (a leak of
-    # about 2 KiB per module over a streamed corpus)
-    source_manager = pyslang.SourceManager()  # kept referenced while the tree is used
-    tree = syntax.SyntaxTree.fromText(text, source_manager)
-    errors = [d for d in tree.diagnostics if d.isError()]
-    defines = _defines(text)
-    spans: list[ModuleSpan] = []
-    root = tree.root
-    # a text holding a single declaration parses to that declaration, not to a compilation unit
-    members = list(root.members) if root.kind == syntax.SyntaxKind.CompilationUnit else [root]
-    for member in members:
-        if member.kind != syntax.SyntaxKind.ModuleDeclaration:
-            continue
-        rng = member.sourceRange
-        start, end = rng.start.offset, rng.end.offset
-        if rng.start.buffer != rng.end.buffer or not 0 <= start < end <= len(text):
-            logger.debug("module %s spans macro buffers; skipped", member.header.name.valueText)
-            continue
-        name = member.header.name.valueText
-        if not name:
-            continue
-        body = text[start:end]
-        found: list[str] = []
-
-        def visit(node, _found=found):
-            if node.kind == syntax.SyntaxKind.HierarchyInstantiation:
-                type_name = node.type.valueText
-                if type_name and type_name not in _found:
-                    _found.append(type_name)
-            return True
-
-        member.visit(visit)
-        error = None
-        for diag in errors:
-            loc = diag.location
-            if loc.buffer == rng.start.buffer and start <= loc.offset <= end:
-                error = f"{diag.code} at offset {loc.offset - start}"
-                break
-        used = [m for m in defines if f"`{m}" in body]
-        if used:  # keep the file's macro definitions the module relies on
-            body = "".join(defines[m] for m in used) + body
-        ports = member.header.ports
-        n_ports = 0
-        if ports is not None and hasattr(ports, "ports"):  # separated list: skip the comma tokens
-            n_ports = sum(1 for p in ports.ports if isinstance(getattr(p, "kind", None), syntax.SyntaxKind))
-        spans.append(ModuleSpan(name=name, text=body, instantiates=tuple(found), ports=n_ports, parse_error=error))
-    return spans
+        payload = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def _defines(text: str) -> dict[str, str]:
-    """`` `define `` directives of a file (with backslash continuations), by macro name."""
-    out: dict[str, str] = {}
-    lines = text.splitlines(keepends=True)
-    i = 0
-    while i < len(lines):
-        match = _DEFINE_RE.match(lines[i])
-        if match:
-            block = [lines[i]]
-            while block[-1].rstrip("\r\n").endswith("\\") and i + 1 < len(lines):
-                i += 1
-                block.append(lines[i])
-            chunk = "".join(block)
-            out[match.group(1)] = chunk if chunk.endswith("\n") else chunk + "\n"
-        i += 1
-    return out
+def parse_settings(cfg: SourceConfig) -> ParseSettings:
+    return ParseSettings(include_dirs=tuple(cfg.resolve_path(d) for d in cfg.include_dirs),
+                         root=os.path.realpath(cfg.path) if cfg.kind == "folder" else "",
+                         defines=tuple(cfg.defines.items()), language=cfg.language)
 
 
-def assemble(top: str, local: dict[str, ModuleSpan], lookup=None) -> tuple[str, list[str], list[str]]:
-    """Code of ``top`` preceded by its transitive dependencies (dependencies first).
+# --------------------------------------------------------------------------------------- resolution
 
-    ``local`` maps module names of the same text; ``lookup(name)`` finds a module elsewhere (or ``None``).
-    Returns ``(code, dependency_names, missing_names)``.
+
+class Ambiguous(Exception):
+    """A name is defined in two equally near places."""
+
+
+#: ``find(name, namespace, from_file) -> (where, unit) | None``; namespace "unit" or "package"
+Finder = Callable[[str, str, str], "tuple[str, DesignUnit] | None"]
+
+
+def assemble(top: DesignUnit, where: str, find: Finder) -> dict:
+    """The code of ``top`` preceded by its transitive dependencies (packages and modules first).
+
+    Returns ``code``, ``dependencies`` (names, in code order), ``dependency_paths``, ``missing``,
+    ``optional_missing`` and ``conflicts``.
     """
-    order: list[str] = []
+    chosen: dict[tuple[str, str], str] = {("unit", top.name): where}
+    order: list[tuple[str, DesignUnit, str]] = []
     missing: list[str] = []
-    resolved: dict[str, ModuleSpan] = {}
-    visiting: set[str] = set()
+    optional: list[str] = []
+    conflicts: list[str] = []
 
-    def find(name: str) -> ModuleSpan | None:
-        if name in resolved:
-            return resolved[name]
-        span = local.get(name) or (lookup(name) if lookup else None)
-        if span is not None:
-            resolved[name] = span
-        return span
-
-    def walk(name: str) -> None:
-        if name in order or name in visiting:
+    def walk(unit: DesignUnit, at: str, depth: int) -> None:
+        if depth > 64:
+            conflicts.append(f"{unit.name}: dependency chain deeper than 64")
             return
-        span = find(name)
-        if span is None:
-            if name not in missing:
-                missing.append(name)
-            return
-        visiting.add(name)
-        for dep in span.instantiates:
-            walk(dep)
-        visiting.discard(name)
-        order.append(name)
+        deps = [(p, False, "package") for p in unit.packages] + [(n, c, "unit") for n, c in unit.instances]
+        for name, conditional, namespace in deps:
+            key = (namespace, name)
+            try:
+                found = find(name, namespace, at)
+            except Ambiguous as exc:
+                if key not in chosen:
+                    missing.append(f"{name} ({exc})")
+                    chosen[key] = ""
+                continue
+            if key in chosen:  # one definition per name in a closure: another one here is a conflict
+                if found is not None and chosen[key] and found[0] != chosen[key]:
+                    conflicts.append(f"{name}: {chosen[key]} and {found[0]}")
+                continue
+            if found is None:
+                (optional if conditional else missing).append(name)
+                chosen[key] = ""
+                continue
+            dep_where, dep = found
+            chosen[key] = dep_where
+            walk(dep, dep_where, depth + 1)
+            order.append((name, dep, dep_where))
 
-    walk(top)
-    code = "\n\n".join(resolved[name].text for name in order)
-    deps = [name for name in order if name != top]
-    return code + "\n", deps, missing
+    walk(top, where, 0)
+    units = [dep for _, dep, _ in order] + [top]
+    return {"code": _join(units), "dependencies": [n for n, _, _ in order],
+            "dependency_paths": [w for _, _, w in order], "missing": missing, "optional_missing": optional,
+            "conflicts": conflicts}
 
 
-def split_text(text: str, *, source: dict, key_prefix: str, lookup=None) -> Iterator[ModuleRecord]:
-    """Split one text into module records (one per module declaration)."""
-    spans = parse_modules(text)
-    local: dict[str, ModuleSpan] = {}
-    for span in spans:
-        local.setdefault(span.name, span)
-    for span in spans:
-        code, deps, missing = assemble(span.name, local, lookup)
-        errors = [s.parse_error for s in [span, *(local.get(d) for d in deps)] if s is not None and s.parse_error]
-        yield ModuleRecord(
-            key=f"{key_prefix}:{span.name}",
-            top=span.name,
-            code=code,
-            dependencies=deps,
-            missing=missing,
-            source=dict(source, module=span.name),
-            ports=span.ports,
-            own_lines=sum(1 for line in span.text.splitlines() if line.strip()),
-            parse_error=errors[0] if errors else None,
-        )
+def _join(units: list[DesignUnit]) -> str:
+    """Units in order, each preceded by the macro definitions it needs that are not yet in effect."""
+    emitted: dict[str, str] = {}
+    parts = []
+    for unit in units:
+        prelude = []
+        for name, text in unit.macros:
+            if emitted.get(name) != text:
+                if name in emitted:
+                    prelude.append(f"`undef {name}\n")
+                prelude.append(text)
+                emitted[name] = text
+        parts.append("".join(prelude) + unit.text.strip("\n") + "\n")
+        for name in _REDEFINES.findall(unit.text):  # the unit changed a macro itself: state unknown
+            emitted[name] = "\0changed"
+    return "\n".join(parts)
+
+
+def _units_by_name(units: list[DesignUnit]) -> tuple[dict[str, DesignUnit], dict[str, DesignUnit], int]:
+    """Design units (modules, interfaces, primitives) and packages by name; the first definition wins."""
+    design: dict[str, DesignUnit] = {}
+    packages: dict[str, DesignUnit] = {}
+    duplicates = 0
+    for unit in units:
+        table = packages if unit.kind == "package" else design
+        if unit.name in table:
+            duplicates += 1
+            continue
+        table[unit.name] = unit
+    return design, packages, duplicates
+
+
+def _record(unit: DesignUnit, where: str, find: Finder, *, key_prefix: str, source: dict) -> ModuleRecord:
+    parts = assemble(unit, where, find)
+    return ModuleRecord(
+        key=f"{key_prefix}:{unit.name}",
+        top=unit.name,
+        code=parts["code"],
+        dependencies=parts["dependencies"],
+        missing=parts["missing"],
+        source=dict(source, module=unit.name, line=unit.line),
+        ports=unit.ports,
+        own_lines=significant_lines(unit.text),
+        parse_error=unit.parse_error,
+        optional_missing=parts["optional_missing"],
+        conflicts=parts["conflicts"],
+        dependency_paths=parts["dependency_paths"],
+        formal=unit.formal,
+        testbench=unit.testbench,
+        string_parameters=dict(unit.string_parameters),
+        language=unit.language,
+    )
+
+
+def split_text(text: str, *, source: dict, key_prefix: str, settings: ParseSettings | None = None,
+               path: str = "source.v", stubs: StubLibrary | None = None) -> Iterator[ModuleRecord]:
+    """Split one text (a JSONL row, a dataset row) into module records; dependencies within the text."""
+    units = parse_file(text, path, settings or ParseSettings(), display=source.get("path") or path,
+                       local_includes=False)
+    design, packages, _ = _units_by_name(units)
+
+    def find(name: str, namespace: str, at: str):
+        table = packages if namespace == "package" else design
+        if name in table:
+            return at, table[name]
+        return stubs.find(name, namespace) if stubs is not None else None
+
+    for unit in design.values():
+        if unit.kind == "module":
+            yield _record(unit, path, find, key_prefix=key_prefix, source=source)
+
+
+class StubLibrary:
+    """The source's vendor primitive library: modules used only when the source lacks a name."""
+
+    def __init__(self, cfg: SourceConfig, settings: ParseSettings):
+        from .folders import walk_files
+
+        self._design: dict[str, tuple[str, DesignUnit]] = {}
+        self._packages: dict[str, tuple[str, DesignUnit]] = {}
+        for entry in cfg.stubs:
+            path = cfg.resolve_path(entry)
+            if os.path.isdir(path):
+                files = [real for _, real in walk_files(path, ["**/*.[vV]", "**/*.sv", "**/*.SV"])]
+            else:
+                files = [path]
+            for file in files:
+                with open(file, "rb") as fh:
+                    text, _ = decode_source(fh.read())
+                label = f"stub:{os.path.basename(file)}"
+                for unit in parse_file(text, file, settings):
+                    table = self._packages if unit.kind == "package" else self._design
+                    if unit.parse_error:
+                        logger.warning("source %s: stub %s in %s does not parse: %s", cfg.name, unit.name, file,
+                                       unit.parse_error)
+                    table.setdefault(unit.name, (label, unit))
+
+    def find(self, name: str, namespace: str) -> tuple[str, DesignUnit] | None:
+        return (self._packages if namespace == "package" else self._design).get(name)
+
+    def __len__(self) -> int:
+        return len(self._design) + len(self._packages)
 
 
 # --------------------------------------------------------------------------------------- sources
@@ -227,13 +274,14 @@ class SourceStats:
     items: int = 0
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
 
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
 
 
 def iter_modules(cfg: SourceConfig, stats: SourceStats | None = None) -> Iterator[ModuleRecord]:
     """All module records of one source, in a deterministic order."""
     stats = stats if stats is not None else SourceStats()
+    cfg.check_paths()
     if cfg.kind == "folder":
         yield from _iter_folder(cfg, stats)
     elif cfg.kind == "jsonl":
@@ -251,82 +299,94 @@ def iter_all_modules(sources: list[SourceConfig], stats: dict[str, SourceStats] 
         yield from iter_modules(cfg, st)
 
 
-def _folder_files(cfg: SourceConfig) -> list[str]:
-    import glob as globmod
-
-    root = cfg.path
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"source {cfg.name!r}: folder {root!r} does not exist")
-    patterns = [cfg.glob] + (["**/*.sv", "**/*.SV"] if cfg.include_sv else [])
-    files: set[str] = set()
-    for pattern in patterns:
-        files.update(p for p in globmod.glob(os.path.join(root, pattern), recursive=True) if os.path.isfile(p))
-    return sorted(files)
-
-
-def _read_text(path: str, max_bytes: int) -> str | None:
+def _read_text(path: str, max_bytes: int) -> tuple[str, str] | None:
     if os.path.getsize(path) > max_bytes:
         return None
     with open(path, "rb") as fh:
-        return fh.read().decode("utf-8", errors="replace")
+        return decode_source(fh.read())
 
 
 def _iter_folder(cfg: SourceConfig, stats: SourceStats) -> Iterator[ModuleRecord]:
-    files = _folder_files(cfg)
+    from .folders import NearestIndex, walk_files
+
+    patterns = [cfg.glob] + (["**/*.sv", "**/*.SV"] if cfg.include_sv else [])
+    files = walk_files(cfg.path, patterns, on_skip=stats.skip)
     if not files:
         logger.warning("source %s: no Verilog files under %s", cfg.name, cfg.path)
+    settings = parse_settings(cfg)
+    stubs = StubLibrary(cfg, settings) if cfg.stubs else None
+    licenses = LicenseFinder(cfg.path)
+    real_of = dict(files)
 
     @functools.lru_cache(maxsize=64)
-    def spans_of(path: str) -> dict[str, ModuleSpan]:
-        text = _read_text(path, cfg.max_file_bytes)
-        out: dict[str, ModuleSpan] = {}
-        for span in parse_modules(text) if text else []:
-            out.setdefault(span.name, span)
-        return out
+    def units_of(rel: str) -> tuple[dict[str, DesignUnit], dict[str, DesignUnit], int]:
+        read = _read_text(real_of[rel], cfg.max_file_bytes)
+        if read is None:
+            return {}, {}, 0
+        return _units_by_name(parse_file(read[0], real_of[rel], settings, display=rel))
 
-    index: dict[str, str] = {}
+    index = NearestIndex([os.path.relpath(os.path.realpath(d), settings.root) for d in settings.include_dirs])
     if cfg.resolve_across_files:
-        for path in files:  # first pass: module name → defining file (names only: small)
+        for rel, _ in files:  # first pass: unit name → defining files (names and paths only: small)
             try:
-                for name in spans_of(path):
-                    index.setdefault(name, path)
+                design, packages, _ = units_of(rel)
             except (OSError, UnicodeError) as exc:
-                logger.debug("index pass: %s: %s", path, exc)
+                logger.debug("index pass: %s: %s", rel, exc)
+                continue
+            for name in design:
+                index.add("unit", name, rel)
+            for name in packages:
+                index.add("package", name, rel)
 
-    def lookup(name: str) -> ModuleSpan | None:
-        path = index.get(name)
-        return spans_of(path).get(name) if path else None
+    def find(name: str, namespace: str, at: str):
+        design, packages, _ = units_of(at) if at in real_of else ({}, {}, 0)
+        table = packages if namespace == "package" else design
+        if name in table:
+            return at, table[name]
+        if cfg.resolve_across_files:
+            rel = index.nearest(namespace, name, at)  # raises Ambiguous
+            if rel is not None:
+                design, packages, _ = units_of(rel)
+                unit = (packages if namespace == "package" else design).get(name)
+                if unit is not None:
+                    return rel, unit
+        return stubs.find(name, namespace) if stubs is not None else None
 
-    for path in files:
+    for rel, real in files:
         stats.items += 1
-        rel = os.path.relpath(path, cfg.path)
         try:
-            text = _read_text(path, cfg.max_file_bytes)
+            read = _read_text(real, cfg.max_file_bytes)
         except OSError as exc:
-            logger.warning("source %s: cannot read %s: %s", cfg.name, path, exc)
+            logger.warning("source %s: cannot read %s: %s", cfg.name, rel, exc)
             stats.skip("unreadable_file")
             continue
-        if text is None:
+        if read is None:
             stats.skip("file_too_large")
             continue
-        source = {"name": cfg.name, "kind": "folder", "path": rel}
+        text, encoding = read
+        license_ = spdx_tag(text) or cfg.license or licenses.for_file(real)
+        source = {"name": cfg.name, "kind": "folder", "path": rel, "license": license_}
+        if encoding != "utf-8":
+            source["encoding"] = encoding
         try:
-            records = list(split_text(text, source=source, key_prefix=f"{cfg.name}/{rel}",
-                                      lookup=lookup if cfg.resolve_across_files else None))
+            design, _, duplicates = units_of(rel)
+            records = [_record(unit, rel, find, key_prefix=f"{cfg.name}/{rel}", source=source)
+                       for unit in design.values() if unit.kind == "module"]
         except Exception as exc:  # a front-end crash on one file must not stop the run
             logger.warning("source %s: cannot split %s: %s", cfg.name, rel, exc)
             stats.skip("split_error")
             continue
+        if duplicates:
+            stats.skip("duplicate_definition_in_file", duplicates)
         if not records:
             stats.skip("no_module")
         yield from records
 
 
 def _jsonl_rows(cfg: SourceConfig, stats: SourceStats) -> Iterator[tuple[int, dict | None]]:
-    if not os.path.isfile(cfg.path):
-        raise FileNotFoundError(f"source {cfg.name!r}: JSONL file {cfg.path!r} does not exist")
-    with open(cfg.path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(cfg.path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line, _ = decode_source(raw)
             if not line.strip():
                 continue
             try:
@@ -363,6 +423,8 @@ def _hf_rows(cfg: SourceConfig) -> Iterator[tuple[int, dict | None]]:
 
 def _iter_rows(cfg: SourceConfig, rows, stats: SourceStats) -> Iterator[ModuleRecord]:
     checked = False
+    settings = parse_settings(cfg)
+    stubs = StubLibrary(cfg, settings) if cfg.stubs else None
     for index, row in rows:
         stats.items += 1
         if row is None:
@@ -375,18 +437,23 @@ def _iter_rows(cfg: SourceConfig, rows, stats: SourceStats) -> Iterator[ModuleRe
             )
         checked = True
         text = row.get(cfg.code_field)
+        if isinstance(text, bytes):
+            text = decode_source(text)[0]
         if not isinstance(text, str) or not text.strip():
             stats.skip("empty_code")
             continue
         if len(text.encode("utf-8", errors="replace")) > cfg.max_file_bytes:
             stats.skip("file_too_large")
             continue
+        text = decode_source(text.encode("utf-8", errors="surrogatepass"))[0]
         item = str(row.get(cfg.path_field) or f"row{index}") if cfg.path_field else f"row{index}"
-        source = {"name": cfg.name, "kind": cfg.kind, "path": item, "row": index}
-        if cfg.license_field and row.get(cfg.license_field):
-            source["license"] = str(row[cfg.license_field])
+        license_ = spdx_tag(text) or (str(row[cfg.license_field]) if cfg.license_field and row.get(cfg.license_field)
+                                      else None) or cfg.license or None
+        source = {"name": cfg.name, "kind": cfg.kind, "path": item, "row": index, "license": license_}
         try:
-            records = list(split_text(text, source=source, key_prefix=f"{cfg.name}/{item}#{index}"))
+            records = list(split_text(text, source=source, key_prefix=f"{cfg.name}/{item}#{index}",
+                                      settings=settings, path=item if item.endswith((".sv", ".svh")) else
+                                      (item if item.endswith(".v") else "row.v"), stubs=stubs))
         except Exception as exc:
             logger.warning("source %s: cannot split row %s: %s", cfg.name, index, exc)
             stats.skip("split_error")

@@ -153,6 +153,9 @@ def roundtrip_records(inp: str, out: str, drops: str | None, cfg: BuildConfig, *
 
     if not cfg.roundtrip.enabled or cfg.roundtrip.llm is None:
         raise ValueError("roundtrip step: the recipe needs `roundtrip: {enabled: true, llm: {...}}`")
+    from .config import require_decontamination
+
+    require_decontamination(cfg)
     backend = backend or make_backend(cfg.roundtrip.llm)
     decon = None
     if cfg.decontaminate.enabled:
@@ -171,7 +174,7 @@ def roundtrip_records(inp: str, out: str, drops: str | None, cfg: BuildConfig, *
             for rec in chunk:
                 counts["in"] += 1
                 try:
-                    iface = normalize_interface(extract_interface(rec.code, rec.top).to_dict())
+                    iface = normalize_interface(extract_interface(rec.code, rec.top).to_dict(), rec.string_parameters)
                 except Exception as exc:
                     w.drop(rec, "interface_error", f"{type(exc).__name__}: {exc}")
                     counts["drop:interface_error"] += 1

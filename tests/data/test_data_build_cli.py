@@ -38,8 +38,8 @@ def test_build_writes_dataset_manifest_and_drop_report(tmp_path, eda):
     manifest = Builder(load_build_config(recipe(tmp_path)), progress=False).run()
     counts = manifest["counts"]
     assert counts["split"] == 16 and counts["tasks"] == 9
-    assert list(counts) == ["split", "structure", "exact_dedupe", "tools", "near_dedupe", "decontaminate",
-                            "interface", "roundtrip", "tasks"]
+    assert list(counts) == ["split", "structure", "exact_dedupe", "decontaminate", "interface", "compile",
+                            "scorable", "synth", "near_dedupe", "roundtrip", "tasks"]
     assert all(a >= b for a, b in zip(list(counts.values()), list(counts.values())[1:]))  # monotone
     drops = [json.loads(line) for line in open(tmp_path / "out" / "drops.jsonl")]
     assert {d["top"]: d["reason"] for d in drops} == EXPECTED_DROPS
@@ -47,6 +47,9 @@ def test_build_writes_dataset_manifest_and_drop_report(tmp_path, eda):
     assert manifest["drops_by_stage"]["structure"] == {"parse_error": 1, "unresolved_dependency": 1, "too_short": 1}
     assert manifest["tool_versions"]["yosys"] and manifest["tool_versions"]["iverilog"]
     assert manifest["packages"]["datasketch"] and manifest["seed"] == 0
+    # seconds per stage and the throughput are in the summary
+    assert {"split", "structure", "compile", "scorable", "synth", "total"} <= set(manifest["timings_s"])
+    assert manifest["throughput"]["modules"] == 16 and manifest["throughput"]["modules_per_s"] > 0
     assert manifest["sources"]["corpus"]["items"] == 14 and manifest["shards"]["committed"] == 4
 
     jsonl = load_tasks_dataset(manifest["dataset"]["files"]["jsonl"])

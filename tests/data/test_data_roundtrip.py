@@ -92,10 +92,10 @@ def test_roundtrip_build_keeps_equivalent_pairs_only(reference_build):
     ds = load_tasks_dataset(manifest["dataset"]["files"]["parquet"])
     assert sorted(ds["id"]) == sorted(r["id"] for r in rows)
     counts = manifest["counts"]
-    assert counts["interface"] - counts["roundtrip"] == len(EXPECTED_DROPS)
+    assert counts["near_dedupe"] - counts["roundtrip"] == len(EXPECTED_DROPS)
     assert manifest["llm"]["model"] == "mock-coder" and manifest["seed"] == 7
     # describe + regenerate requests only for modules that reached the round trip
-    assert n_requests == 2 * counts["interface"]
+    assert n_requests == 2 * counts["near_dedupe"]
 
 
 def test_rejected_request_drops_only_that_row(tmp_path, llm_server):
@@ -202,12 +202,12 @@ def test_tiny_transformers_model_round_trip_with_resume(tmp_path, tiny_model):
     summary = json.loads(stdout)
     assert summary["shards"]["committed"] == summary["shards"]["count"] >= 2
     counts = summary["counts"]
-    assert counts["interface"] > 0 and counts["tasks"] == counts["roundtrip"]
+    assert counts["near_dedupe"] > 0 and counts["tasks"] == counts["roundtrip"]
     drops = [json.loads(line) for line in open(tmp_path / "out" / "drops.jsonl")]
     keys = [d["key"] for d in drops]
     assert len(keys) == len(set(keys)) == counts["split"] - counts["tasks"]
     rt = [d for d in drops if d["stage"] == "roundtrip"]
-    assert len(rt) == counts["interface"] - counts["roundtrip"]
+    assert len(rt) == counts["near_dedupe"] - counts["roundtrip"]
     assert {d["reason"] for d in rt} <= {"no_code", "empty_description", "description_contains_code",
                                          "candidate_rejected", "interface_mismatch", "not_equivalent"}
     manifest = json.load(open(tmp_path / "out" / "manifest.json"))
@@ -238,7 +238,8 @@ def test_roundtrip_and_preferences_steps_from_the_cli(tmp_path, llm_server, caps
     assert main(["data", "split", "--folder", CORPUS, "--out", modules]) == 0
     assert main(["data", "filter", "--input", modules, "--out", kept, "--no-synth"]) == 0
     step_recipe = tmp_path / "rt.yaml"
-    step_recipe.write_text(yaml.safe_dump({"roundtrip": {"enabled": True, "llm": openai_llm(base_url)}}))
+    step_recipe.write_text(yaml.safe_dump({"roundtrip": {"enabled": True, "llm": openai_llm(base_url)},
+                                           "decontaminate": {"enabled": False}}))
     capsys.readouterr()
     assert main(["data", "roundtrip", "--config", str(step_recipe), "--input", kept, "--out", tasks,
                  "--drops", str(tmp_path / "d.jsonl")]) == 0

@@ -8,8 +8,9 @@ import pytest
 from data_fixtures import CORPUS
 
 from data_pipeline.config import FilterConfig, SourceConfig
-from data_pipeline.filters import check_module, structural_check
-from data_pipeline.sources import ModuleRecord, SourceStats, iter_modules, parse_modules, split_text
+from data_pipeline.filters import check_module, structural_check, tool_check
+from data_pipeline.sources import ModuleRecord, SourceStats, iter_modules, split_text
+from data_pipeline.verilog import ParseSettings, parse_file
 
 TWO_FILE = """`define W 4
 module leaf(input [`W-1:0] a, output [`W-1:0] y);
@@ -38,10 +39,13 @@ def test_split_keeps_dependencies_macros_and_reports_missing():
 
 
 def test_single_module_text_and_port_counting():
-    spans = parse_modules("module b(x, y, z); input x, y; output z; assign z = x & y; endmodule")
+    spans = parse_file("module b(x, y, z); input x, y; output z; assign z = x & y; endmodule", "b.v", ParseSettings())
     assert [(s.name, s.ports, s.parse_error) for s in spans] == [("b", 3, None)]
-    bad = parse_modules("module ok(input a, output y); assign y = a; endmodule\nmodule bad(input a output y); endmodule")
-    assert bad[0].parse_error is None and bad[1].parse_error
+    bad = parse_file("module ok(input a, output y); assign y = a; endmodule\nmodule bad(input a output y); endmodule",
+                     "f.v", ParseSettings())
+    assert bad[0].parse_error is None
+    # the message says where and what, like a compiler: file:line:column: error: message
+    assert bad[1].parse_error == "f.v:2:19: error: expected identifier"
 
 
 def test_folder_source_resolves_modules_across_files():
@@ -49,7 +53,7 @@ def test_folder_source_resolves_modules_across_files():
     recs = {r.top: r for r in iter_modules(SourceConfig(kind="folder", path=CORPUS), stats)}
     parity = recs["parity_top"]
     assert parity.dependencies == ["parity_core", "popcount8"] and not parity.missing
-    assert parity.source["path"] == "sub/parity.v"
+    assert parity.source["path"] == "sub/parity.v" and parity.dependency_paths == ["sub/parity_core.v", "sub/parity_core.v"]
     assert stats.items == 14 and recs["orphan"].missing == ["missing_block"]
     # without cross-file resolution the dependency is missing
     recs = {r.top: r for r in iter_modules(SourceConfig(kind="folder", path=CORPUS, resolve_across_files=False))}
@@ -123,8 +127,10 @@ def test_tool_filters_compile_and_synthesize(eda):
     # parses (so the structural check passes) but does not elaborate: width mismatch is fine, an
     # undeclared identifier is not
     bad = _rec("module m(input a, output y);\n  assign y = a & nothere;\nendmodule\n", "m")
-    res = check_module(bad, cfg)
-    assert not res.ok and res.reason == "compile"
+    res = check_module(bad, cfg)  # the reward engine's front end refuses it before any tool runs
+    assert not res.ok and res.stage == "interface" and res.reason == "interface_error" and "nothere" in res.detail
+    res = tool_check(bad, cfg)
+    assert not res.ok and res.stage == "compile" and res.reason == "compile"
     big = FilterConfig(max_cells=1)
     assert check_module(good, big).reason == "too_many_cells"
     quick = FilterConfig(synth_figures=False)

@@ -268,8 +268,8 @@ class Builder:
                             bar.update(len(chunk))
                             index += 1
                             continue
-                        logger.warning("shard %d: its modules changed since it was committed (an edited source, or "
-                                       "a grown corpus); rebuilding it and every shard after it", index)
+                        self.report(f"rebuilding from shard {index} on: its modules changed since it was committed "
+                                    f"(an edited source or a grown corpus)")
                         redo = True
                     self._process_shard(index, chunk, digest, split_s)
                     self.control.shard_committed()

@@ -220,6 +220,12 @@ def _errors(tree, sm, display: str) -> list[tuple[object, int, str]]:
     return out
 
 
+def _name(tok) -> str:
+    """A declared or referenced name; escaped identifiers keep their backslash (``\\a+b``)."""
+    raw = tok.rawText
+    return raw if raw.startswith("\\") else tok.valueText
+
+
 class _Walker:
     """Prints units from the token stream and tracks the macro definitions in effect."""
 
@@ -332,7 +338,7 @@ class _Walker:
         K = self.K
         header = getattr(member, "header", None)
         name_tok = getattr(header, "name", None) if header is not None else None
-        name = name_tok.valueText if name_tok is not None else ""
+        name = _name(name_tok) if name_tok is not None else ""
         out: list[str] = []
         used: set[str] = set()
         start_env: dict[str, str] | None = None
@@ -403,7 +409,7 @@ class _Walker:
                     continue
                 kind = child.kind
                 if kind == K.HierarchyInstantiation:
-                    type_name = child.type.valueText
+                    type_name = _name(child.type)
                     if child.type.kind == self.TokKind.Identifier and type_name in SV_ONLY_KEYWORDS:
                         type_name += KEYWORD_SUFFIX
                     if type_name:

@@ -114,3 +114,19 @@ class MockLLM:
                                   "finish_reason": "stop"} for i, t in enumerate(texts)]}
 
 
+
+
+def make_repo(root, files: dict, links: dict | None = None):
+    """Write a fixture repository: ``files`` maps relative paths to text (UTF-8) or bytes; ``links`` maps
+    relative link paths to their (relative or absolute) targets. Returns ``root`` as a string."""
+    root = str(root)
+    for rel, content in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(content if isinstance(content, bytes) else content.encode("utf-8"))
+    for rel, target in (links or {}).items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.symlink(target, path)
+    return root

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -19,6 +18,7 @@ from data_fixtures import BENCH_RTLLM, BENCH_VE, CORPUS, EXPECTED_DROPS, EXPECTE
 from data_pipeline.build import Builder, load_tasks_dataset
 from data_pipeline.config import LLMConfig, RoundTripConfig, load_build_config
 from data_pipeline.llm import LLMUnavailable
+from data_pipeline.runctl import TEST_STOP_ENV, scratch_root
 from data_pipeline.roundtrip import load_template, render
 from rewards.task import Task
 
@@ -122,40 +122,45 @@ def test_endpoint_outage_stops_the_run_and_the_shard_is_redone(tmp_path, llm_ser
     assert {json.loads(line)["top"] for line in open(manifest["dataset"]["files"]["jsonl"])} == {"adder8", "alu8"}
 
 
-def _run_build_cli(recipe: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "verirl.cli", "data", "build", "--config", recipe, "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+def _run_build_cli(recipe: str, stop_after: int | None = None, signal_name: str = "KILL"):
+    """Run `verirl data build` in a child process; with ``stop_after`` the build sends itself
+    ``signal_name`` right after committing that many shards (the test-only switch of
+    data_pipeline.runctl), so the stop point is exact, not a race with a poller."""
+    env = dict(os.environ)
+    env.pop(TEST_STOP_ENV, None)
+    if stop_after is not None:
+        env[TEST_STOP_ENV] = f"{stop_after}:{signal_name}"
+    return subprocess.run([sys.executable, "-m", "verirl.cli", "data", "build", "--config", recipe, "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=900)
 
 
-def _kill_after_first_shard(proc: subprocess.Popen, shard_dir: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.isfile(os.path.join(shard_dir, "shard-00000.json")):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"build ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail("no shard committed in time")
+def _committed(out_dir) -> list[str]:
+    return sorted(f for f in os.listdir(os.path.join(out_dir, "shards")) if f.endswith(".json"))
 
 
-def test_killed_build_resumes_without_duplicates_or_losses(tmp_path, llm_server, reference_build):
+@pytest.mark.parametrize("how", ["KILL", "INT", "TERM"])
+def test_stopped_build_resumes_without_duplicates_or_losses(tmp_path, llm_server, reference_build, how):
     base_url, mock = llm_server
     ref = reference_build[0]
-    mock.delay = 0.15  # slow enough that the kill lands while later shards are in flight
     recipe = write_recipe(tmp_path / "r.yaml", tmp_path / "out", openai_llm(base_url))
-    proc = _run_build_cli(recipe)
-    _kill_after_first_shard(proc, str(tmp_path / "out" / "shards"))
-    committed = sorted(os.listdir(tmp_path / "out" / "shards"))
-    assert "shard-00000.json" in committed and not os.path.exists(tmp_path / "out" / "manifest.json")
-    assert ref["shards"]["count"] > len([f for f in committed if f.endswith(".json")])  # killed halfway
+    first = _run_build_cli(recipe, stop_after=1, signal_name=how)
+    # stopped exactly after the first shard: one commit, no manifest, nothing left in flight
+    assert _committed(tmp_path / "out") == ["shard-00000.json"]
+    assert not os.path.exists(tmp_path / "out" / "manifest.json")
+    assert ref["shards"]["count"] > 1
+    if how == "KILL":
+        assert first.returncode == -signal.SIGKILL
+    else:  # Ctrl-C / SIGTERM: one clean line, no traceback, the conventional exit status
+        assert first.returncode == 128 + getattr(signal, f"SIG{how}"), first.stderr[-2000:]
+        assert "stopped: 1 shards saved; rerun the same command to resume" in first.stderr
+        assert "Traceback" not in first.stderr
+        scratch = scratch_root(str(tmp_path / "out"))  # closed before the process exited: nothing left
+        assert not os.path.isdir(scratch) or not os.listdir(scratch)
 
-    proc = _run_build_cli(recipe)
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    summary = json.loads(stdout)
+    second = _run_build_cli(recipe)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming: 1 shards already done" in second.stderr
+    summary = json.loads(second.stdout)
     resumed = [json.loads(line) for line in open(summary["dataset"]["files"]["jsonl"])]
     expected = [json.loads(line) for line in open(ref["dataset"]["files"]["jsonl"])]
     assert [r["id"] for r in resumed] == [r["id"] for r in expected]  # same rows, same order, no duplicate
@@ -163,6 +168,8 @@ def test_killed_build_resumes_without_duplicates_or_losses(tmp_path, llm_server,
     assert summary["counts"] == ref["counts"]
     drops = [json.loads(line)["key"] for line in open(tmp_path / "out" / "drops.jsonl")]
     assert len(drops) == len(set(drops)) == ref["counts"]["split"] - ref["counts"]["tasks"]
+    manifest = json.load(open(tmp_path / "out" / "manifest.json"))
+    assert manifest["llm"]["model"] == "mock-coder"  # recorded although the LLM of shard 0 ran before the stop
 
 
 def test_changed_recipe_does_not_resume_silently(tmp_path, llm_server):
@@ -184,8 +191,9 @@ def test_changed_recipe_does_not_resume_silently(tmp_path, llm_server):
 @pytest.mark.slow
 def test_tiny_transformers_model_round_trip_with_resume(tmp_path, tiny_model):
     """The acceptance run: a tiny local model (built offline) drives the round trip end to end, the
-    build is killed after its first shard and resumed. An untrained model writes no valid Verilog,
-    so every module reaching the round trip is dropped, each exactly once, with a counted reason."""
+    build is killed right after its first shard (the build's own test switch: no race) and resumed.
+    An untrained model writes no valid Verilog, so every module reaching the round trip is dropped,
+    each exactly once, with a counted reason."""
     llm = {"kind": "transformers", "model": tiny_model, "max_new_tokens": 12, "temperature": 0.0,
            "batch_size": 4, "device": "cpu", "dtype": "float32"}
     corpus = tmp_path / "corpus"
@@ -194,12 +202,13 @@ def test_tiny_transformers_model_round_trip_with_resume(tmp_path, tiny_model):
         shutil.copy(os.path.join(CORPUS, name), corpus / name)
     recipe = write_recipe(tmp_path / "r.yaml", tmp_path / "out", llm, shard_size=2,
                           filters={"synthesize": False}, sources=[{"kind": "folder", "path": str(corpus)}])
-    proc = _run_build_cli(recipe)
-    _kill_after_first_shard(proc, str(tmp_path / "out" / "shards"), timeout=240)
-    proc = _run_build_cli(recipe)
-    stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0, stderr.decode()[-3000:]
-    summary = json.loads(stdout)
+    first = _run_build_cli(recipe, stop_after=1)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    assert _committed(tmp_path / "out") == ["shard-00000.json"]
+    second = _run_build_cli(recipe)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming: 1 shards already done" in second.stderr
+    summary = json.loads(second.stdout)
     assert summary["shards"]["committed"] == summary["shards"]["count"] >= 2
     counts = summary["counts"]
     assert counts["near_dedupe"] > 0 and counts["tasks"] == counts["roundtrip"]

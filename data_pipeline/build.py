@@ -79,7 +79,7 @@ def task_features():
         "provenance": {"source": Value("string"), "kind": Value("string"), "path": Value("string"),
                        "line": Value("int64"), "row": Value("int64"), "license": Value("string"),
                        "key": Value("string"), "dependencies": List(Value("string")),
-                       "dependency_paths": List(Value("string"))},
+                       "dependency_paths": List(Value("string")), "variant": Value("string")},
         "interface": interface,
         "description": Value("string"),
         "roundtrip": {"model": Value("string"), "method": Value("string"), "attempts": Value("int64"),
@@ -332,7 +332,7 @@ class Builder:
             return (None, "") if match is None else ("contaminated", match.describe())
 
         def interface(item: _Item):
-            res = interface_check(item.rec)
+            res = interface_check(item.rec, cfg.filters)
             if res.ok:
                 item.interface = normalize_interface(res.interface, item.rec.string_parameters)
             return (None, "") if res.ok else (res.reason, res.detail)
@@ -447,7 +447,8 @@ class Builder:
                                "path": rec.source.get("path"), "line": rec.source.get("line"),
                                "row": rec.source.get("row"), "license": rec.source.get("license"),
                                "key": rec.key, "dependencies": list(rec.dependencies),
-                               "dependency_paths": list(rec.dependency_paths)},
+                               "dependency_paths": list(rec.dependency_paths),
+                               "variant": rec.source.get("variant")},
                 "interface": item.interface,
                 "description": description,
                 "roundtrip": ({"model": llm.get("model"), "method": out.method, "attempts": out.attempts,

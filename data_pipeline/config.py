@@ -38,6 +38,10 @@ class SourceConfig:
                        "make it unique among the sources)")
     glob: str = _field("**/*.[vV]", "folder sources: files to read, plus `*.sv` files when `include_sv` is set")
     include_sv: bool = _field(True, "folder sources: also read `**/*.sv` files")
+    exclude: list[str] = _field(
+        factory=list, help="folder sources: glob patterns of relative paths to leave out (`bench/**`, "
+        "`**/*_quartus.sv`): testbenches, alternative implementations the project's build would not use"
+    )
     code_field: str = _field("code", "jsonl/hf sources: the column holding Verilog text")
     path_field: str = _field("", "jsonl/hf sources: optional column with the original file path (provenance)")
     license_field: str = _field("", "jsonl/hf sources: optional column with the license (provenance)")
@@ -56,6 +60,11 @@ class SourceConfig:
         factory=dict, help="macros defined before every file, as the source's own build defines them "
         "(`{NAME: value}`; an empty value defines NAME without a value)"
     )
+    expand_macros: bool = _field(
+        True, "true: macro uses are replaced by what they expand to (the text the compiler saw; robust to macro "
+        "features the reward engine's simulator lacks: default arguments, `\", nested directives); false: macro uses "
+        "stay as written and each module carries the definitions it uses"
+    )
     language: str = _field(
         "auto", "`auto` (.sv/.svh: SystemVerilog; .v: SystemVerilog, or Verilog-2005 keywords when only that "
         "parses), `verilog2005` or `sv`"
@@ -63,6 +72,10 @@ class SourceConfig:
     stubs: list[str] = _field(
         factory=list, help="vendor primitive library: files or folders of modules used when the source itself does "
         "not define an instantiated name (e.g. simulation models of FPGA primitives)"
+    )
+    parameter_variants: int = _field(
+        0, "extra tasks per module with other defaults of its parameters (each decimal default doubled, then "
+        "halved), kept only where the change alters the module's ports: a width parameter"
     )
     license: str = _field(
         "", "license recorded for every task of this source (an SPDX tag in a file still wins); default: detected "
@@ -79,6 +92,8 @@ class SourceConfig:
             self.name = os.path.basename(os.path.normpath(self.path)) or self.path
         if self.max_file_bytes <= 0:
             raise ValueError("sources[].max_file_bytes must be positive")
+        if not isinstance(self.parameter_variants, int) or self.parameter_variants < 0:
+            raise ValueError(f"sources[].parameter_variants must be an integer >= 0, got {self.parameter_variants!r}")
         if self.language not in ("auto", "verilog2005", "sv"):
             raise ValueError(f"sources[].language must be auto, verilog2005 or sv, got {self.language!r}")
         if isinstance(self.defines, list):  # also accept ["NAME", "NAME=value"]
@@ -90,7 +105,7 @@ class SourceConfig:
         if bad:
             raise ValueError(f"sources[].defines: {bad} are not macro names")
         self.defines = {str(k): "" if v is None or v is True else str(v) for k, v in self.defines.items()}
-        for key in ("include_dirs", "stubs"):
+        for key in ("include_dirs", "stubs", "exclude"):
             if not isinstance(getattr(self, key), list):
                 raise ValueError(f"sources[].{key} must be a list of paths")
 
@@ -141,6 +156,10 @@ class FilterConfig:
     )
     synthesize: bool = _field(True, "require Yosys to synthesize the module (`synth -top`) to at least one cell")
     max_cells: int = _field(20_000, "drop designs whose synthesized netlist has more cells (0: no limit)")
+    max_memory_bits: int = _field(
+        16_384, "with `synthesize`: drop designs whose memory arrays hold more bits, before Yosys runs (synthesis "
+        "to gates turns every bit into a flip-flop: minutes of Yosys for a netlist near max_cells); 0: no limit"
+    )
     synth_figures: bool = _field(
         True, "true: rewards.synth (ABC mapping, cells/area/depth stored in metadata.stats); false: a 2x faster "
         "check (`synth -noabc`, cell count only) for very large corpora"
@@ -157,7 +176,7 @@ class FilterConfig:
         if self.min_ports < 0 or self.max_ports < self.min_ports:
             raise ValueError(f"filters: need 0 <= min_ports <= max_ports, got {self.min_ports}, {self.max_ports}")
         if self.tool_timeout_s <= 0 or self.synth_timeout_s <= 0 or self.max_chars <= 0 or self.max_cells < 0 \
-                or self.max_dependencies < 0:
+                or self.max_dependencies < 0 or self.max_memory_bits < 0:
             raise ValueError("filters: tool_timeout_s, synth_timeout_s and max_chars must be positive, max_cells and "
                              "max_dependencies >= 0")
         if not isinstance(self.scorable_equivalence, dict):

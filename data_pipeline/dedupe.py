@@ -101,12 +101,21 @@ class Deduplicator:
         return mh
 
     def near_duplicate(self, key: str, code: str) -> tuple[str, float] | None:
-        """``(key, similarity)`` of an earlier similar module, else index this one and return None."""
+        """``(key, similarity)`` of an earlier similar module, else index this one and return None.
+
+        Parameter variants of one module (keys ``<module key>@param:NAME=VALUE``) are similar by
+        construction and are never duplicates of each other.
+        """
         if not self.cfg.near:
             return None
+        from .sources import variant_family
+
         mh = self.minhash(code)
         best: tuple[str, float] | None = None
+        family = variant_family(key)
         for other in self._lsh.query(mh):
+            if variant_family(other) == family:
+                continue
             sim = float(np.mean(self._signatures[other] == mh.hashvalues))
             if sim >= self.cfg.threshold and (best is None or sim > best[1]):
                 best = (other, sim)

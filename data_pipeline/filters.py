@@ -6,9 +6,10 @@ The checks run cheapest first and stop at the first failure, whose reason is rec
   ``conflicting_dependencies``, ``unresolved_dependency``, ``too_many_dependencies``,
   ``include_directive``, ``testbench``, ``formal_harness``, ``too_short``, ``too_long``,
   ``too_few_ports``, ``too_many_ports``;
-* ``interface`` (the reward engine's front end, :func:`rewards.interface.extract_interface`):
-  ``interface_error``, ``no_outputs``, ``unsupported_ports`` (inout, unpacked-array or escaped-name
-  ports, which the equivalence checker cannot drive);
+* ``interface`` (the reward engine's front end, :mod:`rewards.interface`): ``interface_error``,
+  ``no_outputs``, ``unsupported_ports`` (inout, unpacked-array or escaped-name ports, which the
+  equivalence checker cannot drive), ``too_much_memory`` (memory arrays larger than
+  ``max_memory_bits``: synthesis to gates would spend its whole budget on flip-flops);
 * ``compile`` (Icarus, :func:`rewards.syntax.check_syntax`): ``compile``, ``unresolved_dependency``
   (a module of an optional generate branch that is used after all), ``timeout``;
 * ``scorable`` (:func:`scorable_check`): the reward engine scores the reference as a candidate of its
@@ -124,12 +125,16 @@ def structural_check(rec: ModuleRecord, cfg: FilterConfig) -> FilterResult:
     return FilterResult(True, lines=lines, stage="structure")
 
 
-def interface_check(rec: ModuleRecord) -> FilterResult:
-    """The reward engine's front end reads the module's ports: some output, all drivable."""
-    from rewards.interface import extract_interface
+def interface_check(rec: ModuleRecord, cfg: FilterConfig | None = None) -> FilterResult:
+    """The reward engine's front end reads the module's ports: some output, all drivable; and, before
+    any synthesis is paid for, how many bits its memory arrays hold (``filters.max_memory_bits``)."""
+    from rewards.interface import elaborate, interface_of_instance
 
     try:
-        iface = extract_interface(rec.code, rec.top).to_dict()
+        owners, inst = elaborate(rec.code, rec.top)  # `owners` keeps the compilation alive
+        iface = interface_of_instance(inst).to_dict()
+        memory = memory_bits(inst)
+        del owners
     except Exception as exc:  # InterfaceError, or a front-end failure on odd code
         return FilterResult(False, "interface_error", f"{type(exc).__name__}: {exc}", stage="interface")
     ports = iface.get("ports", [])
@@ -142,7 +147,36 @@ def interface_check(rec: ModuleRecord) -> FilterResult:
         return FilterResult(False, "unsupported_ports", f"inout, unpacked-array or escaped-name ports: "
                             f"{', '.join(bad)} (the equivalence checker cannot drive them)",
                             stage="interface", interface=iface)
+    if cfg is not None and cfg.synthesize and cfg.max_memory_bits and memory > cfg.max_memory_bits:
+        return FilterResult(False, "too_much_memory", f"its memory arrays hold {memory} bits > {cfg.max_memory_bits} "
+                            "(filters.max_memory_bits): synthesized to gates, every bit is a flip-flop",
+                            stage="interface", interface=iface)
     return FilterResult(True, stage="interface", interface=iface)
+
+
+def memory_bits(inst) -> int:
+    """Bits held by unpacked-array variables (memories) in the elaborated hierarchy below ``inst``."""
+    from pyslang import ast
+
+    total = 0
+    stack = [(inst.body, 0)]
+    while stack:
+        scope, depth = stack.pop()
+        if depth > 64:
+            continue
+        for member in scope:
+            kind = member.kind
+            if kind == ast.SymbolKind.Variable and member.type.isUnpackedArray:
+                total += int(member.type.bitstreamWidth)
+            elif kind == ast.SymbolKind.Instance and member.isModule:
+                stack.append((member.body, depth + 1))
+            elif kind == ast.SymbolKind.InstanceArray:
+                stack += [(e.body, depth + 1) for e in member.elements if e.kind == ast.SymbolKind.Instance]
+            elif kind == ast.SymbolKind.GenerateBlock and not member.isUninstantiated:
+                stack.append((member, depth + 1))
+            elif kind == ast.SymbolKind.GenerateBlockArray:
+                stack += [(e, depth + 1) for e in member.entries]
+    return total
 
 
 #: the quick synthesis check: generic synthesis without technology mapping; only {top} is substituted
@@ -312,7 +346,7 @@ def check_module(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | 
     res = structural_check(rec, cfg)
     if not res.ok:
         return res
-    iface = interface_check(rec)
+    iface = interface_check(rec, cfg)
     if not iface.ok:
         iface.lines = res.lines
         return iface

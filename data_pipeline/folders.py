@@ -34,8 +34,11 @@ def _matches(rel: str, patterns: list[str]) -> bool:
     return False
 
 
-def walk_files(root: str, patterns: list[str], on_skip: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
-    """``(relative path, real path)`` of the regular files under ``root`` matching ``patterns``, sorted."""
+def walk_files(root: str, patterns: list[str], on_skip: Callable[[str], None] | None = None,
+               exclude: list[str] | None = None) -> list[tuple[str, str]]:
+    """``(relative path, real path)`` of the regular files under ``root`` matching ``patterns`` and none
+    of ``exclude``, sorted."""
+    exclude = list(exclude or [])
     real_root = os.path.realpath(root)
     skip = on_skip or (lambda reason: None)
     seen_dirs: set[tuple[int, int]] = set()
@@ -74,6 +77,9 @@ def walk_files(root: str, patterns: list[str], on_skip: Callable[[str], None] | 
             elif stat.S_ISREG(mode):
                 rel = os.path.relpath(real, real_root)
                 if real in seen_files or not _matches(rel, patterns):
+                    continue
+                if exclude and _matches(rel, exclude):
+                    skip("excluded")
                     continue
                 seen_files.add(real)
                 found[rel] = real

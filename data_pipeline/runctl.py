@@ -46,8 +46,11 @@ logger = logging.getLogger(__name__)
 TEST_STOP_ENV = "VERIRL_DATA_TEST_STOP_AFTER_SHARDS"
 
 
-class BuildStopped(Exception):
-    """The build was stopped by a signal; committed shards are kept (rerun to resume)."""
+class BuildStopped(BaseException):
+    """The build was stopped by a signal; committed shards are kept (rerun to resume).
+
+    A ``BaseException`` like ``KeyboardInterrupt``: no ``except Exception`` on the way (a front end that
+    turns failures into drop reasons) may swallow it and let a half-checked shard be committed."""
 
     def __init__(self, signum: int):
         super().__init__(f"stopped by {signal.Signals(signum).name}")
@@ -92,7 +95,13 @@ class RunControl:
         fh.flush()
         self._lock_fh = fh
         self.cleanup_leftovers()
-        os.makedirs(self.scratch, exist_ok=True)
+        for attempt in range(3):  # the watchdog of a killed run may remove the empty root meanwhile
+            try:
+                os.makedirs(self.scratch, exist_ok=True)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         # job folders are created inside by the sandbox (mode 0700, possibly owned by `nobody`)
         os.chmod(self.scratch_root, 0o711)
         os.chmod(self.scratch, 0o711)
@@ -127,8 +136,6 @@ class RunControl:
             except subprocess.TimeoutExpired:
                 self._watchdog.kill()
             self._watchdog = None
-        with contextlib.suppress(OSError):
-            os.rmdir(self.scratch_root)  # only when no other run's folder is in it
         if self._lock_fh is not None:
             self._lock_fh.close()
             self._lock_fh = None

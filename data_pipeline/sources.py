@@ -100,7 +100,8 @@ class ModuleRecord:
 def parse_settings(cfg: SourceConfig) -> ParseSettings:
     return ParseSettings(include_dirs=tuple(cfg.resolve_path(d) for d in cfg.include_dirs),
                          root=os.path.realpath(cfg.path) if cfg.kind == "folder" else "",
-                         defines=tuple(cfg.defines.items()), language=cfg.language)
+                         defines=tuple(cfg.defines.items()), language=cfg.language,
+                         expand_macros=cfg.expand_macros)
 
 
 # --------------------------------------------------------------------------------------- resolution
@@ -192,15 +193,59 @@ def _units_by_name(units: list[DesignUnit]) -> tuple[dict[str, DesignUnit], dict
     return design, packages, duplicates
 
 
-def _record(unit: DesignUnit, where: str, find: Finder, *, key_prefix: str, source: dict) -> ModuleRecord:
+#: separates a parameter variant's label from its module's key: ``src/f.v:fifo@param:DEPTH=32``
+VARIANT_MARK = "@param:"
+
+
+def variant_family(key: str) -> str:
+    """The key of the module a (possibly variant) record was made from."""
+    return key.split(VARIANT_MARK, 1)[0]
+
+
+def _records(unit: DesignUnit, where: str, find: Finder, *, key_prefix: str, source: dict,
+             variants: int = 0) -> Iterator[ModuleRecord]:
+    """The module's record, then up to ``variants`` parameter variants whose ports differ from it."""
+    base = _record(unit, where, find, key_prefix=key_prefix, source=source)
+    yield base
+    if variants <= 0 or not unit.integer_parameters or base.parse_error or base.missing or base.conflicts:
+        return
+    from rewards.interface import extract_interface
+
+    def ports(code: str):
+        try:
+            return [(p.name, p.direction, p.width) for p in extract_interface(code, unit.name).ports]
+        except Exception:  # a variant the front end cannot elaborate is no task
+            return None
+
+    base_ports = ports(base.code)
+    made = 0
+    for name, value, _, _ in unit.integer_parameters:
+        for new in (value * 2, value // 2):
+            if made >= variants or base_ports is None:
+                return
+            if new < 1 or new == value or new > 4096:
+                continue
+            label = f"{name}={new}"
+            rec = _record(unit.with_parameter(name, new), where, find, key_prefix=key_prefix, source=source,
+                          variant=label)
+            found = ports(rec.code)
+            if found is None or found == base_ports:
+                continue  # the parameter does not change the interface: not a different task
+            made += 1
+            yield rec
+
+
+def _record(unit: DesignUnit, where: str, find: Finder, *, key_prefix: str, source: dict,
+            variant: str = "") -> ModuleRecord:
     parts = assemble(unit, where, find)
+    extra = {"variant": variant} if variant else {}
     return ModuleRecord(
-        key=f"{key_prefix}:{unit.name}",
+        key=f"{key_prefix}:{unit.name}" + (VARIANT_MARK + variant if variant else ""),
         top=unit.name,
         code=parts["code"],
         dependencies=parts["dependencies"],
         missing=parts["missing"],
-        source=dict(source, module=unit.name, line=unit.line),
+        source=dict(source, module=unit.name, line=unit.line, **extra),
         ports=unit.ports,
         own_lines=significant_lines(unit.text),
         parse_error=unit.parse_error,
@@ -215,7 +260,7 @@ def _record(unit: DesignUnit, where: str, find: Finder, *, key_prefix: str, sour
 
 
 def split_text(text: str, *, source: dict, key_prefix: str, settings: ParseSettings | None = None,
-               path: str = "source.v", stubs: StubLibrary | None = None) -> Iterator[ModuleRecord]:
+               path: str = "source.v", stubs: StubLibrary | None = None, variants: int = 0) -> Iterator[ModuleRecord]:
     """Split one text (a JSONL row, a dataset row) into module records; dependencies within the text."""
     units = parse_file(text, path, settings or ParseSettings(), display=source.get("path") or path,
                        local_includes=False)
@@ -229,7 +274,7 @@ def split_text(text: str, *, source: dict, key_prefix: str, settings: ParseSetti
 
     for unit in design.values():
         if unit.kind == "module":
-            yield _record(unit, path, find, key_prefix=key_prefix, source=source)
+            yield from _records(unit, path, find, key_prefix=key_prefix, source=source, variants=variants)
 
 
 class StubLibrary:
@@ -310,7 +355,7 @@ def _iter_folder(cfg: SourceConfig, stats: SourceStats) -> Iterator[ModuleRecord
     from .folders import NearestIndex, walk_files
 
     patterns = [cfg.glob] + (["**/*.sv", "**/*.SV"] if cfg.include_sv else [])
-    files = walk_files(cfg.path, patterns, on_skip=stats.skip)
+    files = walk_files(cfg.path, patterns, on_skip=stats.skip, exclude=cfg.exclude)
     if not files:
         logger.warning("source %s: no Verilog files under %s", cfg.name, cfg.path)
     settings = parse_settings(cfg)
@@ -370,8 +415,9 @@ def _iter_folder(cfg: SourceConfig, stats: SourceStats) -> Iterator[ModuleRecord
             source["encoding"] = encoding
         try:
             design, _, duplicates = units_of(rel)
-            records = [_record(unit, rel, find, key_prefix=f"{cfg.name}/{rel}", source=source)
-                       for unit in design.values() if unit.kind == "module"]
+            records = [rec for unit in design.values() if unit.kind == "module"
+                       for rec in _records(unit, rel, find, key_prefix=f"{cfg.name}/{rel}", source=source,
+                                           variants=cfg.parameter_variants)]
         except Exception as exc:  # a front-end crash on one file must not stop the run
             logger.warning("source %s: cannot split %s: %s", cfg.name, rel, exc)
             stats.skip("split_error")
@@ -453,7 +499,8 @@ def _iter_rows(cfg: SourceConfig, rows, stats: SourceStats) -> Iterator[ModuleRe
         try:
             records = list(split_text(text, source=source, key_prefix=f"{cfg.name}/{item}#{index}",
                                       settings=settings, path=item if item.endswith((".sv", ".svh")) else
-                                      (item if item.endswith(".v") else "row.v"), stubs=stubs))
+                                      (item if item.endswith(".v") else "row.v"), stubs=stubs,
+                                      variants=cfg.parameter_variants))
         except Exception as exc:
             logger.warning("source %s: cannot split row %s: %s", cfg.name, index, exc)
             stats.skip("split_error")

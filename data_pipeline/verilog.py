@@ -71,6 +71,8 @@ class ParseSettings:
     defines: tuple[tuple[str, str], ...] = ()
     """``(name, value)`` macros defined before every file (``value`` may be empty)."""
     language: str = "auto"
+    expand_macros: bool = True
+    """Replace macro uses by their expansion (``False``: keep the uses, carry the definitions)."""
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:
@@ -100,6 +102,25 @@ class DesignUnit:
     """Has no ports and drives itself (``initial``, ``$finish``): a testbench."""
     string_parameters: dict[str, str] = dataclasses.field(default_factory=dict)
     """Declared default text of parameters initialised with a string literal (``"ABC"``)."""
+    integer_parameters: list[tuple[str, int, int, int]] = dataclasses.field(default_factory=list)
+    """``(name, default, start, end)`` of overridable parameters whose default is a plain decimal
+    literal; ``text[start:end]`` is that literal (parameter variants rewrite it)."""
+
+    def with_parameter(self, name: str, value: int) -> DesignUnit:
+        """This unit with the default of parameter ``name`` set to ``value`` (see ``integer_parameters``)."""
+        for pname, _, start, end in self.integer_parameters:
+            if pname == name:
+                new = str(value)
+                shift = len(new) - (end - start)
+                params = []
+                for n, v, s, e in self.integer_parameters:
+                    if n == name:
+                        params.append((n, value, start, start + len(new)))
+                    else:
+                        params.append((n, v, s + shift, e + shift) if s > start else (n, v, s, e))
+                return dataclasses.replace(self, text=self.text[:start] + new + self.text[end:],
+                                           integer_parameters=params)
+        raise KeyError(name)
 
     def prelude(self) -> str:
         return "".join(text for _, text in self.macros)
@@ -144,7 +165,7 @@ def _parse(text: str, path: str, settings: ParseSettings, display: str, language
     if not local_includes:
         sm.setDisableLocalIncludes(True)
     tree = syntax.SyntaxTree.fromText(text, sm, os.path.basename(path), os.path.abspath(path), pyslang.Bag(options))
-    walker = _Walker(sm)
+    walker = _Walker(sm, expand=settings.expand_macros)
     walker.env.update((name, f"`define {name} {value}".rstrip() + "\n") for name, value in settings.defines)
     errors = _errors(tree, sm, display)
     escaped = _includes_outside(tree, sm, settings, path if local_includes else None)
@@ -220,6 +241,24 @@ def _errors(tree, sm, display: str) -> list[tuple[object, int, str]]:
     return out
 
 
+def _glues(a: str, b: str) -> bool:
+    """Would two expanded tokens run together into one (``input`` + ``logic``) without a space?"""
+    word = lambda c: c.isalnum() or c in "_$`\\"  # noqa: E731
+    return bool(b) and word(a) and word(b)
+
+
+_TRAILING_BLANKS = re.compile(r"[ \t]+(?=\n)")
+
+
+def _strip_trailing_blanks(text: str, offsets: list[int]) -> tuple[str, list[int]]:
+    """``text`` without blanks before line breaks, and ``offsets`` moved to match."""
+    removed = [(m.start(), m.end() - m.start()) for m in _TRAILING_BLANKS.finditer(text)]
+    if not removed:
+        return text, offsets
+    moved = [off - sum(n for start, n in removed if start < off) for off in offsets]
+    return _TRAILING_BLANKS.sub("", text), moved
+
+
 def _name(tok) -> str:
     """A declared or referenced name; escaped identifiers keep their backslash (``\\a+b``)."""
     raw = tok.rawText
@@ -229,10 +268,12 @@ def _name(tok) -> str:
 class _Walker:
     """Prints units from the token stream and tracks the macro definitions in effect."""
 
-    def __init__(self, sm):
+    def __init__(self, sm, *, expand: bool = True):
         from pyslang import parsing, syntax
 
         self.sm = sm
+        self.expand = expand
+        self._last_kind = None
         self.env: dict[str, str] = {}
         self.K = syntax.SyntaxKind
         self.TK = parsing.TriviaKind
@@ -305,7 +346,11 @@ class _Walker:
                         self._leading_trivia(node, out)
                         out.append(self._print_directive(node))
                 elif nk == self.K.MacroUsage:
-                    self._macro_usage(node, out, used)
+                    if self.expand:  # it expanded to nothing: keep only the text before it
+                        if out is not None:
+                            self._leading_trivia(node, out)
+                    else:
+                        self._macro_usage(node, out, used)
                 elif out is not None:  # conditional, include, timescale...: the directive is resolved
                     self._leading_trivia(node, out)
             elif kind == self.TK.DisabledText:
@@ -328,6 +373,33 @@ class _Walker:
 
     # -- units ----------------------------------------------------------------------------------
 
+    def _expanded(self, tok, out: list[str]) -> None:
+        """A token produced by a macro expansion, with the text before the macro use it starts."""
+        for tr in tok.trivia:
+            if tr.kind == self.TK.Directive:
+                node = tr.syntax()
+                if node.kind == self.K.MacroUsage:
+                    first = next(self._tokens(node), None)
+                    if first is not None and not self._is_macro(first):
+                        self._leading_trivia(node, out)  # the text before the use, in the file
+                continue
+            if tr.kind in (self.TK.DisabledText, self.TK.SkippedTokens, self.TK.SkippedSyntax):
+                continue
+            text = tr.getRawText()
+            if tr.kind == self.TK.EndOfLine:
+                if not text:
+                    continue  # the backslash of a continuation line: its newline follows
+                if out and out[-1].strip(" \t") == "":  # no trailing blanks before a line break
+                    out[-1] = out[-1].rstrip(" \t")
+            out.append(text)
+        numeric = (self.TokKind.IntegerLiteral, self.TokKind.IntegerBase, self.TokKind.RealLiteral,
+                   self.TokKind.TimeLiteral, self.TokKind.UnbasedUnsizedLiteral)
+        pieces_of_a_number = tok.kind in numeric and self._last_kind in numeric  # 8 'h ff: one literal
+        if (out and out[-1] and not out[-1][-1].isspace() and not pieces_of_a_number
+                and _glues(out[-1][-1], tok.rawText[:1])):
+            out.append(" ")
+        out.append(self._token_text(tok))
+
     def skip(self, member) -> None:
         used: set[str] = set()
         for tok in self._tokens(member):
@@ -343,6 +415,8 @@ class _Walker:
         used: set[str] = set()
         start_env: dict[str, str] | None = None
         info = {"initial": False, "finish": False, "formal": False}
+        literals = self._parameter_literals(member)
+        slots: list[tuple[str, int, int]] = []  # (name, value, index in out)
         for i, tok in enumerate(self._tokens(member)):
             macro = self._is_macro(tok)
             if i == 0:
@@ -353,14 +427,23 @@ class _Walker:
                     return None
                 out.append(self._token_text(tok))
                 continue
-            if macro:  # expanded text: print only the macro use that produced it
-                for tr in tok.trivia:
-                    if tr.kind == self.TK.Directive and tr.syntax().kind == K.MacroUsage:
-                        self._macro_usage(tr.syntax(), out, used)
-                continue
-            self._trivia(tok, out, used)
-            out.append(self._token_text(tok))
+            if macro:
+                if self.expand:
+                    self._expanded(tok, out)  # print what the compiler saw
+                else:  # expanded text: print only the macro use that produced it
+                    for tr in tok.trivia:
+                        if tr.kind == self.TK.Directive and tr.syntax().kind == K.MacroUsage:
+                            self._macro_usage(tr.syntax(), out, used)
+                    continue
+            else:
+                self._trivia(tok, out, used)
+                if literals:
+                    found = literals.get((tok.location.buffer.id, tok.location.offset))
+                    if found is not None:
+                        slots.append((found[0], found[1], len(out)))
+                out.append(self._token_text(tok))
             tk = tok.kind
+            self._last_kind = tk
             if tk == self.TokKind.InitialKeyword:
                 info["initial"] = True
             elif tk == self.TokKind.SystemIdentifier:
@@ -374,12 +457,45 @@ class _Walker:
             return None
         if name_tok.kind == self.TokKind.Identifier and name in SV_ONLY_KEYWORDS:
             name += KEYWORD_SUFFIX
-        unit = DesignUnit(name=name, kind=kind, text="".join(out))
+        starts = [sum(len(x) for x in out[:index]) for _, _, index in slots]
+        text, starts = _strip_trailing_blanks("".join(out), starts)
+        unit = DesignUnit(name=name, kind=kind, text=text)
+        for (pname, value, index), start in zip(slots, starts):
+            unit.integer_parameters.append((pname, value, start, start + len(out[index])))
         self._scan(member, unit, info)
-        unit.macros = self._closure(used, start_env or {})
+        unit.macros = [] if self.expand else self._closure(used, start_env or {})
         unit.testbench = kind == "module" and unit.ports == 0 and (info["initial"] or info["finish"])
         unit.formal = info["formal"]
         return unit
+
+    def _parameter_literals(self, member) -> dict[tuple[int, int], tuple[str, int]]:
+        """Location → (name, value) of the decimal-literal defaults of overridable parameters: those of
+        the header's ``#(...)`` list, or body ``parameter`` declarations when there is no such list."""
+        K = self.K
+        header = getattr(member, "header", None)
+        plist = getattr(header, "parameters", None) if header is not None else None
+        decls = []
+        if plist is not None:
+            decls = [d for d in plist.declarations if isinstance(d, self.Node)]
+        else:
+            for item in getattr(member, "members", None) or []:
+                node = item.parameter if item.kind == K.ParameterDeclarationStatement else None
+                if node is not None:
+                    decls.append(node)
+        found: dict[tuple[int, int], tuple[str, int]] = {}
+        for decl in decls:
+            if decl.kind != K.ParameterDeclaration or decl.keyword.kind == self.TokKind.LocalParamKeyword:
+                continue
+            for d in decl.declarators:
+                if not isinstance(d, self.Node) or d.initializer is None:
+                    continue
+                expr = d.initializer.expr
+                text = str(expr).strip()
+                if expr.kind == K.IntegerLiteralExpression and text.isdigit():
+                    tok = expr.getFirstToken()
+                    if not self._is_macro(tok):
+                        found[(tok.location.buffer.id, tok.location.offset)] = (d.name.valueText, int(text))
+        return found
 
     def _closure(self, used: set[str], env: dict[str, str]) -> list[tuple[str, str]]:
         needed: set[str] = set()

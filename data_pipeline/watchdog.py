@@ -66,9 +66,13 @@ def kill_tool_groups(root: str) -> int:
 
 
 def clean(root: str) -> None:
-    """Kill the tools working under ``root`` and remove everything in it."""
+    """Kill the tools working under ``root``, remove it, and its parent when that is left empty."""
     kill_tool_groups(root)
     shutil.rmtree(root, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(root))  # fails, harmlessly, while another run's folder is in it
+    except OSError:
+        pass
 
 
 def main(argv: list[str]) -> int:

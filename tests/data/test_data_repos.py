@@ -207,11 +207,16 @@ IFDEF = ("`define PLUS\n`define W 4\n"
 
 
 def test_ifdef_flags_are_applied_as_the_build_saw_them(tmp_path):
-    rec = records(make_repo(tmp_path, {"inc.v": IFDEF}))[0]["inc"]
-    assert "a + 1" in rec.code and "a - 1" not in rec.code           # the branch `define PLUS selects
-    assert "$past" not in rec.code and "FORMAL" not in rec.code      # the inactive formal block is gone
-    assert "`define W 4" in rec.code and "`W-1" in rec.code          # macro uses stay readable, defined
-    assert "`define PLUS" not in rec.code                            # not needed once resolved
+    repo = make_repo(tmp_path, {"inc.v": IFDEF})
+    for expand in (True, False):
+        rec = records(repo, expand_macros=expand)[0]["inc"]
+        assert "a + 1" in rec.code and "a - 1" not in rec.code       # the branch `define PLUS selects
+        assert "$past" not in rec.code and "FORMAL" not in rec.code  # the inactive formal block is gone
+        assert "`define PLUS" not in rec.code                        # not needed once resolved
+        if expand:  # what the compiler saw
+            assert "[4-1:0] a" in rec.code and "`" not in rec.code
+        else:       # macro uses stay readable, their definitions travel with the module
+            assert "`define W 4" in rec.code and "`W-1" in rec.code
 
 
 def test_source_defines_and_undef_select_branches(tmp_path):
@@ -222,6 +227,9 @@ def test_source_defines_and_undef_select_branches(tmp_path):
     assert "a + 1" in rec.code and "a - 1" not in rec.code
     rec = records(make_repo(tmp_path / "u", {"inc.v": "`undef PLUS\n" + text}), defines=["PLUS"])[0]["inc"]
     assert "a - 1" in rec.code
+    rec = records(make_repo(tmp_path / "w", {"inc.v": text.replace("`define W 4\n", "")}),
+                  defines={"W": 6}, expand_macros=False)[0]["inc"]
+    assert rec.code.startswith("`define W 6\n")  # a define from the recipe travels like one from the file
     with pytest.raises(ValueError, match="macro names"):
         SourceConfig(kind="folder", path="x", defines={"1BAD": 1})
 
@@ -231,13 +239,33 @@ def test_macros_travel_transitively_and_per_unit(tmp_path):
             "module m1(input [`B:0] a, output [`B:0] y);\n  assign y = a;\nendmodule\n"
             "`undef A\n`define A 5\n"
             "module m2(input [`A:0] a, output y);\n  m1 u(.a(a[3:0]), .y());\n  assign y = a[0];\nendmodule\n")
-    by_top, _, _ = records(make_repo(tmp_path, {"m.v": text}))
+    by_top, _, _ = records(make_repo(tmp_path, {"m.v": text}), expand_macros=False)
     m1, m2 = by_top["m1"], by_top["m2"]
     assert m1.code.startswith("`define A 2\n`define B (`A + 1)\n") and "UNUSED" not in m1.code
     # m2 needs m1 (with A=2) and itself (with A=5): each unit is preceded by its own definitions
     assert m2.code.index("`define A 2") < m2.code.index("module m1") < m2.code.index("`define A 5") \
         < m2.code.index("module m2")
     assert "`undef A\n`define A 5" in m2.code
+    by_top, _, _ = records(make_repo(tmp_path / "x", {"m.v": text}))  # expanded: each with its own values
+    assert "input [(2 + 1):0] a" in by_top["m2"].code and "input [5:0] a" in by_top["m2"].code
+
+
+def test_expansion_handles_what_the_simulator_preprocessor_lacks(tmp_path):
+    # default macro arguments, stringification, directives inside a macro body, token pasting
+    text = ("`define CLK clk_i\n"
+            "`define FF(q, d, clk = `CLK) \\\n  `ifndef NO_FF \\\n  always @(posedge clk) q <= d; \\\n  `endif\n"
+            "`define NAME(x) x``_q\n"
+            "module reg4(input clk_i, input [3:0] d, output reg [3:0] `NAME(out));\n"
+            "  `FF(`NAME(out), d)\n  // a string: `\"FF`\"\nendmodule\n")
+    rec = records(make_repo(tmp_path, {"r.v": text}))[0]["reg4"]
+    assert rec.parse_error is None
+    assert "output reg [3:0] out_q" in rec.code and "always @(posedge clk_i) out_q <= d;" in rec.code
+    assert "`" not in rec.code.replace('`\"FF`\"', "")  # only the comment keeps its backquotes
+    lines = rec.code.splitlines()
+    assert all(line == line.rstrip() for line in lines)  # no trailing blanks from continuation lines
+    keep = records(make_repo(tmp_path / "f", {"f.v": "module f(input a, output y);\n  initial $display(`__FILE__);"
+                                                      "\n  assign y = a;\nendmodule\n"}))[0]["f"]
+    assert '$display("f.v")' in keep.code and str(tmp_path) not in keep.code  # no host path in a task
 
 
 def test_includes_are_inlined_and_include_dirs_searched(tmp_path):
@@ -246,9 +274,11 @@ def test_includes_are_inlined_and_include_dirs_searched(tmp_path):
                                            "`include \"local.vh\"\n  assign y = a + K;\nendmodule\n"})
     rec = records(repo)[0]["m"]
     assert rec.parse_error and "params.vh" in rec.parse_error and rec.parse_error.startswith("rtl/m.v:1:")
-    rec = records(repo, include_dirs=["inc"])[0]["m"]
+    rec = records(repo, include_dirs=["inc"], expand_macros=False)[0]["m"]
     assert rec.parse_error is None and "`include" not in rec.code
     assert "`define WIDTH 6" in rec.code and "localparam K = 3;" in rec.code
+    rec = records(repo, include_dirs=["inc"])[0]["m"]
+    assert "input [6-1:0] a" in rec.code and "localparam K = 3;" in rec.code
 
 
 def test_includes_cannot_read_outside_the_source(tmp_path):

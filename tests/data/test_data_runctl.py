@@ -80,7 +80,7 @@ def test_sigkill_of_the_build_leaves_no_orphaned_tool_or_temp_folder(tmp_path):
     child.wait()
     assert wait_exit(watchdog_pid), "the watchdog did not finish"
     assert wait_exit(tool_pid, 10) and not alive(tool_pid)
-    assert not os.path.exists(scratch)
+    assert not os.path.exists(scratch) and not os.path.exists(os.path.dirname(scratch))
 
 
 def test_leftovers_of_a_killed_run_are_cleaned_when_the_build_restarts(tmp_path):

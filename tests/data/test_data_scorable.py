@@ -130,6 +130,18 @@ def test_modules_with_nothing_to_check_are_dropped(eda):
     assert check_module(inout, FilterConfig()).reason == "unsupported_ports"
 
 
+def test_memories_too_large_to_synthesize_are_dropped_before_yosys(eda):
+    ram = ("module ram #(parameter AW = 10)(input clk, input we, input [AW-1:0] a, input [31:0] d, output [31:0] q);\n"
+           "  reg [31:0] mem [0:(1<<AW)-1];\n  always @(posedge clk) if (we) mem[a] <= d;\n  assign q = mem[a];\n"
+           "endmodule\n")
+    res = check_module(rec_of(ram), FilterConfig())
+    assert res.stage == "interface" and res.reason == "too_much_memory" and "32768 bits" in res.detail
+    assert not res.timings  # no tool ran
+    small = rec_of(ram.replace("AW = 10", "AW = 4"))
+    assert check_module(small, FilterConfig()).ok
+    assert check_module(rec_of(ram), FilterConfig(max_memory_bits=0, synth_timeout_s=0.01)).reason == "timeout"
+
+
 def test_scorable_check_does_not_grow_the_engines_task_cache(eda):
     """The engine memoises every task it prepares; the filter drops its one-off entries (this guards
     the private tables it touches: a rename in rewards.hierarchy fails here, not as a slow leak)."""
@@ -156,3 +168,24 @@ def test_prompt_says_string_parameters_as_strings_and_strobes_are_not_resets(eda
     assert 'parameter NAME = "UART0"' in text and "parameter W = 8" in text
     assert [r["name"] for r in iface["resets"]] == ["i_reset"]
     assert "i_wr" not in text.split("Reset:")[1]
+
+
+def test_parameter_variants_where_the_parameter_shapes_the_ports(tmp_path, eda):
+    code = ("module acc #(parameter W = 8, parameter DEPTH = 4)(input clk, input rst, input [W-1:0] d,\n"
+            "    output reg [W-1:0] sum);\n  reg [1:0] n;\n"
+            "  always @(posedge clk) if (rst) begin sum <= 0; n <= 0; end\n"
+            "  else begin sum <= sum + d; n <= (n == DEPTH - 1) ? 0 : n + 1; end\nendmodule\n")
+    repo = make_repo(tmp_path / "repo", {"acc.v": code})
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "decontaminate": {"enabled": False},
+                                      "sources": [{"kind": "folder", "path": repo, "parameter_variants": 3}]}))
+    manifest = Builder(load_build_config(str(recipe)), progress=False).run()
+    rows = [json.loads(line) for line in open(manifest["dataset"]["files"]["jsonl"])]
+    # W changes the ports (16 and 4 bits); DEPTH does not, so it makes no variant; near dedupe keeps all
+    assert [r["metadata"]["provenance"]["variant"] for r in rows] == [None, "W=16", "W=4"]
+    widths = [{p["name"]: p["width"] for p in r["metadata"]["interface"]["ports"]}["d"] for r in rows]
+    assert widths == [8, 16, 4] and len({r["id"] for r in rows}) == 3
+    assert "parameter W = 16" in rows[1]["reference"] and "parameter W = 16" in rows[1]["prompt"]
+    for row in rows:
+        task = Task.from_dict(row)
+        assert score_completion(task, f"```verilog\n{task.reference}\n```", RewardConfig()).passed is True

@@ -32,7 +32,10 @@ def test_split_keeps_dependencies_macros_and_reports_missing():
     top = recs["top"]
     assert top.dependencies == ["leaf"] and top.missing == ["ghost"]  # found inside a generate block too
     assert top.code.index("module leaf") < top.code.index("module top")
-    assert "`define W 4" in recs["leaf"].code  # the macro the module uses travels with it
+    assert "input [4-1:0] a" in recs["leaf"].code  # the macro the module uses, as the compiler saw it
+    kept = {r.top: r for r in split_text(TWO_FILE, source={"name": "t"}, key_prefix="t/f.v",
+                                         settings=ParseSettings(expand_macros=False))}
+    assert "`define W 4" in kept["leaf"].code  # or its definition travels with the module
     assert recs["leaf"].ports == 2 and top.ports == 3 and top.key == "t/f.v:top"
     rec = ModuleRecord.from_dict(json.loads(json.dumps(top.to_dict())))
     assert rec == top

@@ -42,7 +42,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from .config import BuildConfig, to_dict
 from .dedupe import Deduplicator, exact_hash
 from .filters import TOOL_STAGES, interface_check, require_tools, structural_check, tool_check
-from .runctl import RunControl
+from .runctl import RunControl, ensure_not_running
 from .shards import ShardStore, atomic_open, read_jsonl, write_json, write_jsonl
 from .sources import ModuleRecord, SourceStats, iter_all_modules
 
@@ -168,6 +168,7 @@ class Builder:
             if not os.path.isfile(os.path.join(self.out, "run.json")):
                 raise ValueError(f"--restart would delete {self.out}, which does not hold a data build "
                                  f"(no run.json); choose an empty or new output_dir")
+            ensure_not_running(self.out)
             shutil.rmtree(self.out)
         os.makedirs(self.out, exist_ok=True)
         self._check_resume()

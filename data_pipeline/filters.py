@@ -135,7 +135,7 @@ def interface_check(rec: ModuleRecord, cfg: FilterConfig | None = None) -> Filte
         iface = interface_of_instance(inst).to_dict()
         memory = memory_bits(inst)
         del owners
-    except Exception as exc:  # InterfaceError, or a front-end failure on odd code
+    except Exception as exc:  # noqa: BLE001 - InterfaceError, or a front-end failure on odd code
         return FilterResult(False, "interface_error", f"{type(exc).__name__}: {exc}", stage="interface")
     ports = iface.get("ports", [])
     if not any(p.get("direction") == "output" for p in ports):
@@ -294,8 +294,10 @@ def _forget_prepared(task, config) -> None:
     from rewards import hierarchy
 
     key = (task.fingerprint, config.fingerprint)
-    hierarchy._PREP_CACHE.pop(key, None)  # noqa: SLF001 - see docstring
-    hierarchy._PREP_LOCKS.pop(key, None)  # noqa: SLF001
+    for table in ("_PREP_CACHE", "_PREP_LOCKS"):
+        entries = getattr(hierarchy, table, None)  # absent after a change in rewards: the test says so
+        if isinstance(entries, dict):
+            entries.pop(key, None)
 
 
 def tool_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None,

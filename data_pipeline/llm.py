@@ -18,7 +18,6 @@ longer than the context) yields ``None`` for that conversation only and the row 
 from __future__ import annotations
 
 import abc
-
 import json
 import logging
 import os

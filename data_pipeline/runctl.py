@@ -80,7 +80,7 @@ class RunControl:
     def start(self) -> None:
         """Lock the output folder, clean up after earlier runs, create scratch space, start the watchdog."""
         os.makedirs(self.out, exist_ok=True)
-        fh = open(os.path.join(self.out, ".lock"), "a+")
+        fh = open(os.path.join(self.out, ".lock"), "a+")  # noqa: SIM115 - held open (locked) until close()
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -185,6 +185,21 @@ class RunControl:
             logger.warning("%s: sending %s to this build after %d committed shard(s)", TEST_STOP_ENV,
                            signal.Signals(self._test_stop[1]).name, self._committed_here)
             os.kill(os.getpid(), self._test_stop[1])
+
+
+def ensure_not_running(out_dir: str) -> None:
+    """Raise ``ValueError`` when a build holds the lock of ``out_dir`` (before deleting it for --restart)."""
+    path = os.path.join(out_dir, ".lock")
+    if not os.path.isfile(path):
+        return
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            raise ValueError(f"{out_dir} is in use by another `verirl data build` (pid {fh.read().strip() or '?'}); "
+                             f"--restart would delete its files") from None
+        fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def scratch_root(out_dir: str) -> str:

@@ -214,7 +214,7 @@ def _records(unit: DesignUnit, where: str, find: Finder, *, key_prefix: str, sou
     def ports(code: str):
         try:
             return [(p.name, p.direction, p.width) for p in extract_interface(code, unit.name).ports]
-        except Exception:  # a variant the front end cannot elaborate is no task
+        except Exception:  # noqa: BLE001 - a variant the front end cannot elaborate is no task
             return None
 
     base_ports = ports(base.code)
@@ -418,7 +418,7 @@ def _iter_folder(cfg: SourceConfig, stats: SourceStats) -> Iterator[ModuleRecord
             records = [rec for unit in design.values() if unit.kind == "module"
                        for rec in _records(unit, rel, find, key_prefix=f"{cfg.name}/{rel}", source=source,
                                            variants=cfg.parameter_variants)]
-        except Exception as exc:  # a front-end crash on one file must not stop the run
+        except Exception as exc:  # noqa: BLE001 - a front-end crash on one file must not stop the run
             logger.warning("source %s: cannot split %s: %s", cfg.name, rel, exc)
             stats.skip("split_error")
             continue
@@ -463,8 +463,7 @@ def _hf_rows(cfg: SourceConfig) -> Iterator[tuple[int, dict | None]]:
         ds = datasets.load_dataset(builder, data_files=path, split="train", streaming=True)
     else:  # a local dataset folder (memory-mapped), or a Hub id (streamed unless `streaming: false`)
         ds = datasets.load_dataset(path, split=cfg.split, streaming=cfg.streaming and not os.path.exists(path))
-    for i, row in enumerate(ds):
-        yield i, row
+    yield from enumerate(ds)
 
 
 def _iter_rows(cfg: SourceConfig, rows, stats: SourceStats) -> Iterator[ModuleRecord]:
@@ -501,7 +500,7 @@ def _iter_rows(cfg: SourceConfig, rows, stats: SourceStats) -> Iterator[ModuleRe
                                       settings=settings, path=item if item.endswith((".sv", ".svh")) else
                                       (item if item.endswith(".v") else "row.v"), stubs=stubs,
                                       variants=cfg.parameter_variants))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the run
             logger.warning("source %s: cannot split row %s: %s", cfg.name, index, exc)
             stats.skip("split_error")
             continue

@@ -39,26 +39,26 @@ SV_EXTENSIONS = (".sv", ".svh")
 
 #: SystemVerilog (IEEE 1800-2017) keywords that are plain identifiers in Verilog-2005
 SV_ONLY_KEYWORDS = frozenset("""
-    accept_on alias always_comb always_ff always_latch assert assume before bind bins binsof bit break
-    byte chandle checker class clocking const constraint context continue cover covergroup coverpoint
-    cross dist do endchecker endclass endclocking endgroup endinterface endpackage endprogram endproperty
-    endsequence enum eventually expect export extends extern final first_match foreach forkjoin global
-    iff ignore_bins illegal_bins implements implies import inside int interconnect interface intersect
-    join_any join_none let local logic longint matches modport nettype new nexttime null package packed
-    priority program property protected pure rand randc randcase randsequence ref reject_on restrict
-    return s_always s_eventually s_nexttime s_until s_until_with sequence shortint shortreal soft solve
-    static string strong struct super sync_accept_on sync_reject_on tagged this throughout timeprecision
-    timeunit type typedef union unique unique0 until until_with untyped var virtual void wait_order weak
-    wildcard with within
-""".split())
+    accept_on alias always_comb always_ff always_latch assert assume before bind bins binsof bit
+    break byte chandle checker class clocking const constraint context continue cover covergroup
+    coverpoint cross dist do endchecker endclass endclocking endgroup endinterface endpackage
+    endprogram endproperty endsequence enum eventually expect export extends extern final
+    first_match foreach forkjoin global iff ignore_bins illegal_bins implements implies import
+    inside int interconnect interface intersect join_any join_none let local logic longint matches
+    modport nettype new nexttime null package packed priority program property protected pure rand
+    randc randcase randsequence ref reject_on restrict return s_always s_eventually s_nexttime
+    s_until s_until_with sequence shortint shortreal soft solve static string strong struct super
+    sync_accept_on sync_reject_on tagged this throughout timeprecision timeunit type typedef union
+    unique unique0 until until_with untyped var virtual void wait_order weak wildcard with within
+""".split())  # noqa: SIM905 - a word list reads better as text
 KEYWORD_SUFFIX = "_kw"
 
 _FORMAL_ATTRIBUTES = frozenset({"anyseq", "anyconst", "allseq", "allconst"})
 _FORMAL_CALLS = frozenset({"$anyseq", "$anyconst", "$allseq", "$allconst"})
 _TESTBENCH_CALLS = frozenset({"$finish", "$stop", "$dumpfile", "$dumpvars", "$monitor"})
 _MACRO_REF = re.compile(r"`([A-Za-z_][A-Za-z0-9_$]*)")
-_UNIT_KINDS = {"ModuleDeclaration": "module", "InterfaceDeclaration": "interface",
-               "PackageDeclaration": "package", "UdpDeclaration": "primitive", "ProgramDeclaration": "program"}
+_UNIT_KINDS = {"ModuleDeclaration": "module", "InterfaceDeclaration": "interface", "PackageDeclaration": "package",
+               "UdpDeclaration": "primitive", "ProgramDeclaration": "program"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +149,8 @@ def _parse(text: str, path: str, settings: ParseSettings, display: str, language
     import pyslang
     from pyslang import parsing, syntax
 
-    version = pyslang.LanguageVersion.v1364_2005 if language == "verilog2005" else pyslang.LanguageVersion.v1800_2017
+    versions = pyslang.LanguageVersion
+    version = versions.v1364_2005 if language == "verilog2005" else versions.v1800_2017
     options = []
     for cls in (parsing.PreprocessorOptions, parsing.LexerOptions, parsing.ParserOptions):
         opt = cls()
@@ -164,14 +165,16 @@ def _parse(text: str, path: str, settings: ParseSettings, display: str, language
     sm = pyslang.SourceManager()
     if not local_includes:
         sm.setDisableLocalIncludes(True)
-    tree = syntax.SyntaxTree.fromText(text, sm, os.path.basename(path), os.path.abspath(path), pyslang.Bag(options))
+    tree = syntax.SyntaxTree.fromText(text, sm, os.path.basename(path), os.path.abspath(path),
+                                      pyslang.Bag(options))
     walker = _Walker(sm, expand=settings.expand_macros)
     walker.env.update((name, f"`define {name} {value}".rstrip() + "\n") for name, value in settings.defines)
     errors = _errors(tree, sm, display)
     escaped = _includes_outside(tree, sm, settings, path if local_includes else None)
     if escaped:
-        errors.append((None, -1, f"{display}: `include of {escaped}, outside the source folder and its "
-                                 f"include_dirs (not read into a task)"))
+        message = (f"{display}: `include of {escaped}, outside the source folder and its include_dirs "
+                   "(not read into a task)")
+        errors.append((None, -1, message))
     root = tree.root
     members = list(root.members) if root.kind == syntax.SyntaxKind.CompilationUnit else [root]
     units: list[DesignUnit] = []
@@ -234,16 +237,16 @@ def _errors(tree, sm, display: str) -> list[tuple[object, int, str]]:
             where = parent
         try:
             message = engine.formatMessage(diag)
-        except Exception:  # a message argument pyslang cannot format: the code still says what it is
+        except Exception:  # noqa: BLE001 - an argument pyslang cannot format: the code still says what it is
             message = str(diag.code)
-        out.append((where.buffer, where.offset,
-                    f"{display}:{sm.getLineNumber(where)}:{sm.getColumnNumber(where)}: error: {message}{included}"))
+        place = f"{display}:{sm.getLineNumber(where)}:{sm.getColumnNumber(where)}"
+        out.append((where.buffer, where.offset, f"{place}: error: {message}{included}"))
     return out
 
 
 def _glues(a: str, b: str) -> bool:
     """Would two expanded tokens run together into one (``input`` + ``logic``) without a space?"""
-    word = lambda c: c.isalnum() or c in "_$`\\"  # noqa: E731
+    word = lambda c: c.isalnum() or c in "_$`\\"
     return bool(b) and word(a) and word(b)
 
 
@@ -540,7 +543,8 @@ class _Walker:
                     info["formal"] = True
                 elif kind == K.ParameterDeclaration:
                     for decl in child.declarators:
-                        if isinstance(decl, self.Node) and decl.kind == K.Declarator and decl.initializer is not None:
+                        if (isinstance(decl, self.Node) and decl.kind == K.Declarator
+                                and decl.initializer is not None):
                             expr = decl.initializer.expr
                             if expr.kind == K.StringLiteralExpression:
                                 unit.string_parameters[decl.name.valueText] = str(expr).strip()

@@ -39,8 +39,7 @@ def tool_processes(root: str) -> list[int]:
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue  # gone, or not ours to inspect
-        if cwd.endswith(" (deleted)"):
-            cwd = cwd[: -len(" (deleted)")]
+        cwd = cwd.removesuffix(" (deleted)")
         if _under(cwd, root):
             found.append(pid)
     return found

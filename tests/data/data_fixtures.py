@@ -130,3 +130,11 @@ def make_repo(root, files: dict, links: dict | None = None):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.symlink(target, path)
     return root
+
+
+def jsonl(path) -> list[dict]:
+    """The objects of a JSONL file."""
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

@@ -16,7 +16,7 @@ from data_pipeline.filters import structural_check
 from data_pipeline.folders import walk_files
 from data_pipeline.sources import SourceStats, iter_modules, split_text
 from data_pipeline.text import decode_source, significant_lines
-from data_pipeline.verilog import ParseSettings, parse_file
+from data_pipeline.verilog import ParseSettings
 
 INV = "module inv(input [3:0] a, output [3:0] y);\n  assign y = ~a;\nendmodule\n"
 

@@ -18,8 +18,8 @@ from data_fixtures import BENCH_RTLLM, BENCH_VE, CORPUS, EXPECTED_DROPS, EXPECTE
 from data_pipeline.build import Builder, load_tasks_dataset
 from data_pipeline.config import LLMConfig, RoundTripConfig, load_build_config
 from data_pipeline.llm import LLMUnavailable
-from data_pipeline.runctl import TEST_STOP_ENV, scratch_root
 from data_pipeline.roundtrip import load_template, render
+from data_pipeline.runctl import TEST_STOP_ENV, scratch_root
 from rewards.task import Task
 
 pytestmark = pytest.mark.eda

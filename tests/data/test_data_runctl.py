@@ -3,7 +3,6 @@ resume, one build per folder, resume that notices edited sources, normal file pe
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -14,7 +13,7 @@ import textwrap
 
 import pytest
 import yaml
-from data_fixtures import make_repo
+from data_fixtures import jsonl, make_repo
 
 from data_pipeline.build import Builder
 from data_pipeline.config import load_build_config
@@ -105,9 +104,14 @@ def test_leftovers_of_a_killed_run_are_cleaned_when_the_build_restarts(tmp_path)
 def test_one_build_per_output_folder(tmp_path):
     first = RunControl(str(tmp_path / "out"))
     first.start()
+    (tmp_path / "out" / "run.json").write_text("{}")
     try:
         with pytest.raises(ValueError, match=f"in use by another .*pid {os.getpid()}"):
             RunControl(str(tmp_path / "out")).start()
+        repo = make_repo(tmp_path / "repo", {"m.v": _module("m", "+")})
+        with pytest.raises(ValueError, match="--restart would delete its files"):  # --restart spares a live run
+            Builder(load_build_config(_recipe(tmp_path, repo)), restart=True)
+        assert (tmp_path / "out" / "run.json").exists()
     finally:
         first.close()
     again = RunControl(str(tmp_path / "out"))
@@ -133,20 +137,21 @@ def test_resume_rebuilds_what_an_edited_source_changed(tmp_path):
     lines: list[str] = []
     first = Builder(load_build_config(_recipe(tmp_path, repo)), progress=False, report=lines.append).run()
     assert first["counts"]["tasks"] == 6 and lines == []
-    before = {json.loads(x)["top"]: json.loads(x)["reference"] for x in open(first["dataset"]["files"]["jsonl"])}
+    before = {r["top"]: r["reference"] for r in jsonl(first["dataset"]["files"]["jsonl"])}
     with open(os.path.join(repo, "m3.v"), "w") as fh:  # same module name, same count: only its content changes
         fh.write(_module("m3", "^"))
     again = Builder(load_build_config(_recipe(tmp_path, repo)), progress=False, report=lines.append).run()
-    assert lines == ["resuming: 3 shards already done", "rebuilding from shard 1 on: its modules changed since it "
-                     "was committed (an edited source or a grown corpus)"]
-    after = {json.loads(x)["top"]: json.loads(x)["reference"] for x in open(again["dataset"]["files"]["jsonl"])}
+    assert lines == ["resuming: 3 shards already done",
+                     ("rebuilding from shard 1 on: its modules changed since it was committed (an edited source or a "
+                      "grown corpus)")]
+    after = {r["top"]: r["reference"] for r in jsonl(again["dataset"]["files"]["jsonl"])}
     assert "a ^ b" in after["m3"] and "a + b" in before["m3"]
     assert {k: v for k, v in after.items() if k != "m3"} == {k: v for k, v in before.items() if k != "m3"}
     # the shard before the edit was reused, the edited one and those after it rebuilt
     fresh = Builder(load_build_config(_recipe(tmp_path, repo, output_dir=str(tmp_path / "fresh"))),
                     progress=False).run()
-    assert [json.loads(x) for x in open(fresh["dataset"]["files"]["jsonl"])] == \
-        [json.loads(x) for x in open(again["dataset"]["files"]["jsonl"])]
+    assert jsonl(fresh["dataset"]["files"]["jsonl"]) == \
+        jsonl(again["dataset"]["files"]["jsonl"])
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])

@@ -3,11 +3,9 @@ tool reasons (timeouts are `timeout`), useless modules dropped, portable modules
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
-from data_fixtures import make_repo
+from data_fixtures import jsonl, make_repo
 
 from data_pipeline.build import Builder, normalize_interface
 from data_pipeline.config import FilterConfig, load_build_config
@@ -81,9 +79,9 @@ def test_every_kept_reference_is_scored_as_passing_by_the_training_config(tmp_pa
     recipe.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "sources": [{"kind": "folder",
                                       "path": repo}], "decontaminate": {"enabled": False}, "shard_size": 3}))
     manifest = Builder(load_build_config(str(recipe)), progress=False).run()
-    rows = [json.loads(line) for line in open(manifest["dataset"]["files"]["jsonl"])]
+    rows = jsonl(manifest["dataset"]["files"]["jsonl"])
     assert {r["top"] for r in rows} == {"counter", "utf8_inv", "pm", "kwmod"}
-    drops = {d["top"]: d["reason"] for d in map(json.loads, open(tmp_path / "out" / "drops.jsonl"))}
+    drops = {d["top"]: d["reason"] for d in jsonl(tmp_path / "out" / "drops.jsonl")}
     assert drops == {"fin": "golden_refused", "mem": "golden_refused", "passthru": "zero_cells"}
     config = RewardConfig()
     for row in rows:
@@ -180,7 +178,7 @@ def test_parameter_variants_where_the_parameter_shapes_the_ports(tmp_path, eda):
     recipe.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "decontaminate": {"enabled": False},
                                       "sources": [{"kind": "folder", "path": repo, "parameter_variants": 3}]}))
     manifest = Builder(load_build_config(str(recipe)), progress=False).run()
-    rows = [json.loads(line) for line in open(manifest["dataset"]["files"]["jsonl"])]
+    rows = jsonl(manifest["dataset"]["files"]["jsonl"])
     # W changes the ports (16 and 4 bits); DEPTH does not, so it makes no variant; near dedupe keeps all
     assert [r["metadata"]["provenance"]["variant"] for r in rows] == [None, "W=16", "W=4"]
     widths = [{p["name"]: p["width"] for p in r["metadata"]["interface"]["ports"]}["d"] for r in rows]

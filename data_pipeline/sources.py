@@ -372,16 +372,15 @@ def _iter_folder(cfg: SourceConfig, stats: SourceStats) -> Iterator[ModuleRecord
 
     index = NearestIndex([os.path.relpath(os.path.realpath(d), settings.root) for d in settings.include_dirs])
     if cfg.resolve_across_files:
-        for rel, _ in files:  # first pass: unit name → defining files (names and paths only: small)
+        for rel, real in files:  # first pass: unit name → defining files (names and paths only: small)
             try:
-                design, packages, _ = units_of(rel)
+                read = _read_text(real, cfg.max_file_bytes)
+                units = parse_file(read[0], real, settings, display=rel, names_only=True) if read else []
             except (OSError, UnicodeError) as exc:
                 logger.debug("index pass: %s: %s", rel, exc)
                 continue
-            for name in design:
-                index.add("unit", name, rel)
-            for name in packages:
-                index.add("package", name, rel)
+            for unit in units:
+                index.add("package" if unit.kind == "package" else "unit", unit.name, rel)
 
     def find(name: str, namespace: str, at: str):
         design, packages, _ = units_of(at) if at in real_of else ({}, {}, 0)

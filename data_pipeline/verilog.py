@@ -127,25 +127,26 @@ class DesignUnit:
 
 
 def parse_file(text: str, path: str, settings: ParseSettings, display: str | None = None, *,
-               local_includes: bool = True) -> list[DesignUnit]:
+               local_includes: bool = True, names_only: bool = False) -> list[DesignUnit]:
     """Design units of one file. ``path`` locates relative includes (with ``local_includes``: the
-    file's own folder is searched first, as compilers do); ``display`` names it in messages."""
+    file's own folder is searched first, as compilers do); ``display`` names it in messages.
+    ``names_only``: units with their name and kind only (no text): the cheap pass of a folder index."""
     display = display or path
     language = settings.language
     if language == "auto":
         language = "sv" if path.lower().endswith(SV_EXTENSIONS) else "auto-v"
     if language in ("sv", "auto-v"):
-        units, n_errors = _parse(text, path, settings, display, "sv", local_includes)
+        units, n_errors = _parse(text, path, settings, display, "sv", local_includes, names_only)
         if language == "sv" or n_errors == 0:
             return units
         # a .v file that is not valid SystemVerilog: Verilog-2005 keywords (e.g. `logic` as a name)?
-        units_2005, errors_2005 = _parse(text, path, settings, display, "verilog2005", local_includes)
+        units_2005, errors_2005 = _parse(text, path, settings, display, "verilog2005", local_includes, names_only)
         return units_2005 if errors_2005 == 0 else units
-    return _parse(text, path, settings, display, "verilog2005", local_includes)[0]
+    return _parse(text, path, settings, display, "verilog2005", local_includes, names_only)[0]
 
 
 def _parse(text: str, path: str, settings: ParseSettings, display: str, language: str,
-           local_includes: bool) -> tuple[list, int]:
+           local_includes: bool, names_only: bool = False) -> tuple[list, int]:
     import pyslang
     from pyslang import parsing, syntax
 
@@ -167,16 +168,28 @@ def _parse(text: str, path: str, settings: ParseSettings, display: str, language
         sm.setDisableLocalIncludes(True)
     tree = syntax.SyntaxTree.fromText(text, sm, os.path.basename(path), os.path.abspath(path),
                                       pyslang.Bag(options))
+    errors = _errors(tree, sm, display)
+    root = tree.root
+    members = list(root.members) if root.kind == syntax.SyntaxKind.CompilationUnit else [root]
+    if names_only:
+        named = []
+        for member in members:
+            kind = _UNIT_KINDS.get(member.kind.name)
+            name_tok = getattr(getattr(member, "header", None), "name", None)
+            if kind is None or name_tok is None or not _name(name_tok):
+                continue
+            name = _name(name_tok)
+            if name_tok.kind == parsing.TokenKind.Identifier and name in SV_ONLY_KEYWORDS:
+                name += KEYWORD_SUFFIX
+            named.append(DesignUnit(name=name, kind=kind, text=""))
+        return named, len(errors)
     walker = _Walker(sm, expand=settings.expand_macros)
     walker.env.update((name, f"`define {name} {value}".rstrip() + "\n") for name, value in settings.defines)
-    errors = _errors(tree, sm, display)
     escaped = _includes_outside(tree, sm, settings, path if local_includes else None)
     if escaped:
         message = (f"{display}: `include of {escaped}, outside the source folder and its include_dirs "
                    "(not read into a task)")
         errors.append((None, -1, message))
-    root = tree.root
-    members = list(root.members) if root.kind == syntax.SyntaxKind.CompilationUnit else [root]
     units: list[DesignUnit] = []
     main_buffer = None
     previous_end = -1

@@ -337,6 +337,8 @@ def tool_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | No
                 res.figures, res.cells = step.figures, step.cells
             res.stage = stage
     except InfrastructureError as exc:
+        if stop is not None and stop.is_set():  # the build killed its own tools: not a fault
+            return FilterResult(False, "stopped", "the build was stopped", stage=res.stage, timings=timings)
         logger.warning("infrastructure fault while checking %s: %s", rec.key, exc)
         return FilterResult(False, "infrastructure", str(exc), stage=res.stage, timings=timings)
     res.timings = timings

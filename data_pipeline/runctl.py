@@ -73,6 +73,7 @@ class RunControl:
         self._reaper: threading.Thread | None = None
         self._closed = threading.Event()
         self._committed_here = 0
+        self._log_levels: dict[str, int] = {}
         self._test_stop = _parse_test_stop(os.environ.get(TEST_STOP_ENV, ""))
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -127,6 +128,9 @@ class RunControl:
         """Stop the reaper, kill leftovers, remove the scratch folder, end the watchdog, unlock."""
         self._closed.set()
         self.uninstall_signal_handlers()
+        for name, level in self._log_levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._log_levels = {}
         watchdog.clean(self.scratch)
         if self._watchdog is not None:
             with contextlib.suppress(OSError):
@@ -167,6 +171,11 @@ class RunControl:
     def request_stop(self) -> None:
         """Start no new tool; kill the running ones and any started until the build has unwound."""
         self.stop.set()
+        # the tools killed from here on are killed on purpose: their "infrastructure faults" are not news
+        for name in ("rewards", "data_pipeline.filters", "data_pipeline.roundtrip"):
+            log = logging.getLogger(name)
+            self._log_levels.setdefault(name, log.level)
+            log.setLevel(logging.ERROR)
         watchdog.kill_tool_groups(self.scratch)
         if self._reaper is None:
             self._reaper = threading.Thread(target=self._reap, name="verirl-reaper", daemon=True)

@@ -29,3 +29,7 @@ class TaskError(VerirlRewardError):
 
 class ConfigError(VerirlRewardError, ValueError):
     """A reward configuration is invalid; raised when it is parsed, before any scoring."""
+
+
+class Forbidden(VerirlRewardError):
+    """The candidate uses a construct the sandbox refuses (failure class ``forbidden``); the model is at fault."""

@@ -84,6 +84,11 @@ def extract_verilog(completion: Any, *, reasoning: str = "optional") -> Extracti
         return Extraction(None, 0.0, "none", f"completion longer than {MAX_COMPLETION_CHARS} characters")
     if "\x00" in text:
         return Extraction(None, 0.0, "none", "completion contains NUL bytes (binary data)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: text no tokenizer can have produced as UTF-8
+        return Extraction(None, 0.0, "none", f"completion is not valid Unicode text ({exc.reason} at "
+                                             f"character {exc.start})")
 
     think_ok = True
     if reasoning != "none":

@@ -28,12 +28,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError, InfrastructureError, TaskError
+from . import lexer
+from .errors import ConfigError, Forbidden, InfrastructureError, TaskError
 from .extract import REASONING_MODES, extract_verilog
 from .sandbox import Limits, SandboxConfig
-from .sanitize import Forbidden, sanitize_candidate
+from .sanitize import sanitize_candidate
 from .score import LEVELS, Score
-from .simulate import SimLimits, reference_as_candidate, simulate
+from .simulate import SimLimits, reference_as_candidate, simulate, task_timescale
 from .syntax import check_syntax
 from .synth import SynthResult, liberty_path, ppa_score, synthesize
 from .task import Task
@@ -127,45 +128,69 @@ class RewardConfig:
 class _Prepared:
     reference_seconds: float | None
     reference_synth: SynthResult | None
+    timescale: str = "1ns/1ps"
 
 
-_PREP_CACHE: dict[tuple[str, str], _Prepared] = {}
+_PREP_CACHE: dict[tuple[str, str], _Prepared | TaskError] = {}
 _PREP_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _PREP_GUARD = threading.Lock()
 
 
 def prepare_task(task: Task, config: RewardConfig) -> _Prepared:
-    """Validate the task once per process: the reference must pass its own testbench.
+    """Validate the task once per process (the verdict, good or bad, is cached).
 
-    Measures the reference's simulation time (the candidate's timeout derives from it) and,
-    when PPA is enabled, its synthesis figures. Raises :class:`TaskError` for broken tasks.
+    The reference must define ``top``; the testbench must compile with it; with
+    ``validate_reference`` the reference must pass its own testbench, and its simulation time sets
+    the candidate's timeout. With PPA enabled, the reference's synthesis figures. Raises
+    :class:`TaskError` for a broken task: never the model's fault.
     """
     key = (task.fingerprint, config.fingerprint)
-    if key in _PREP_CACHE:
-        return _PREP_CACHE[key]
     with _PREP_GUARD:
         lock = _PREP_LOCKS.setdefault(key, threading.Lock())
     with lock:
-        if key in _PREP_CACHE:
-            return _PREP_CACHE[key]
-        seconds = None
-        if (task.testbench and task.reference is not None and config.enabled("function")
-                and config.validate_reference):
-            golden = sanitize_candidate(reference_as_candidate(task), task.top).code
-            result = simulate(task, golden, config=config.sandbox, limits=config.sim)
-            if not result.passed:
-                raise TaskError(f"task {task.id!r}: the reference fails its own testbench "
-                                f"({result.failure}): {result.log[-400:]}")
-            seconds = result.sim_seconds
-        synth = None
-        if config.enabled("ppa") and task.reference is not None:
-            synth = synthesize(reference_as_candidate(task), task.top, liberty=config.liberty,
-                               config=config.sandbox)
-            if not synth.ok:
-                raise TaskError(f"task {task.id!r}: the reference does not synthesize: {synth.log[-400:]}")
-        prepared = _Prepared(seconds, synth)
-        _PREP_CACHE[key] = prepared
-        return prepared
+        if key not in _PREP_CACHE:
+            try:
+                _PREP_CACHE[key] = _prepare(task, config)
+            except TaskError as exc:
+                _PREP_CACHE[key] = exc
+    cached = _PREP_CACHE[key]
+    if isinstance(cached, TaskError):
+        raise cached
+    return cached
+
+
+def _prepare(task: Task, config: RewardConfig) -> _Prepared:
+    timescale = task_timescale(task)
+    golden = None
+    if task.reference is not None:
+        golden_text = reference_as_candidate(task)
+        names = [n.strip() for n in lexer.module_names(golden_text)]
+        if task.top not in names:
+            raise TaskError(f"task {task.id!r}: the reference does not define module `{task.top}` "
+                            f"(it defines {', '.join(names[:8]) or 'no module'})")
+        try:
+            golden = sanitize_candidate(golden_text, task.top, timescale=timescale).code
+        except Forbidden as exc:
+            raise TaskError(f"task {task.id!r}: the reference uses a construct candidates may not use, so a "
+                            f"candidate written like it could never pass: {exc}") from None
+    seconds = None
+    if task.testbench and golden is not None and config.enabled("function"):
+        result = simulate(task, golden, config=config.sandbox, limits=config.sim, trusted=True,
+                          run=config.validate_reference)
+        if result.failure in ("syntax", "compile", "elaboration"):
+            raise TaskError(f"task {task.id!r}: the reference fails its own testbench: the testbench does not "
+                            f"compile with the reference ({result.failure}): {result.log[-400:]}")
+        if not result.passed:
+            raise TaskError(f"task {task.id!r}: the reference fails its own testbench "
+                            f"({result.failure}): {result.log[-400:]}")
+        seconds = result.sim_seconds if config.validate_reference else None
+    synth = None
+    if config.enabled("ppa") and task.reference is not None:
+        synth = synthesize(golden or reference_as_candidate(task), task.top, liberty=config.liberty,
+                           config=config.sandbox)
+        if not synth.ok:
+            raise TaskError(f"task {task.id!r}: the reference does not synthesize: {synth.log[-400:]}")
+    return _Prepared(seconds, synth, timescale)
 
 
 def score_completion(task: Task, completion: Any, config: RewardConfig | None = None) -> Score:
@@ -190,6 +215,14 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
         total = sum(config.weight(lvl) * (components[lvl] or 0.0) for lvl in LEVELS)
         return Score(round(total, 6), passed, failure, components, detail)
 
+    def refused(failure: str, log: str) -> Score:
+        """A gate failed: no syntax, function or PPA credit, whatever else was measured."""
+        for lvl in ("syntax", "function", "ppa"):
+            if config.enabled(lvl):
+                components[lvl] = 0.0
+        detail["log"] = log
+        return done(failure, False)
+
     extraction = extract_verilog(completion, reasoning=config.reasoning)
     if config.enabled("format"):
         components["format"] = extraction.format_score
@@ -198,49 +231,42 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
         return done("format", False)
     if not any(config.enabled(lvl) for lvl in ("syntax", "function", "ppa")):
         return done(None, None)
-    try:
-        sanitized = sanitize_candidate(extraction.code, task.top)
-    except Forbidden as exc:
-        detail["log"] = str(exc)
-        return done("forbidden", False)
-    if sanitized.neutralised:
-        detail["neutralised"] = list(sanitized.neutralised)
-
-    def standalone() -> bool:
-        """Elaborate the candidate alone: it compiles, and reaches nothing outside itself."""
-        start = time.monotonic()
-        syntax = check_syntax(sanitized.code, task.top, config=config.sandbox, timeout=config.sim.compile_timeout)
-        timings["syntax"] = timings.get("syntax", 0.0) + time.monotonic() - start
-        if config.enabled("syntax"):
-            components["syntax"] = 1.0 if syntax.ok else 0.0
-        if not syntax.ok:
-            detail["log"] = syntax.log
-            detail["failure_stage"] = "standalone"
-            detail["standalone_failure"] = syntax.failure
-        return syntax.ok
-
-    needs_function = config.enabled("function") or config.enabled("ppa")
-    if not needs_function or not task.testbench:
-        if not standalone():
-            return done(detail["standalone_failure"], False)
-        if not needs_function:
-            return done(None, None)
     prepared = prepare_task(task, config)
     start = time.monotonic()
+    try:
+        # the one canonical text: the gate, the simulator, Yosys and the equivalence checker all read it
+        sanitized = sanitize_candidate(extraction.code, task.top, timescale=prepared.timescale)
+    except Forbidden as exc:
+        timings["canonical"] = time.monotonic() - start
+        return refused("forbidden", str(exc))
+    timings["canonical"] = time.monotonic() - start
+    if sanitized.neutralised:
+        detail["neutralised"] = list(sanitized.neutralised)
+    code = sanitized.code
+    needs_function = config.enabled("function") or config.enabled("ppa")
+
+    # the gate, before any credit: the design elaborates alone, reaching nothing outside itself
+    start = time.monotonic()
+    gate = check_syntax(code, task.top, config=config.sandbox, timeout=config.sim.compile_timeout,
+                        parameters=needs_function and sanitized.parameterised)
+    timings["syntax"] = time.monotonic() - start
+    if not gate.ok:
+        detail["failure_stage"] = "standalone"
+        return refused(gate.failure or "elaboration", gate.log)
+    if config.enabled("syntax"):
+        components["syntax"] = 1.0
+    if not needs_function:
+        return done(None, None)
+
+    start = time.monotonic()
     if task.testbench:
-        # Simulate first; the standalone elaboration (the gate against hierarchical references and
-        # borrowed modules) runs for every candidate that passes and every one that fails to compile,
-        # i.e. wherever its answer can change the verdict or the syntax credit.
         timeout = config.sim.run_timeout(prepared.reference_seconds)
-        sim = simulate(task, sanitized.code, config=config.sandbox, limits=config.sim,
-                       run_timeout=timeout if config.validate_reference else None)
+        sim = simulate(task, code, config=config.sandbox, limits=config.sim,
+                       run_timeout=timeout if config.validate_reference else None, defaults=gate.parameters)
         timings["function"] = time.monotonic() - start
-        compiled = sim.failure not in ("syntax", "compile", "elaboration")
-        if not compiled or sim.passed:
-            if not standalone():
-                return done(detail["standalone_failure"], False)
-        elif config.enabled("syntax"):
-            components["syntax"] = 1.0
+        if sim.failure == "forbidden":  # the second half of the gate (parameter values of the testbench)
+            detail["failure_stage"] = "in_context"
+            return refused("forbidden", sim.log)
         passed, failure, fraction = sim.passed, sim.failure, sim.pass_fraction
         detail["log"] = sim.log
         detail["method"] = "simulation"
@@ -248,7 +274,7 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
         from .equivalence import EquivConfig, check_equivalence
 
         eq_config = EquivConfig(**{**dict(config.equivalence), "sandbox": config.sandbox})
-        eq = check_equivalence(reference_as_candidate(task), sanitized.code, task.top, config=eq_config)
+        eq = check_equivalence(reference_as_candidate(task), code, task.top, config=eq_config)
         if eq.verdict == "error":
             if eq.fault == "golden":
                 raise TaskError(f"task {task.id!r}: the reference cannot be checked: {eq.reason}")
@@ -280,7 +306,7 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
 
     if config.enabled("ppa") and prepared.reference_synth is not None:
         start = time.monotonic()
-        cand = synthesize(sanitized.code, task.top, liberty=config.liberty, config=config.sandbox)
+        cand = synthesize(code, task.top, liberty=config.liberty, config=config.sandbox)
         timings["ppa"] = time.monotonic() - start
         if cand.ok:
             components["ppa"] = round(ppa_score(cand, prepared.reference_synth), 6)
@@ -300,7 +326,7 @@ def ppa_only(task: Task, completion: Any, config: RewardConfig) -> tuple[float |
         extraction = extract_verilog(completion, reasoning=config.reasoning)
         if extraction.code is None or prepared.reference_synth is None:
             return 0.0, {"error": "no design or no reference to compare with"}
-        code = sanitize_candidate(extraction.code, task.top).code
+        code = sanitize_candidate(extraction.code, task.top, timescale=prepared.timescale).code
         cand = synthesize(code, task.top, liberty=config.liberty, config=config.sandbox)
     except (InfrastructureError, TaskError) as exc:
         return None, {"error": str(exc)}

@@ -1,9 +1,26 @@
-"""A small Verilog/SystemVerilog lexer, enough for safety checks and module renaming.
+"""A Verilog/SystemVerilog lexer that splits text the way Icarus Verilog 11's lexer does.
 
-It is not a parser: it splits source text into tokens (identifiers, system identifiers,
-compiler directives, strings, numbers, comments, whitespace, operators) exactly, so that
-the text can be rebuilt byte for byte with some tokens replaced. Comments and strings are
-single tokens, so a ``$finish`` inside a comment or a string is never mistaken for a call.
+It is not a parser: it splits source text into tokens (identifiers, escaped identifiers,
+system identifiers, compiler directives, strings, numbers, comments, whitespace, operators)
+exactly, so that the text can be rebuilt byte for byte with some tokens replaced. Comments
+and strings are single tokens, so a ``$finish`` inside a comment or a string is never
+mistaken for a call.
+
+The token rules are those of Icarus Verilog 11's ``lexor.lex`` (the compiler proper), so on
+the canonical candidate text (:mod:`rewards.sanitize`: printable ASCII, tab and newline, no
+comments, no directives but its own) this lexer and the compiler see the same tokens:
+
+* whitespace is ``[ \\t\\b\\f\\r\\n]``; an escaped identifier runs from ``\\`` to the next of
+  those characters (a backspace ends it, a vertical tab does not);
+* a ``//`` comment ends at a newline or a carriage return (Icarus' preprocessor turns a bare
+  ``\\r`` into a line end before the compiler reads the text);
+* a string ends at an unescaped ``"`` and never spans a line; an unterminated ``"`` is a lone
+  operator token, never the start of a string that hides the rest of the line;
+* a system identifier is ``$`` and every following ``[A-Za-z0-9_$]``;
+* based numbers allow blanks between the base and the digits (``8'h ff``); ``1ns`` is one
+  time-literal token.
+
+The preprocessor's view of the text (macros, ```ifdef``, attributes) is :mod:`rewards.preprocess`.
 """
 
 from __future__ import annotations
@@ -22,20 +39,57 @@ COMMENT = "comment"
 SPACE = "space"
 OP = "op"
 
+#: Characters Icarus' lexer treats as whitespace (they also end an escaped identifier).
+WHITESPACE = " \t\b\f\r\n"
+
 _TOKEN_RE = re.compile(
     r"""
-    (?P<space>\s+)
-  | (?P<comment>//[^\n]*|/\*.*?(?:\*/|\Z))
-  | (?P<string>"(?:\\.|[^"\\\n])*(?:"|$))
-  | (?P<system>\$[A-Za-z0-9_$]*)
-  | (?P<directive>`(?:``|"|\\`"|[A-Za-z_][A-Za-z0-9_$]*)?)
-  | (?P<escaped>\\\S+)
-  | (?P<number>\d[\d_]*(?:\.[\d_]+)?(?:[eE][+-]?\d+)?|'[sS]?[bBoOdDhH]?[0-9a-fA-FxXzZ?_]*)
+    (?P<space>[ \t\b\f\r\n]+)
+  | (?P<comment>//[^\r\n]*|/\*.*?(?:\*/|\Z))
+  | (?P<string>"(?:\\[^\n]|[^"\\\n])*")
+  | (?P<system>\$[A-Za-z0-9_$]+)
+  | (?P<directive>`(?:`|"|\\`"|[A-Za-z_][A-Za-z0-9_$]*)?)
+  | (?P<escaped>\\[^ \t\b\f\r\n]+)
+  | (?P<number>
+        '[sS]?[dD][ \t]*[0-9][0-9_]*
+      | '[sS]?[dD][ \t]*[xzXZ?]_*
+      | '[sS]?[bB][ \t]*[01xzXZ?][01xzXZ?_]*
+      | '[sS]?[oO][ \t]*[0-7xzXZ?][0-7xzXZ?_]*
+      | '[sS]?[hH][ \t]*[0-9a-fA-FxzXZ?][0-9a-fA-FxzXZ?_]*
+      | '[01xzXZ]
+      | [0-9][0-9_]*(?:\.[0-9][0-9_]*)?[munpf]?s
+      | [0-9][0-9_]*\.[0-9][0-9_]*(?:[eE][+-]?[0-9][0-9_]*)?
+      | [0-9][0-9_]*[eE][+-]?[0-9][0-9_]*
+      | [0-9][0-9_]*)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_$]*)
-  | (?P<op>::|<<<|>>>|<<=|>>=|===|!==|==|!=|<=|>=|&&|\|\||<<|>>|\*\*|->|\+:|-:|.)
+  | (?P<op>\([ \t\b\f\r]*\*[ \t\b\f\r]*\)|\(\*|\*\)|<<<=|>>>=|<->|&&&|===|!==|==\?|!=\?|<<<|>>>|<<=|>>=|'\{|::|\.\*
+        |->|\+:|-:|==|!=|<=|>=|&&|\|\||<<|>>|\*\*|=>|\*>|~\||~\^|\^~|~&|\+\+|--|\+=|-=|\*=|/=|%=|&=|\|=|\^=|.)
     """,
-    re.VERBOSE | re.DOTALL | re.MULTILINE,
+    re.VERBOSE | re.DOTALL,
 )
+
+_KEYWORD_TEXT = """
+accept_on alias always always_comb always_ff always_latch and assert assign assume automatic before begin bind
+bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class clocking cmos config
+const constraint context continue cover covergroup coverpoint cross deassign default defparam design disable dist
+do edge else end endcase endchecker endclass endclocking endconfig endfunction endgenerate endgroup endinterface
+endmodule endpackage endprimitive endprogram endproperty endspecify endsequence endtable endtask enum event
+eventually expect export extends extern final first_match for force foreach forever fork forkjoin function
+generate genvar global highz0 highz1 if iff ifnone ignore_bins illegal_bins implements implies import incdir
+include initial inout input inside instance int integer interconnect interface intersect join join_any join_none
+large let liblist library local localparam logic longint macromodule matches medium modport module nand negedge
+nettype new nexttime nmos nor noshowcancelled not notif0 notif1 null or output package packed parameter pmos
+posedge primitive priority program property protected pull0 pull1 pulldown pullup pulsestyle_ondetect
+pulsestyle_onevent pure rand randc randcase randsequence rcmos real realtime ref reg reject_on release repeat
+restrict return rnmos rpmos rtran rtranif0 rtranif1 s_always s_eventually s_nexttime s_until s_until_with
+scalared sequence shortint shortreal showcancelled signed small soft solve specify specparam static string
+strong strong0 strong1 struct super supply0 supply1 sync_accept_on sync_reject_on table tagged task this
+throughout time timeprecision timeunit tran tranif0 tranif1 tri tri0 tri1 triand trior trireg type typedef union
+unique unique0 unsigned until until_with untyped use uwire var vectored virtual void wait wait_order wand weak
+weak0 weak1 while wildcard wire with within wor xnor xor
+"""
+#: Keywords of IEEE 1800-2017 (Annex B) and Verilog-2005, which Icarus reserves with -g2012.
+KEYWORDS = frozenset(_KEYWORD_TEXT.split())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,21 +102,25 @@ class Token:
     def significant(self) -> bool:
         return self.kind not in (SPACE, COMMENT)
 
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
 
 def tokenize(source: str) -> list[Token]:
     """Split ``source`` into tokens whose texts concatenate back to ``source``."""
     tokens: list[Token] = []
     pos = 0
     n = len(source)
+    match = _TOKEN_RE.match
     while pos < n:
-        match = _TOKEN_RE.match(source, pos)
-        if match is None:  # pragma: no cover - the final `.` alternative matches anything
+        m = match(source, pos)
+        if m is None:  # pragma: no cover - the final `.` alternative matches anything
             tokens.append(Token(OP, source[pos], pos))
             pos += 1
             continue
-        kind = match.lastgroup or OP
-        tokens.append(Token(kind, match.group(), pos))
-        pos = match.end()
+        tokens.append(Token(m.lastgroup or OP, m.group(), pos))
+        pos = m.end()
     return tokens
 
 
@@ -71,13 +129,22 @@ def significant(tokens: list[Token]) -> list[int]:
     return [i for i, tok in enumerate(tokens) if tok.significant]
 
 
-DEFINITION_KEYWORDS = frozenset({"module", "macromodule", "primitive", "interface", "program"})
-_END_KEYWORDS = frozenset({"endmodule", "endprimitive", "endinterface", "endprogram"})
+def identifier_name(tok: Token) -> str | None:
+    """The name an identifier token denotes: ``\\foo`` and ``foo`` are the same name in Verilog."""
+    if tok.kind == IDENT:
+        return tok.text
+    if tok.kind == ESCAPED:
+        return tok.text[1:]
+    return None
+
+
+DEFINITION_KEYWORDS = frozenset({"module", "macromodule", "primitive", "interface", "program", "package"})
+_END_KEYWORDS = frozenset({"endmodule", "endprimitive", "endinterface", "endprogram", "endpackage"})
 _LIFETIME = frozenset({"automatic", "static"})
 
 
 def definitions(tokens: list[Token]) -> Iterator[tuple[str, int]]:
-    """Yield ``(name, token_index)`` for every module/primitive/interface/program definition."""
+    """Yield ``(name, token_index)`` for every module/primitive/interface/program/package definition."""
     sig = significant(tokens)
     for pos, idx in enumerate(sig):
         tok = tokens[idx]
@@ -90,7 +157,7 @@ def definitions(tokens: list[Token]) -> Iterator[tuple[str, int]]:
 
 
 def module_names(source: str) -> list[str]:
-    """Names of the modules (and primitives, interfaces, programs) ``source`` defines, in order."""
+    """Names of the modules (and primitives, interfaces, programs, packages) ``source`` defines, in order."""
     return [name for name, _ in definitions(tokenize(source))]
 
 

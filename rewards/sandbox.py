@@ -34,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
@@ -215,6 +216,16 @@ class Workspace:
             os.chmod(target, 0o644)
         return target
 
+    def remove(self, name: str) -> None:
+        """Delete a file of the workspace (e.g. sources holding a secret, once they are compiled)."""
+        assert self.path is not None
+        try:
+            os.unlink(os.path.join(self.path, name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise InfrastructureError(f"cannot remove {name} from the sandbox directory: {exc}") from exc
+
     def read(self, name: str, limit: int = 1 << 20) -> bytes | None:
         assert self.path is not None
         target = os.path.join(self.path, name)
@@ -224,8 +235,12 @@ class Workspace:
         except OSError:
             return None
 
-    def run(self, argv: Sequence[str], timeout: float) -> ToolResult:
-        """Run ``argv`` (a list: never a shell string) inside the workspace."""
+    def run(self, argv: Sequence[str], timeout: float, stdin: bytes | None = None) -> ToolResult:
+        """Run ``argv`` (a list: never a shell string) inside the workspace.
+
+        ``stdin``: bytes fed through a pipe the tool reads as ``/dev/stdin`` (then drained: nothing
+        can read them a second time); without it the tool's stdin is ``/dev/null``.
+        """
         assert self.path is not None, "Workspace used outside its `with` block"
         if isinstance(argv, str):
             raise TypeError("argv must be a list of strings, never a shell command line")
@@ -233,6 +248,11 @@ class Workspace:
         full = [*prefix, *argv]
         # without network isolation, Popen itself switches to nobody (no extra exec, thread-safe)
         identity = {"user": NOBODY_UID, "group": NOBODY_GID, "extra_groups": []} if drop else {}
+        read_end = write_end = None
+        if stdin is not None:
+            read_end, write_end = os.pipe()
+            if self._drop:  # the tool runs as nobody and opens /dev/stdin by name: the pipe must be its own
+                os.fchown(read_end, NOBODY_UID, NOBODY_GID)
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -240,14 +260,21 @@ class Workspace:
                 **identity,
                 cwd=self.path,
                 env=_env(self.path),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if read_end is None else read_end,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
             )
         except OSError as exc:
+            if write_end is not None:
+                os.close(write_end)
             raise InfrastructureError(f"cannot start {argv[0]}: {exc}") from exc
+        finally:
+            if read_end is not None:
+                os.close(read_end)
+        if write_end is not None:
+            threading.Thread(target=_feed, args=(write_end, stdin), daemon=True).start()
         deadline = start + timeout
         stdout, stderr, timed_out, flood = _communicate(proc, deadline, self.config.limits.output_bytes)
         if not (timed_out or flood):
@@ -272,6 +299,18 @@ class Workspace:
         if sig == signal.SIGXCPU:
             result.timed_out = True
         return result
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write ``data`` into a pipe and close it; a tool that exits early just closes its end."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _parents(root: str, path: str):

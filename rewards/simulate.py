@@ -1,13 +1,25 @@
 """Function level by simulation: run the candidate against the task's self-checking testbench.
 
-Files are compiled in the order testbench, reference, candidate. Macros are global in
-Icarus and apply only to text after their definition, so the candidate can neither
-redefine the testbench's macros nor use ours: the ``verirl`` harness defines
-``VERIRL_REPORT`` at the top of the testbench and undefines it at the bottom. The report
-line carries a per-run secret (a fresh random nonce written only into the testbench file,
-which the candidate cannot read: ``include`` and file tasks are refused by
-:mod:`rewards.sanitize`). A simulation that ends without a valid verdict is
-``missing_result``, never a pass.
+Files are compiled in the order testbench, reference, candidate. The candidate file is its
+canonical text (:mod:`rewards.sanitize`): it uses no macro and sets ```timescale`` and
+```default_nettype`` itself, so nothing the testbench or the reference defines changes what it
+says, and the testbench is parsed before it. The ``verirl`` harness defines ``VERIRL_REPORT`` at
+the top of the testbench and undefines it at its end; the report line carries a per-run secret (a
+random nonce). (``iverilog -u``, one compilation unit per file, would isolate the files further but
+costs one more preprocessor process per simulation; the canonical text and the gate make it
+unnecessary: a use of a testbench compilation-unit name fails the gate.)
+
+Before the simulation runs:
+
+* the parameter values each instance of ``top`` got from the testbench are read from the
+  compiled image; where they differ from the defaults the gate elaborated, the candidate is
+  elaborated alone again with them (:func:`rewards.syntax.check_in_context`), and a candidate that
+  only elaborates inside the testbench is ``forbidden``;
+* every source file is deleted and the compiled image is handed to ``vvp`` through a pipe, so
+  nothing in the simulator's directory holds the secret while the candidate runs (see
+  docs/sandbox.md for what remains trusted).
+
+A simulation that ends without a valid verdict is ``missing_result``, never a pass.
 """
 
 from __future__ import annotations
@@ -17,19 +29,34 @@ import logging
 import re
 import secrets
 
+from . import lexer
 from .errors import InfrastructureError, TaskError
 from .sandbox import SandboxConfig, ToolResult, Workspace
-from .sanitize import rename_modules
-from .syntax import IVERILOG_FLAGS, classify_compile_failure, tail
+from .sanitize import DEFAULT_TIMESCALE, rename_modules
+from .syntax import (
+    IVERILOG_FLAGS,
+    MAX_IMAGE_BYTES,
+    ParameterSet,
+    check_in_context,
+    classify_compile_failure,
+    known_defaults,
+    tail,
+    top_parameters,
+)
 from .task import Task
 from .toolchain import find_tool
 
 logger = logging.getLogger(__name__)
 
 REF_PREFIX = "ref_"
+TB_FILE = "verirl_tb.v"
+REF_FILE = "verirl_ref.v"
+CANDIDATE_FILE = "verirl_cand.v"
+IMAGE_FILE = "verirl_sim.vvp"
 _VE_RESULT = re.compile(r"^Mismatches:\s*(\d+)\s+in\s+(\d+)\s+samples", re.MULTILINE)
 _RTLLM_PASS = re.compile(r"Your Design Passed", re.IGNORECASE)
 _RTLLM_FAIL = re.compile(r"=+\s*Error\s*=+|Test completed with\s+\d+\s*/\s*\d+\s+failures|\bfailed\b", re.IGNORECASE)
+_TIMESCALE = re.compile(r"[ \t]*(1|10|100)[ \t]*(s|ms|us|ns|ps|fs)[ \t]*/[ \t]*(1|10|100)[ \t]*(s|ms|us|ns|ps|fs)")
 
 
 @dataclasses.dataclass
@@ -67,6 +94,27 @@ def reference_as_candidate(task: Task) -> str:
     return task.reference
 
 
+def task_timescale(task: Task) -> str:
+    """The ```timescale`` in force where the candidate used to be compiled: the last one in the trusted
+    sources (testbench, then reference), else Icarus' default ``1s/1s``; ``1ns/1ps`` without a testbench.
+
+    The candidate's canonical text states it explicitly, so its delays keep the meaning the task's
+    author gave them while nothing of the testbench's context reaches the candidate."""
+    if not task.testbench:
+        return DEFAULT_TIMESCALE
+    found = "1s/1s"
+    for text in (task.testbench, _reference_file(task) or ""):
+        tokens = lexer.tokenize(text)
+        for i, tok in enumerate(tokens):
+            if tok.kind == lexer.DIRECTIVE and tok.text == "`timescale":
+                end = text.find("\n", tok.end)
+                rest = text[tok.end:len(text) if end < 0 else end].split("//")[0]
+                m = _TIMESCALE.fullmatch(rest.rstrip())
+                if m:
+                    found = f"{m.group(1)}{m.group(2)}/{m.group(3)}{m.group(4)}"
+    return found
+
+
 def _testbench_file(task: Task, nonce: str) -> str:
     assert task.testbench is not None
     if task.harness != "verirl":
@@ -82,8 +130,6 @@ def _reference_file(task: Task) -> str | None:
     if task.reference is None or task.harness == "rtllm":
         return None  # RTLLM testbenches instantiate only the design under test
     if task.harness == "verirl":
-        from . import lexer
-
         names = lexer.module_names(task.reference)
         return rename_modules(task.reference, {n: REF_PREFIX + n for n in names})
     return task.reference
@@ -96,23 +142,31 @@ def simulate(
     config: SandboxConfig | None = None,
     limits: SimLimits = SimLimits(),
     run_timeout: float | None = None,
+    trusted: bool = False,
+    defaults: ParameterSet | None = None,
+    run: bool = True,
 ) -> SimResult:
-    """Compile sanitized ``candidate`` with the task's testbench and run it."""
+    """Compile canonical ``candidate`` with the task's testbench and run it.
+
+    ``defaults``: ``top``'s default parameter values as the gate elaborated them (looked up from
+    :func:`rewards.syntax.known_defaults` when not given). ``trusted=True`` (the task's own reference)
+    skips the parameter check. ``run=False`` stops after a successful compile (a pass without checks).
+    """
     if not task.testbench:
         raise TaskError(f"task {task.id!r} has no testbench to simulate against")
     nonce = secrets.token_hex(16)
     files: dict[str, str] = dict(task.files)
-    files["verirl_tb.v"] = _testbench_file(task, nonce)
-    order = ["verirl_tb.v"]
+    files[TB_FILE] = _testbench_file(task, nonce)
+    order = [TB_FILE]
     ref = _reference_file(task)
     if ref is not None:
-        files["verirl_ref.v"] = ref
-        order.append("verirl_ref.v")
-    files["verirl_cand.v"] = candidate
-    order.append("verirl_cand.v")
+        files[REF_FILE] = ref
+        order.append(REF_FILE)
+    files[CANDIDATE_FILE] = candidate
+    order.append(CANDIDATE_FILE)
 
     iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
-    argv = [iverilog, *IVERILOG_FLAGS, "-o", "verirl_sim.vvp"]
+    argv = [iverilog, *IVERILOG_FLAGS, "-o", IMAGE_FILE]
     if task.harness == "verilog-eval":  # the official harness's warning flags, so logs read the same
         argv += ["-Wall", "-Winfloop", "-Wno-timescale"]
     if task.tb_top:
@@ -122,15 +176,55 @@ def simulate(
         if not comp.ok:
             failure = classify_compile_failure(comp)
             return SimResult(False, failure, 0.0, tail(comp.output), compile_seconds=comp.elapsed)
+        image = ws.read(IMAGE_FILE, MAX_IMAGE_BYTES + 1)
+        if image is None:
+            raise InfrastructureError("iverilog reported success but wrote no compiled image")
+        if len(image) > MAX_IMAGE_BYTES:
+            return SimResult(False, "resource", 0.0, f"the compiled design is larger than "
+                             f"{MAX_IMAGE_BYTES >> 20} MiB", compile_seconds=comp.elapsed)
+        if not run:
+            return SimResult(True, None, 1.0, tail(comp.output), compile_seconds=comp.elapsed)
+        if not trusted:
+            refused = _context_gate(task, candidate, image, defaults, config, limits)
+            if refused is not None:
+                refused.compile_seconds = comp.elapsed
+                return refused
+        # the secret is in the testbench source and in the image: neither stays readable by the run
+        for name in (*order, IMAGE_FILE):
+            ws.remove(name)
         timeout = run_timeout if run_timeout is not None else limits.max_timeout
         # -n: $stop acts as $finish (never an interactive prompt); -none: no waveform dump is written
-        run = ws.run([vvp, "-n", "verirl_sim.vvp", "-none"], timeout=timeout)
-    result = _verdict(task, run, nonce)
+        ran = ws.run([vvp, "-n", "/dev/stdin", "-none"], timeout=timeout, stdin=image)
+    result = _verdict(task, ran, nonce)
     if comp.output.strip():  # compiler warnings (e.g. missing sensitivities) explain many mismatches
         result.log = tail(comp.output.strip() + "\n" + result.log)
     result.compile_seconds = comp.elapsed
-    result.sim_seconds = run.elapsed
+    result.sim_seconds = ran.elapsed
     return result
+
+
+def _context_gate(task: Task, candidate: str, image: bytes, defaults: ParameterSet | None,
+                  config: SandboxConfig | None, limits: SimLimits) -> SimResult | None:
+    """``None`` when the candidate elaborates alone with the parameter values the testbench gave it."""
+    found = top_parameters(image.decode("utf-8", errors="replace"), task.top)
+    if defaults is None:
+        defaults = known_defaults(candidate, task.top)
+    if defaults is None:
+        todo = [ps for ps in found if ps]  # unknown defaults: check every parameterised instance
+    else:
+        todo = [ps for ps in found if ps != defaults]
+    if not todo:
+        return None
+    if any(kind == "unsupported" for ps in todo for _, kind, _ in ps):
+        return SimResult(False, "forbidden", 0.0, f"module {task.top} takes a parameter override of a kind "
+                         "the elaboration gate cannot reproduce; it cannot be checked")
+    gate = check_in_context(candidate, task.top, todo, config=config, timeout=limits.compile_timeout)
+    if gate.ok:
+        return None
+    if gate.failure in ("timeout", "resource"):
+        return SimResult(False, gate.failure, 0.0, gate.log)
+    return SimResult(False, "forbidden", 0.0, "the design elaborates inside the testbench but not on its own with "
+                     "the parameter values the testbench gives it: it reaches outside its own hierarchy\n" + gate.log)
 
 
 def _verdict(task: Task, run: ToolResult, nonce: str) -> SimResult:

@@ -45,9 +45,15 @@ class Task:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise TaskError(f"{where}: `{name}` must be Verilog source text, got {type(value).__name__}")
-        for name in self.files:
+            if value is not None:
+                _check_text(value, f"{where}: `{name}`")
+        for name, content in self.files.items():
             if not isinstance(name, str) or name.startswith("/") or ".." in name.split("/") or not name:
                 raise TaskError(f"{where}: data file name {name!r} must be a relative path without '..'")
+            if isinstance(content, str):
+                _check_text(content, f"{where}: data file {name!r}")
+            elif not isinstance(content, (bytes, bytearray)):
+                raise TaskError(f"{where}: data file {name!r} must be text or bytes, got {type(content).__name__}")
 
     @classmethod
     def from_dict(cls, row: Mapping[str, Any]) -> Task:
@@ -80,6 +86,15 @@ class Task:
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _check_text(text: str, where: str) -> None:
+    """Task text must be writable as UTF-8: a lone surrogate would fail at the first tool run."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TaskError(f"{where} is not valid Unicode text ({exc.reason} at character {exc.start}); "
+                        "fix the task file") from None
 
 
 def iter_jsonl(path: str, error: type[Exception] = TaskError) -> Iterator[tuple[int, dict[str, Any]]]:

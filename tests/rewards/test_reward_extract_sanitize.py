@@ -6,7 +6,7 @@ import pytest
 
 from rewards.extract import extract_verilog
 from rewards.lexer import module_names, split_modules
-from rewards.sanitize import Forbidden, rename_modules, sanitize_candidate
+from rewards.sanitize import Forbidden, header, rename_modules, sanitize_candidate
 
 MOD = "module top(input a, output y);\n  assign y = a;\nendmodule\n"
 
@@ -62,9 +62,12 @@ def test_neutralise_keeps_control_flow_valid():
     assert "if (a) begin end" in out.code and "else y = 0" in out.code
 
 
-def test_strings_and_comments_are_not_calls():
-    code = 'module top(output y); // $finish here is a comment\n  wire [63:0] s = "$finish";\n  assign y = 0;\nendmodule\n'
-    sanitize_candidate(code, "top")
+def test_comments_are_not_calls_and_strings_with_a_dollar_are_refused():
+    code = 'module top(output y); // $finish here is a comment\n  wire [63:0] s = "fin";\n  assign y = 0;\nendmodule\n'
+    assert "$finish" not in sanitize_candidate(code, "top").code
+    # every `$` of the canonical text must start an allowed name, inside a string too (context-free check)
+    with pytest.raises(Forbidden, match=r"\$finish"):
+        sanitize_candidate(code.replace('"fin"', '"$finish"'), "top")
 
 
 @pytest.mark.parametrize("bad", ["$finish", "$stop", "$fopen(\"x\")", "$readmemh(\"x\", m)", "$system(\"ls\")",
@@ -77,7 +80,8 @@ def test_forbidden_system_tasks(bad):
 def test_allowed_system_functions():
     code = "module top #(parameter N = 8)(input [N-1:0] a, output [$clog2(N):0] y);\n" \
            "assign y = $unsigned($signed(a)) + $bits(a);\nendmodule\n"
-    assert sanitize_candidate(code, "top").code == code
+    out = sanitize_candidate(code, "top").code
+    assert code in out and out.startswith(header("1ns/1ps")) and out.endswith("`resetall\n")
 
 
 def test_rename_non_top_modules():

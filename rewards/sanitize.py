@@ -77,6 +77,11 @@ NEUTRALISED_SYSTEM = frozenset({
 #: `$time` & co. may appear inside a removed output call (they go with it), nowhere else.
 _INSIDE_NEUTRALISED = frozenset({"$time", "$realtime", "$stime"})
 
+#: Keywords refused in candidate code, and why.
+REFUSED_KEYWORDS = {
+    "specify": "timing paths are not function; Icarus skips them unchecked, names in them included",
+}
+
 MAX_SOURCE_BYTES = 256 * 1024
 DEFAULT_TIMESCALE = "1ns/1ps"
 
@@ -145,6 +150,9 @@ def sanitize_candidate(
         return known
     tokens = preprocessed_tokens(code)
     tokens = _plain_escaped_names(tokens)
+    for tok in tokens:
+        if tok.kind == IDENT and tok.text in REFUSED_KEYWORDS:
+            raise Forbidden(f"`{tok.text}` is not allowed in candidate code ({REFUSED_KEYWORDS[tok.text]})")
     names = _definitions(tokens)
     neutralised: list[str] = []
     tokens = _neutralise_and_check_system(tokens, neutralise_output, neutralised)

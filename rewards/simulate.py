@@ -3,11 +3,14 @@
 Files are compiled in the order testbench, reference, candidate. The candidate file is its
 canonical text (:mod:`rewards.sanitize`): it uses no macro and sets ```timescale`` and
 ```default_nettype`` itself, so nothing the testbench or the reference defines changes what it
-says, and the testbench is parsed before it. The ``verirl`` harness defines ``VERIRL_REPORT`` at
-the top of the testbench and undefines it at its end; the report line carries a per-run secret (a
-random nonce). (``iverilog -u``, one compilation unit per file, would isolate the files further but
-costs one more preprocessor process per simulation; the canonical text and the gate make it
-unnecessary: a use of a testbench compilation-unit name fails the gate.)
+says, and the testbench is parsed before it. Names the trusted sources declare at file scope (the
+compilation unit: ``typedef``, ``localparam``, functions, variables...) are visible to the
+candidate in the simulation only (``iverilog -u`` does not hide parameters, functions or variables):
+any use of them fails the gate, except as the argument of ``$bits``, which Icarus evaluates to 0
+for a name it cannot resolve instead of failing. A candidate naming one of them there is refused.
+
+The ``verirl`` harness defines ``VERIRL_REPORT`` at the top of the testbench and undefines it at
+its end; the report line carries a per-run secret (a random nonce).
 
 Before the simulation runs:
 
@@ -25,6 +28,7 @@ A simulation that ends without a valid verdict is ``missing_result``, never a pa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import secrets
@@ -164,6 +168,13 @@ def simulate(
         order.append(REF_FILE)
     files[CANDIDATE_FILE] = candidate
     order.append(CANDIDATE_FILE)
+    shared = unit_names(task.testbench) | (unit_names(ref) if ref is not None else frozenset())
+    if shared and not trusted:
+        found = query_argument_names(candidate)
+        queried = found if "*" in shared else found & shared
+        if queried:
+            return SimResult(False, "forbidden", 0.0, f"the design queries {', '.join(sorted(queried))}, declared in "
+                             "the testbench's compilation unit: it cannot see it on its own")
 
     iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     argv = [iverilog, *IVERILOG_FLAGS, "-o", IMAGE_FILE]
@@ -201,6 +212,80 @@ def simulate(
     result.compile_seconds = comp.elapsed
     result.sim_seconds = ran.elapsed
     return result
+
+
+_UNITS = {"module": "endmodule", "macromodule": "endmodule", "primitive": "endprimitive", "interface": "endinterface",
+          "program": "endprogram", "package": "endpackage", "class": "endclass", "checker": "endchecker",
+          "config": "endconfig"}
+
+
+@functools.lru_cache(maxsize=512)
+def unit_names(text: str) -> frozenset[str]:
+    """A superset of the names trusted ``text`` declares in the compilation unit: every identifier outside
+    design units (modules, packages, classes...) and directive lines; with a file-scope ``import``, every
+    identifier of the packages too. ``"*"`` when a file-scope macro use or ```include`` may declare anything."""
+    depth: list[str] = []
+    tokens = lexer.tokenize(text)
+    names: set[str] = set()
+    in_package: set[str] = set()
+    imports = False
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        if not tok.significant:
+            continue
+        if tok.text == "(*":  # an attribute, whatever it annotates
+            while i < len(tokens) and tokens[i].text != "*)":
+                i += 1
+            i += 1
+            continue
+        if tok.kind == lexer.DIRECTIVE:
+            if tok.text[1:] in _DIRECTIVE_LINES:
+                while i < len(tokens) and "\n" not in tokens[i].text:  # the rest of the directive's line
+                    if tokens[i].text.endswith("\\") and i + 1 < len(tokens) and "\n" in tokens[i + 1].text:
+                        i += 1  # a continued `define
+                    i += 1
+            elif not depth:
+                return frozenset({"*"})  # a macro use or `include at file scope: it may declare anything
+            continue
+        name = lexer.identifier_name(tok)
+        if tok.kind == lexer.IDENT and tok.text in _UNITS:
+            depth.append(_UNITS[tok.text])
+        elif tok.kind == lexer.IDENT and depth and tok.text == depth[-1]:
+            depth.pop()
+        elif name is not None and name not in lexer.KEYWORDS:
+            if not depth:
+                names.add(name)
+            elif depth[0] == "endpackage":
+                in_package.add(name)
+        elif not depth and tok.text == "import":
+            imports = True
+    return frozenset(names | (in_package if imports else set()))
+
+
+_DIRECTIVE_LINES = frozenset({"define", "undef", "timescale", "default_nettype", "resetall", "celldefine",
+                              "endcelldefine", "ifdef", "ifndef", "elsif", "else", "endif", "line"})
+
+
+def query_argument_names(code: str) -> set[str]:
+    """Identifiers inside the arguments of query functions (``$bits``...) in ``code``."""
+    from .sanitize import QUERY_FUNCTIONS
+
+    tokens = [t for t in lexer.tokenize(code) if t.significant]
+    found: set[str] = set()
+    for i, tok in enumerate(tokens):
+        if tok.kind != lexer.SYSTEM or tok.text not in QUERY_FUNCTIONS:
+            continue
+        depth = 0
+        for t in tokens[i + 1:]:
+            depth += {"(": 1, ")": -1}.get(t.text, 0)
+            name = lexer.identifier_name(t)
+            if name is not None:
+                found.add(name)
+            if depth <= 0:
+                break
+    return found
 
 
 def _context_gate(task: Task, candidate: str, image: bytes, defaults: ParameterSet | None,

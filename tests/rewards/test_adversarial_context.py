@@ -178,3 +178,37 @@ def test_gate_simulation_and_synthesis_read_one_canonical_text(harness, monkeypa
     (gate,), sims, synths = seen["gate"], seen["sim"], seen["synth"]
     assert sims[-1] == gate and synths[-1] == gate  # [0]: the reference's own validation run
     assert "`SUM" not in gate and "//" not in gate and "(*" not in gate and "\r" not in gate
+
+
+UNIT_ITEMS = ("typedef logic [31:0] tb_word_t;\nlocalparam int TB_K = 7;\n"
+              "function automatic int tb_f(input int x); return x + 1; endfunction\n")
+
+
+@pytest.mark.usefixtures("eda")
+@pytest.mark.parametrize("variant", [
+    # $bits of a name the gate cannot resolve is 0 in Icarus, while the simulation sees the testbench's
+    "  if ($bits(tb_word_t) > 1) begin : g assign s = {target}; end else begin : g assign s = 0; end\n",
+    "  localparam int K = $bits(TB_K);\n  if (K != 0) begin : g assign s = {target}; end else begin : g assign s = 0; end\n",
+])
+def test_querying_the_testbench_compilation_unit_is_refused(harness, variant):
+    task = Task(**{**harness.task.to_dict(), "id": harness.task.id + "_unit",
+                   "testbench": UNIT_ITEMS + harness.task.testbench})
+    score = score_completion(task, harness.design(variant.format(target=hier_target(harness))), FULL)
+    # without the check the branch that reaches out (and passes) would be taken in the simulation only
+    assert_no_credit(score, ("forbidden",))
+    assert "compilation unit" in score.detail["log"]
+
+
+@pytest.mark.usefixtures("eda")
+@pytest.mark.parametrize("use", ["  assign s = a + b + TB_K - 7;\n", "  assign s = tb_f(a) + b - 1;\n",
+                                 "  tb_word_t w = a + b;\n  assign s = w;\n"])
+def test_using_testbench_unit_names_fails_the_gate(harness, use):
+    task = Task(**{**harness.task.to_dict(), "id": harness.task.id + "_unit",
+                   "testbench": UNIT_ITEMS + harness.task.testbench})
+    assert_no_credit(score_completion(task, harness.design(use), FULL), ("elaboration", "syntax"))
+
+
+def test_specify_blocks_are_refused():
+    code = "module top(input a, output y);\n  assign y = a;\n  specify (a => y) = (tb.N); endspecify\nendmodule\n"
+    with pytest.raises(Exception, match="specify"):
+        sanitize_candidate(code, "top")

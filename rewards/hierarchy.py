@@ -1,17 +1,23 @@
 """The hierarchical reward: format → syntax → function → PPA.
 
 Each level is scored only when every enabled level before it passed: no syntax credit
-without extractable code, no function credit without a design that compiles, and PPA
-credit only for functionally correct designs (a PPA term computed before correctness
-would reward tiny wrong netlists). Every component is reported separately; the total is
-``sum(weight[level] * component[level])`` over enabled levels.
+without extractable code, no function credit without a design that passes the elaboration
+gate, and PPA credit only for functionally correct designs (a PPA term computed before
+correctness would reward tiny wrong netlists). Every component is reported separately; the
+total is ``sum(weight[level] * component[level])`` over enabled levels.
+
+The completion's code becomes one canonical text (:mod:`rewards.sanitize`), computed once and
+passed down: the gate, the simulator, Yosys and the equivalence checker all read that string.
+The gate (:func:`rewards.syntax.check_syntax`) runs first, on every candidate; failing it, or
+its in-context half inside :func:`rewards.simulate.simulate`, leaves no syntax, function or PPA
+credit whatever the simulation said.
 
 Component values:
 
 * ``format`` — the extractor's format score (1.0 wrapped code, 0.5 bare module, 0 none);
-* ``syntax`` — 1.0 when the sanitized candidate compiles and elaborates alone, else 0;
+* ``syntax`` — 1.0 when the canonical text passes the gate (it elaborates alone), else 0;
 * ``function`` — fraction of testbench checks passed (``partial_credit=True``) or 1/0;
-  with no testbench, equivalence against the reference (1/0);
+  with no testbench, equivalence against the reference (1/0); only behind the gate;
 * ``ppa`` — :func:`rewards.synth.ppa_score` against the reference's synthesis figures.
 
 A component is ``None`` when its level is disabled, and 0.0 when it was not reached.

@@ -189,6 +189,7 @@ UNIT_ITEMS = ("typedef logic [31:0] tb_word_t;\nlocalparam int TB_K = 7;\n"
     # $bits of a name the gate cannot resolve is 0 in Icarus, while the simulation sees the testbench's
     "  if ($bits(tb_word_t) > 1) begin : g assign s = {target}; end else begin : g assign s = 0; end\n",
     "  localparam int K = $bits(TB_K);\n  if (K != 0) begin : g assign s = {target}; end else begin : g assign s = 0; end\n",
+    "  reg [W:0] r = 0; assign s = r;\n  always @(a or b) if ($bits(tb_f) != 0) r = {target}; else r = 0;\n",
 ])
 def test_querying_the_testbench_compilation_unit_is_refused(harness, variant):
     task = Task(**{**harness.task.to_dict(), "id": harness.task.id + "_unit",

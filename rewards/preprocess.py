@@ -59,7 +59,8 @@ _NETTYPES = ("wire", "tri", "tri0", "tri1", "wand", "triand", "wor", "trior", "t
 _NETTYPE_ARGS = re.compile(r"[ \t]*(" + "|".join(_NETTYPES) + r")[ \t]*")
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_$")
 MAX_EXPANSION_DEPTH = 64
-MAX_OUTPUT_CHARS = 1 << 20
+MAX_EXPANSIONS = 20_000
+MAX_OUTPUT_CHARS = 512 * 1024
 
 # states of the conditional stack (ivlpp's IFDEF_TRUE / IFDEF_FALSE / IFDEF_SUPR)
 _TRUE, _FALSE, _SUPR = "true", "false", "supr"
@@ -206,7 +207,10 @@ class _Preprocessor:
             m = _PLAIN.match(text, pos)
             end = m.end() if m and m.end() > pos else pos + 1
             frame.pos = end
-            self.emit(text[pos:end])
+            chunk = text[pos:end]
+            if frame.is_file:
+                self.line += chunk.count("\n")
+            self.emit(chunk)
 
     def blank(self, frame: _Frame, start: int, end: int) -> None:
         """Replace ``text[start:end]`` (a comment or attribute) by the line ends it held, or one space."""
@@ -413,6 +417,8 @@ class _Preprocessor:
     def use_macro(self, frame: _Frame, name: str) -> None:
         macro = self.macros[name]
         self.expansions += 1
+        if self.expansions > MAX_EXPANSIONS:
+            raise Forbidden(f"more than {MAX_EXPANSIONS} macro expansions (runaway macro expansion)")
         if len(self.frames) > MAX_EXPANSION_DEPTH:
             raise Forbidden(f"macro `{name} expands more than {MAX_EXPANSION_DEPTH} levels deep")
         if not macro.function_like:
@@ -561,9 +567,9 @@ class _Preprocessor:
         frame.pos = m.end() if m and m.end() > pos else pos + 1
 
 
-#: Runs of characters with no meaning to the preprocessor (in active and in skipped text).
-_PLAIN = re.compile(r"[^\n/(\"\\`]+")
-_SKIP_PLAIN = re.compile(r"[^\n/`]+")
+#: Runs of characters with no meaning to the preprocessor (in active text, line ends included; in skipped text).
+_PLAIN = re.compile(r"(?:[^/(\"\\`]|/(?![/*])|\((?!\*))+")
+_SKIP_PLAIN = re.compile(r"(?:[^\n/`]|/(?![/*]))+")
 
 
 def _define_chunk(line: str, lineno: int) -> tuple[str, bool]:

@@ -321,6 +321,9 @@ def _verdict(task: Task, run: ToolResult, nonce: str) -> SimResult:
         return SimResult(False, "resource", 0.0, log, out)
     if run.signal is not None:
         raise InfrastructureError(f"vvp was killed by signal {run.signal}: {tail(run.output, 500)}")
+    if run.returncode != 0 and "/dev/stdin: Unable to open input file" in run.stderr:
+        raise InfrastructureError("vvp could not read its compiled image from /dev/stdin (is /proc mounted in the "
+                                  "sandbox?)")
     if task.harness == "verirl":
         return _verdict_verirl(out, log, nonce)
     if task.harness == "verilog-eval":

@@ -143,3 +143,13 @@ def test_the_secret_changes_every_run(monkeypatch):
     for _ in range(3):
         assert simulate.simulate(task, sanitize_candidate(task.reference, "addw").code).passed
     assert len(set(seen)) == 3 and all(len(n) == 32 for n in seen)
+
+
+def test_an_unreadable_image_pipe_is_an_infrastructure_fault():
+    from rewards.errors import InfrastructureError
+    from rewards.sandbox import ToolResult
+
+    task = Task(id="t", prompt="", top="addw", reference=ADDW, testbench=TB_PROBE)
+    run = ToolResult(["vvp"], 255, "", "/dev/stdin: Unable to open input file.\n", 0.01)
+    with pytest.raises(InfrastructureError, match="/dev/stdin"):
+        simulate._verdict(task, run, NONCE)

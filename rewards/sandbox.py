@@ -134,7 +134,7 @@ def capabilities() -> dict[str, bool]:
 
 def _probe(argv: list[str], **kwargs) -> bool:
     try:
-        return subprocess.run(argv, capture_output=True, timeout=10, **kwargs).returncode == 0
+        return subprocess.run(argv, capture_output=True, timeout=10, check=False, **kwargs).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -183,7 +183,7 @@ class Workspace:
         self._files = dict(files or {})
         self._drop = self.config.drop_privileges and capabilities()["drop_privileges"]
 
-    def __enter__(self) -> Workspace:
+    def __enter__(self) -> Workspace:  # noqa: PYI034 - typing.Self needs Python 3.11
         try:
             self.path = tempfile.mkdtemp(prefix="verirl-", dir=self.config.root)
             if self._drop:

@@ -25,8 +25,10 @@ The preprocessor's view of the text (macros, ```ifdef``, attributes) is :mod:`re
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
+import threading
 from collections.abc import Iterator
 
 IDENT = "ident"
@@ -156,9 +158,29 @@ def definitions(tokens: list[Token]) -> Iterator[tuple[str, int]]:
                 yield tokens[sig[nxt]].text, sig[nxt]
 
 
+_NAMES_CACHE: collections.OrderedDict[str, tuple[str, ...]] = collections.OrderedDict()
+_NAMES_LOCK = threading.Lock()
+
+
 def module_names(source: str) -> list[str]:
-    """Names of the modules (and primitives, interfaces, programs, packages) ``source`` defines, in order."""
-    return [name for name, _ in definitions(tokenize(source))]
+    """Names of the modules (and primitives, interfaces, programs, packages) ``source`` defines, in order.
+
+    Remembered for the last few hundred texts (the gate, the simulator and Yosys ask about the same one)."""
+    with _NAMES_LOCK:
+        known = _NAMES_CACHE.get(source)
+    if known is None:
+        known = tuple(name for name, _ in definitions(tokenize(source)))
+        remember_module_names(source, known)
+    return list(known)
+
+
+def remember_module_names(source: str, names: tuple[str, ...] | list[str]) -> None:
+    """Record what :func:`module_names` returns for ``source`` (a caller that already tokenized it)."""
+    with _NAMES_LOCK:
+        _NAMES_CACHE[source] = tuple(names)
+        _NAMES_CACHE.move_to_end(source)
+        while len(_NAMES_CACHE) > 512:
+            _NAMES_CACHE.popitem(last=False)
 
 
 def split_modules(source: str) -> list[tuple[str, str]]:

@@ -93,6 +93,8 @@ _KEPT_LINE_RE = re.compile(
     r"[ \t]*`(?:resetall|timescale (?:1|10|100)(?:s|ms|us|ns|ps|fs)/(?:1|10|100)(?:s|ms|us|ns|ps|fs)"
     r"|default_nettype (?:wire|tri|tri0|tri1|wand|triand|wor|trior|trireg|uwire|none))")
 _LINE_DIRECTIVE = f'`line 1 "{FILE_NAME}" 0'
+_FRAMED_RE = re.compile(r"`resetall\n`timescale ((?:1|10|100)(?:s|ms|us|ns|ps|fs)/(?:1|10|100)(?:s|ms|us|ns|ps|fs))\n"
+                        r"`default_nettype wire\n" + re.escape(_LINE_DIRECTIVE) + r"\n(.*)\n`resetall\n", re.DOTALL)
 _PLAIN_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _CONTROL_NAMES = {"\r": "carriage return", "\x00": "NUL", "\x08": "backspace", "\x0b": "vertical tab",
                   "\x0c": "form feed", "\x1b": "escape", "\x7f": "delete"}
@@ -148,6 +150,9 @@ def sanitize_candidate(
     known = _lookup(code, top)
     if known is not None:
         return known
+    framed = _FRAMED_RE.fullmatch(code) if isinstance(code, str) else None
+    if framed:  # a canonical text made elsewhere: process its body again, in its own frame
+        timescale, code = framed.group(1), framed.group(2)
     tokens = preprocessed_tokens(code)
     tokens = _plain_escaped_names(tokens)
     for tok in tokens:
@@ -163,6 +168,7 @@ def sanitize_candidate(
     tokens = _rename(tokens, mapping)
     canonical = header(timescale) + "".join(t.text for t in tokens) + FOOTER
     verify_canonical(canonical)
+    lexer.remember_module_names(canonical, [mapping.get(n, n) for n in names])  # tokenized once per completion
     result = Sanitized(canonical, top, tuple(names), mapping, tuple(neutralised), timescale, parameterised)
     _remember(result)
     return result

@@ -102,3 +102,30 @@ def test_rename_does_not_touch_signals_named_like_modules():
 def test_top_must_be_plain_identifier():
     with pytest.raises(ValueError):
         sanitize_candidate(MOD, "top; !rm -rf /")
+
+
+def test_canonical_text_is_a_fixed_point():
+    from rewards import sanitize
+
+    src = "`define W 4\nmodule helper(input a, output b); assign b = a; endmodule\n" \
+          "module top(input [`W-1:0] a, output y); helper h(.a(a[0]), .b(y)); endmodule\n"
+    first = sanitize_candidate(src, "top", timescale="1ps/1ps")
+    assert sanitize_candidate(first.code, "top") is first  # same process: the registry answers
+    sanitize._REGISTRY.clear()  # as if made by another process: the body is processed again, in its own frame
+    again = sanitize_candidate(first.code, "top", prefix="q_")
+    assert again.code.startswith(header("1ps/1ps"))
+    assert again.code.replace("q_verirl_", "verirl_") == first.code
+
+
+@pytest.mark.parametrize("src", [
+    "module h(input a); endmodule\nmodule top(input a); h u(.a(a)); endmodule\n",
+    "module\\h (input a); endmodule\nmodule \\top (input a); \\h u(.a(a)); endmodule : top\n",
+    "package pk; localparam X = 1; endpackage\nmodule top(input a); import pk::*; endmodule\n",
+    "`define N h2\nmodule `N; endmodule\nmodule top; `N u(); endmodule\n",
+])
+def test_remembered_module_names_match_a_fresh_tokenization(src):
+    from rewards import lexer
+
+    code = sanitize_candidate(src, "top", prefix="p_").code
+    fresh = [name.strip() for name, _ in lexer.definitions(lexer.tokenize(code))]
+    assert [n.strip() for n in lexer.module_names(code)] == fresh and "top" in fresh

@@ -161,7 +161,7 @@ def prepare_task(task: Task, config: RewardConfig) -> _Prepared:
                 _PREP_CACHE[key] = exc
     cached = _PREP_CACHE[key]
     if isinstance(cached, TaskError):
-        raise cached
+        raise TaskError(str(cached))  # a fresh exception per caller (threads share the cache)
     return cached
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import re
 import threading
 from collections.abc import Iterator
@@ -158,28 +159,37 @@ def definitions(tokens: list[Token]) -> Iterator[tuple[str, int]]:
                 yield tokens[sig[nxt]].text, sig[nxt]
 
 
-_NAMES_CACHE: collections.OrderedDict[str, tuple[str, ...]] = collections.OrderedDict()
+_NAMES_CACHE: collections.OrderedDict[bytes, tuple[str, ...]] = collections.OrderedDict()
 _NAMES_LOCK = threading.Lock()
+
+
+def _text_key(source: str) -> bytes:
+    return hashlib.sha256(source.encode("utf-8", errors="surrogatepass")).digest()
 
 
 def module_names(source: str) -> list[str]:
     """Names of the modules (and primitives, interfaces, programs, packages) ``source`` defines, in order.
 
-    Remembered for the last few hundred texts (the gate, the simulator and Yosys ask about the same one)."""
+    Remembered (by hash) for the last texts asked about: the gate, the simulator and Yosys ask about the same one."""
+    key = _text_key(source)
     with _NAMES_LOCK:
-        known = _NAMES_CACHE.get(source)
+        known = _NAMES_CACHE.get(key)
     if known is None:
         known = tuple(name for name, _ in definitions(tokenize(source)))
-        remember_module_names(source, known)
+        _remember_names(key, known)
     return list(known)
 
 
 def remember_module_names(source: str, names: tuple[str, ...] | list[str]) -> None:
     """Record what :func:`module_names` returns for ``source`` (a caller that already tokenized it)."""
+    _remember_names(_text_key(source), tuple(names))
+
+
+def _remember_names(key: bytes, names: tuple[str, ...]) -> None:
     with _NAMES_LOCK:
-        _NAMES_CACHE[source] = tuple(names)
-        _NAMES_CACHE.move_to_end(source)
-        while len(_NAMES_CACHE) > 512:
+        _NAMES_CACHE[key] = names
+        _NAMES_CACHE.move_to_end(key)
+        while len(_NAMES_CACHE) > 4096:
             _NAMES_CACHE.popitem(last=False)
 
 

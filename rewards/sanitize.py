@@ -126,6 +126,8 @@ FOOTER = "\n`resetall\n"
 _REGISTRY: collections.OrderedDict[str, Sanitized] = collections.OrderedDict()
 _REGISTRY_LOCK = threading.Lock()
 _REGISTRY_SIZE = 4096
+_REGISTRY_CHARS = 16 << 20  # and at most this much canonical text held (hostile completions are large)
+_registry_chars = 0
 
 
 def sanitize_candidate(
@@ -244,10 +246,15 @@ def _lookup(code: str, top: str) -> Sanitized | None:
 
 
 def _remember(result: Sanitized) -> None:
+    global _registry_chars
+    key = _key(result.code)
     with _REGISTRY_LOCK:
-        _REGISTRY[_key(result.code)] = result
-        while len(_REGISTRY) > _REGISTRY_SIZE:
-            _REGISTRY.popitem(last=False)
+        if key not in _REGISTRY:
+            _registry_chars += len(result.code)
+        _REGISTRY[key] = result
+        while len(_REGISTRY) > _REGISTRY_SIZE or _registry_chars > _REGISTRY_CHARS:
+            _, old = _REGISTRY.popitem(last=False)
+            _registry_chars -= len(old.code)
 
 
 def rename_modules(code: str, mapping: dict[str, str]) -> str:

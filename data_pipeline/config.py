@@ -393,7 +393,9 @@ class PreferenceConfig:
     samples_per_prompt: int = _field(8, "completions sampled per prompt (policy mode)")
     margin: float = _field(0.25, "chosen must pass at least this much larger a fraction of the checks than rejected")
     max_pairs_per_prompt: int = _field(2, "at most this many pairs per prompt")
-    require_chosen_pass: bool = _field(False, "chosen must pass every check (not only more than rejected)")
+    require_chosen_pass: bool = _field(True, "chosen must pass every check (not only more than rejected)")
+    system_prompt: str | None = _field(None, "system message the policy is sampled with: the DPO recipe's system_prompt")
+    prompt_template: str = _field("{prompt}", "format string of text prompts (fields prompt, top, id): the DPO recipe's")
     reward: dict = _field(factory=dict, help="settings of rewards.hierarchy.RewardConfig (weights, sim, equivalence)")
     workers: int = _field(2, "parallel scoring jobs")
     batch_size: int = _field(16, "prompts sampled and scored together")
@@ -404,6 +406,10 @@ class PreferenceConfig:
             raise ValueError(f"margin must be in (0, 1], got {self.margin}")
         if self.samples_per_prompt < 2 or self.max_pairs_per_prompt < 1 or self.workers < 1 or self.batch_size < 1:
             raise ValueError("need samples_per_prompt >= 2, max_pairs_per_prompt, workers, batch_size >= 1")
+        try:
+            self.prompt_template.format(prompt="", top="", id="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"prompt_template {self.prompt_template!r}: fields are {{prompt}}, {{top}}, {{id}}: {exc}") from None
 
     def validate_for_run(self) -> None:
         if not self.tasks or not self.output:

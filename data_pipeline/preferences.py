@@ -7,11 +7,18 @@ completion is the fraction of checks it passes (``detail["pass_fraction"]``, 0 f
 that fails before simulation: no code, syntax error, ...). A pair ``(chosen, rejected)`` is
 emitted when ``value(chosen) - value(rejected) >= margin``; the best completions are paired with
 the worst, at most ``max_pairs_per_prompt`` times, never the same text twice. Completions that
-are not scorable (infrastructure faults) are left out, never used as "rejected".
+are not scorable (infrastructure faults) are left out, never used as "rejected". By default
+(``require_chosen_pass``) the chosen completion must pass every check: a pair of two wrong designs
+teaches the policy to prefer one bug over another.
+
+The policy is sampled on the prompt exactly as the DPO recipe will render it
+(:func:`data_pipeline.prompting.render_prompt` with the config's ``system_prompt`` and
+``prompt_template`` — set them to the DPO recipe's); every pair records these settings under
+``rendering`` and the DPO trainer refuses a recipe that renders its prompts differently.
 
 Output rows (JSONL): ``prompt``, ``chosen``, ``rejected`` in TRL's format — plain strings when the
-task prompt is a string, chat messages when it is a conversation — plus ``task_id`` and the two
-scores.
+task prompt is a string, chat messages when it is a conversation — plus ``task_id``, ``top``, the two
+scores and ``rendering``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from .config import PreferenceConfig
+from .prompting import render_prompt, rendering
 from .shards import concatenate, sharded_map
 
 logger = logging.getLogger(__name__)
@@ -117,12 +125,12 @@ def make_pairs(task: dict, completions: list, scores: list, cfg: PreferenceConfi
             break
         if chosen[0] - rejected[0] < cfg.margin:
             break
-        pairs.append(_pair_row(task, chosen, rejected))
+        pairs.append(_pair_row(task, chosen, rejected, cfg))
         lo -= 1
     return pairs
 
 
-def _pair_row(task: dict, chosen, rejected) -> dict:
+def _pair_row(task: dict, chosen, rejected, cfg: PreferenceConfig) -> dict:
     prompt = task["prompt"]
     conversational = not isinstance(prompt, str)
 
@@ -136,8 +144,10 @@ def _pair_row(task: dict, chosen, rejected) -> dict:
         "chosen": wrap(chosen[2]),
         "rejected": wrap(rejected[2]),
         "task_id": task["id"],
+        "top": task.get("top"),  # with task_id, the fields prompt_template may use when the pair is trained on
         "chosen_score": {"pass_fraction": chosen[0], "reward": chosen[1], "failure": chosen[3].failure},
         "rejected_score": {"pass_fraction": rejected[0], "reward": rejected[1], "failure": rejected[3].failure},
+        "rendering": rendering(cfg.system_prompt, cfg.prompt_template),
     }
 
 
@@ -167,8 +177,10 @@ def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | N
                 from .llm import make_backend
 
                 state["backend"] = make_backend(cfg.llm)
-            groups = state["backend"].generate([as_messages(row["prompt"]) for row, _ in tasks],
-                                               n=cfg.samples_per_prompt, seed=cfg.seed + index * 100_003)
+            conversations = [render_prompt(row["prompt"], row, system_prompt=cfg.system_prompt,
+                                           prompt_template=cfg.prompt_template) for row, _ in tasks]
+            groups = state["backend"].generate(conversations, n=cfg.samples_per_prompt,
+                                               seed=cfg.seed + index * 100_003)
             groups = [g or [] for g in groups]
         scores = iter(pool.score([(task, c) for (_, task), group in zip(tasks, groups) for c in group]))
         out: list[dict] = []
@@ -188,7 +200,8 @@ def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | N
         return out, counts
 
     fingerprint = json.dumps([cfg.completions, cfg.llm and dataclasses.asdict(cfg.llm), cfg.samples_per_prompt,
-                              cfg.margin, cfg.max_pairs_per_prompt, cfg.require_chosen_pass, cfg.reward, cfg.seed],
+                              cfg.margin, cfg.max_pairs_per_prompt, cfg.require_chosen_pass, cfg.reward, cfg.seed,
+                              rendering(cfg.system_prompt, cfg.prompt_template)],
                              sort_keys=True, default=str)
     with RewardPool(reward_config, workers=cfg.workers) as pool:
         files, counts = sharded_map(iter_tasks(cfg.tasks), cfg.batch_size, cfg.output + ".shards", process,

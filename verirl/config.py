@@ -59,6 +59,21 @@ TRAINER_PRESETS: dict[str, dict[str, Any]] = {
 ENTROPY_GATE_MODES = ("off", "batch", "per_response")
 RL_TRAINERS = ("grpo", "dapo")
 
+#: rewards whose value says how correct a completion is (1.0: every check passed), in order of preference, when a
+#: recipe does not name its `functional_reward`
+FUNCTIONAL_REWARDS = ("simulation", "equivalence")
+
+#: what makes a group informative for dynamic sampling (`dynamic_sampling_signal`)
+DYNAMIC_SAMPLING_SIGNALS = {
+    "pass": "the functional pass: at least one scored completion passes and at least one fails (DAPO)",
+    "functional": "the functional reward's values (e.g. partial credit) differ among the scored completions",
+    "total": "the weighted total of all rewards differs (TRL's zero-std test; shaping rewards count)",
+}
+
+#: TRL loss types whose normaliser counts sequences or a fixed length, so rows without loss tokens (padding,
+#: unscorable completions) still dilute the step
+SEQUENCE_NORMALISED_LOSSES = ("grpo", "sapo", "dr_grpo", "luspo")
+
 
 class RecipeError(ValueError):
     """A recipe (or an override) that cannot be used; the message says what to change."""
@@ -115,6 +130,15 @@ class VerirlArgs:
     )
     dataset_split: str = field(default="train", metadata={"help": "split to read from a DatasetDict folder"})
     eval_dataset: str | None = field(default=None, metadata={"help": "optional evaluation data, same formats"})
+    eval_split: float | None = field(
+        default=None,
+        metadata={
+            "help": "hold out training rows for evaluation, chosen by a hash of each row's id (or content): a fraction "
+            "in (0, 1) holds out the rows whose hash falls below it (a row keeps its side when the dataset grows or "
+            "is reordered), a count >= 1 the rows with the lowest hashes; needs eval_strategy other than `no`, and "
+            "excludes eval_dataset"
+        },
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N training rows"})
     prompt_template: str = field(
         default="{prompt}",
@@ -124,9 +148,26 @@ class VerirlArgs:
     rewards: list[RewardSpec] = field(
         default_factory=list, metadata={"help": "list of {name, weight, kwargs}; the only place weights are set"}
     )
+    functional_reward: str | None = field(
+        default=None,
+        metadata={
+            "help": "the reward (a `name` of the rewards list, or the attribute part of a `module:attr` name) whose "
+            "value says how correct a completion is (1.0: passed) and whose None means the tools could not score "
+            "it. Default: the first `simulation` or `equivalence` reward. Drives the pass signal of dynamic sampling, "
+            "the pass-rate metrics and the exclusion of unscorable completions"
+        },
+    )
     dynamic_sampling: bool = field(
         default=False,
-        metadata={"help": "drop groups whose rewards all agree and refill the batch with fresh prompts (DAPO)"},
+        metadata={"help": "drop groups that carry no signal and refill the batch with fresh prompts (DAPO)"},
+    )
+    dynamic_sampling_signal: str = field(
+        default="pass",
+        metadata={
+            "help": "what makes a group informative: `pass` (DAPO: 0 < #passing < #scored, on the functional "
+            "reward), `functional` (the functional reward's values differ, e.g. partial credit) or `total` (the "
+            "weighted total differs, TRL's zero-std test, so shaping rewards alone keep a group)"
+        },
     )
     max_refill_rounds: int = field(
         default=4, metadata={"help": "extra generation rounds per step that dynamic sampling may spend refilling"}
@@ -157,6 +198,34 @@ class VerirlArgs:
         },
     )
 
+    def functional_index(self) -> int | None:
+        """Position in ``rewards`` of the functional reward (see the ``functional_reward`` field), or None."""
+        names = [r.name for r in self.rewards]
+        if self.functional_reward:
+            wanted = self.functional_reward
+            for i, name in enumerate(names):
+                if wanted in (name, name.rpartition(":")[2]):
+                    return i
+            raise RecipeError(
+                f"functional_reward={wanted!r} names none of the recipe's rewards ({', '.join(names)}); use one of "
+                f"their names"
+            )
+        for wanted in FUNCTIONAL_REWARDS:
+            if wanted in names:
+                return names.index(wanted)
+        return None
+
+    def _check_eval_split(self) -> None:
+        if self.eval_split is None:
+            return
+        value = self.eval_split
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise RecipeError(f"eval_split={value!r}: use a fraction in (0, 1) or a row count >= 1")
+        if value >= 1 and float(value) != int(value):
+            raise RecipeError(f"eval_split={value!r}: a count of rows must be a whole number (or use a fraction < 1)")
+        if self.eval_dataset:
+            raise RecipeError("set either eval_dataset (separate evaluation data) or eval_split (held-out rows)")
+
     def __post_init__(self):
         if isinstance(self.entropy_gate, dict):
             self.entropy_gate = _build_dataclass(EntropyGateArgs, self.entropy_gate, "entropy_gate")
@@ -171,15 +240,33 @@ class VerirlArgs:
         if rl and not self.rewards:
             raise RecipeError(f"trainer {self.trainer} needs a `rewards:` list, e.g. - {{name: simulation}}")
         if not rl:
-            for name in ("rewards", "dynamic_sampling", "adaptive_sampling"):
+            for name in ("rewards", "dynamic_sampling", "adaptive_sampling", "functional_reward"):
                 if getattr(self, name):
                     raise RecipeError(f"`{name}` applies to grpo/dapo only; remove it from this {self.trainer} recipe")
+            if self.dynamic_sampling_signal != "pass":
+                raise RecipeError(
+                    f"`dynamic_sampling_signal` applies to grpo/dapo only; remove it from this {self.trainer} recipe"
+                )
             if self.record_task_ids:
                 raise RecipeError(f"`record_task_ids` applies to grpo/dapo only; remove it from this {self.trainer} recipe")
             if self.entropy_gate.mode != "off":
                 raise RecipeError(f"`entropy_gate` applies to grpo/dapo only; remove it from this {self.trainer} recipe")
         if self.adaptive_sampling and not self.dynamic_sampling:
             raise RecipeError("adaptive_sampling needs dynamic_sampling: true (it scales by the keep ratio)")
+        if self.dynamic_sampling_signal not in DYNAMIC_SAMPLING_SIGNALS:
+            raise RecipeError(
+                f"dynamic_sampling_signal={self.dynamic_sampling_signal!r}: use one of "
+                f"{', '.join(DYNAMIC_SAMPLING_SIGNALS)}"
+            )
+        if rl:
+            index = self.functional_index()  # raises for a functional_reward that names no reward
+            if self.dynamic_sampling and self.dynamic_sampling_signal != "total" and index is None:
+                raise RecipeError(
+                    f"dynamic_sampling_signal: {self.dynamic_sampling_signal} tests the functional reward, and this "
+                    f"recipe has none: add a `simulation` or `equivalence` reward, name the reward that says whether "
+                    f"a completion is correct with `functional_reward: NAME`, or set `dynamic_sampling_signal: total`"
+                )
+        self._check_eval_split()
         if self.max_refill_rounds < 0:
             raise RecipeError("max_refill_rounds must be >= 0")
         if not 0.0 < self.adaptive_ema <= 1.0:
@@ -376,9 +463,8 @@ def recipe_from_dict(
         args = VerirlArgs(**ours_kw)
     except TypeError as exc:
         raise RecipeError(f"{where}: {exc}") from None
-    if validate_rewards:
-        for spec in args.rewards:
-            validate_reward_spec(spec)
+    except RecipeError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
 
     if args.trainer in RL_TRAINERS:
         train_kw["reward_weights"] = [float(r.weight) for r in args.rewards]
@@ -387,11 +473,63 @@ def recipe_from_dict(
     model_args = _build_dataclass(ModelConfig, model_kw, where)
     training = _build_training(config_cls, train_kw, where, check_only=check_only)
     if args.trainer in RL_TRAINERS:
+        _tie_overlong(args, training, where)
+    if validate_rewards:
+        for spec in args.rewards:
+            validate_reward_spec(spec)
+    if args.eval_split is not None and _strategy(training.eval_strategy) == "no":
+        raise RecipeError(
+            f"{where}: eval_split holds rows out for evaluation but eval_strategy is `no`; set eval_strategy: steps "
+            f"and eval_steps: N (or remove eval_split)"
+        )
+    if args.trainer in RL_TRAINERS:
         _check_rl(args, training, where)
     return Recipe(verirl=args, model=model_args, training=training, source=source)
 
 
+def _strategy(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _tie_overlong(args: VerirlArgs, training: Any, where: str) -> None:
+    """The overlong reward's length is the recipe's max_completion_length (it follows command-line overrides)."""
+    limit = training.max_completion_length
+    for spec in args.rewards:
+        if spec.name != "overlong":
+            continue
+        given = spec.kwargs.get("max_completion_len")
+        if given is None:
+            spec.kwargs = {**spec.kwargs, "max_completion_len": limit}  # a copy: the caller's mapping stays as it was
+        elif given != limit:
+            raise RecipeError(
+                f"{where}: the overlong reward's max_completion_len ({given}) differs from max_completion_length "
+                f"({limit}); remove max_completion_len from its kwargs, it follows max_completion_length"
+            )
+        cache = spec.kwargs.get("soft_punish_cache")
+        if isinstance(cache, (int, float)) and not isinstance(cache, bool) and not 0 <= cache < limit:
+            raise RecipeError(
+                f"{where}: the overlong reward's soft_punish_cache ({cache}) must be below max_completion_length "
+                f"({limit}); it is the window before the limit in which the penalty grows"
+            )
+
+
 def _check_rl(args: VerirlArgs, training: Any, where: str) -> None:
+    updates_per_rollout = training.num_iterations * training.steps_per_generation / training.gradient_accumulation_steps
+    if training.epsilon_high is not None and training.epsilon_high != training.epsilon and updates_per_rollout <= 1:
+        logger.warning(
+            "%s: epsilon_high=%s (clip-higher) has no effect: with num_iterations=1 and steps_per_generation <= "
+            "gradient_accumulation_steps every rollout gets one optimizer step, so the policy ratio stays 1. Set "
+            "steps_per_generation to a multiple of gradient_accumulation_steps (DAPO: several mini-batch updates per "
+            "rollout) or num_iterations > 1",
+            where, training.epsilon_high,
+        )
+    if args.dynamic_sampling and training.loss_type in SEQUENCE_NORMALISED_LOSSES:
+        logger.warning(
+            "%s: dynamic_sampling with loss_type=%s: padded groups and unscorable completions carry no loss tokens, "
+            "but this loss averages over sequences (or a fixed length), so they still shrink the step; loss_type "
+            "dapo or bnpo normalise over the tokens that count",
+            where, training.loss_type,
+        )
     if args.dynamic_sampling and training.num_generations < 2:
         raise RecipeError(f"{where}: dynamic_sampling needs num_generations >= 2 (a group of one has no variance)")
     if args.dynamic_sampling:

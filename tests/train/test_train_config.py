@@ -6,6 +6,7 @@ import glob
 import os
 
 import pytest
+import yaml
 
 from verirl.config import RecipeError, load_recipe, parse_overrides, recipe_from_dict
 
@@ -89,6 +90,18 @@ def test_rewards_are_the_single_source_of_reward_weights():
     ({"dynamic_sampling": True, "num_generations": 3, "per_device_train_batch_size": 8}, "divisible|multiple"),
     ({"prompt_template": "{prompt} {oops}"}, "prompt_template"),
     ({"dataset": ""}, "dataset"),
+    ({"functional_reward": "nope"}, "functional_reward='nope' names none"),
+    ({"dynamic_sampling_signal": "loss"}, "dynamic_sampling_signal"),
+    ({"trainer": "dapo", "rewards": [{"name": "format"}]}, "has none: add a `simulation`"),
+    ({"eval_split": 0}, "eval_split"),
+    ({"eval_split": -0.1}, "eval_split"),
+    ({"eval_split": 2.5, "eval_strategy": "steps", "eval_steps": 5}, "whole number"),
+    ({"eval_split": 10, "eval_dataset": "e.jsonl"}, "either eval_dataset"),
+    ({"eval_split": 10}, "eval_strategy"),
+    ({"rewards": [{"name": "overlong", "kwargs": {"max_completion_len": 10, "soft_punish_cache": 2}}]},
+     "follows max_completion_length"),
+    ({"rewards": [{"name": "overlong", "kwargs": {"soft_punish_cache": 600}}], "max_completion_length": 512},
+     "soft_punish_cache"),
 ])
 def test_bad_recipes_fail_at_parse_time(changes, message):
     with pytest.raises(RecipeError, match=message):
@@ -98,6 +111,10 @@ def test_bad_recipes_fail_at_parse_time(changes, message):
 def test_rl_fields_are_rejected_in_sft_and_dpo_recipes():
     with pytest.raises(RecipeError, match="grpo/dapo only"):
         recipe_from_dict({"trainer": "sft", "dataset": "d", "use_cpu": True, "dynamic_sampling": True})
+    with pytest.raises(RecipeError, match="grpo/dapo only"):
+        recipe_from_dict({"trainer": "sft", "dataset": "d", "use_cpu": True, "functional_reward": "simulation"})
+    with pytest.raises(RecipeError, match="grpo/dapo only"):
+        recipe_from_dict({"trainer": "dpo", "dataset": "d", "use_cpu": True, "dynamic_sampling_signal": "total"})
     with pytest.raises(RecipeError, match="unknown key"):  # a GRPO field in a DPO recipe
         recipe_from_dict({"trainer": "dpo", "dataset": "d", "use_cpu": True, "num_generations": 4})
 
@@ -106,7 +123,7 @@ def test_precedence_defaults_preset_yaml_command_line(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(
         "trainer: dapo\nmodel_name_or_path: m\ndataset: d.jsonl\nuse_cpu: true\noutput_dir: /tmp/x\n"
-        "epsilon_high: 0.3\nlearning_rate: 2e-6\nrewards: [{name: format}]\n"
+        "epsilon_high: 0.3\nlearning_rate: 2e-6\nrewards: [{name: format}, {name: simulation}]\n"
         "entropy_gate: {mode: batch, top_fraction: 0.4}\n"
     )
     recipe = load_recipe(path)
@@ -141,7 +158,7 @@ def test_plugin_reward_by_module_path_and_check_of_its_settings():
     with pytest.raises(RecipeError, match="cannot import"):
         recipe_from_dict(_with(rewards=[{"name": "no_such_module_xyz:f"}]))
     with pytest.raises(RecipeError, match="missing required"):
-        recipe_from_dict(_with(rewards=[{"name": "overlong", "kwargs": {"max_completion_len": 10}}]))
+        recipe_from_dict(_with(rewards=[{"name": "overlong", "kwargs": {}}]))
 
 
 def test_cli_check_reports_errors_with_exit_code(tmp_path, capsys):
@@ -161,3 +178,48 @@ def test_missing_model_folder_fails_before_loading_anything(tmp_path, capsys):
                  f"model_name_or_path={tmp_path / 'no' / 'model'}", f"output_dir={tmp_path / 'out'}"])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_functional_reward_is_found_by_name_or_default():
+    assert recipe_from_dict(BASE).verirl.functional_index() == 1  # simulation
+    eq = _with(rewards=[{"name": "format"}, {"name": "equivalence"}, {"name": "simulation"}])
+    assert recipe_from_dict(eq).verirl.functional_index() == 2  # simulation preferred over equivalence
+    plug = _with(rewards=[{"name": "format"}, {"name": "train_toy_rewards:token_parity_reward"}],
+                 functional_reward="token_parity_reward")
+    assert recipe_from_dict(plug).verirl.functional_index() == 1
+    assert recipe_from_dict(_with(rewards=[{"name": "format"}])).verirl.functional_index() is None
+    # dynamic sampling on the weighted total needs no functional reward
+    total = _with(trainer="dapo", rewards=[{"name": "format"}], dynamic_sampling_signal="total")
+    assert recipe_from_dict(total).verirl.dynamic_sampling_signal == "total"
+
+
+def test_overlong_length_follows_max_completion_length_and_its_overrides(tmp_path):
+    data = _with(rewards=[{"name": "simulation"}, {"name": "overlong", "kwargs": {"soft_punish_cache": 8}}],
+                 max_completion_length=100)
+    assert recipe_from_dict(data).verirl.rewards[1].kwargs["max_completion_len"] == 100
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data))
+    recipe = load_recipe(path, ["--max_completion_length", "64"])
+    assert recipe.verirl.rewards[1].kwargs == {"soft_punish_cache": 8, "max_completion_len": 64}
+    # the reward that is built penalises from 64 - 8 tokens on
+    from verirl.config import build_rewards
+
+    overlong = build_rewards(recipe.verirl.rewards[1:])[0]
+    assert overlong(completion_ids=[[1] * 56, [1] * 60, [1] * 64]) == [0.0, -0.5, -1.0]
+
+
+def test_clip_higher_without_several_updates_per_rollout_is_reported(caplog):
+    dapo = _with(trainer="dapo")
+    with caplog.at_level("WARNING", logger="verirl.config"):
+        recipe_from_dict(dapo)
+    assert "clip-higher) has no effect" in caplog.text
+    for several in ({"steps_per_generation": 2}, {"num_iterations": 2},
+                    {"gradient_accumulation_steps": 2, "steps_per_generation": 4}):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="verirl.config"):
+            recipe_from_dict(_with(trainer="dapo", **several))
+        assert "no effect" not in caplog.text, several
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="verirl.config"):
+        recipe_from_dict(_with(trainer="dapo", loss_type="grpo", steps_per_generation=2))
+    assert "shrink the step" in caplog.text  # padding dilutes a sequence-mean loss

@@ -39,6 +39,12 @@ def _overrides(assets, out_dir, **extra):
         "save_strategy": "steps",
         "save_steps": 1,
         "record_task_ids": True,
+        # one generation per step (the tiny DAPO recipe updates several times per rollout, and a checkpoint inside a
+        # rollout resumes with a new generation), groups kept on the toy reward's spread (the random model passes no
+        # simulation, so the default `pass` signal would keep nothing)
+        "steps_per_generation": 1,
+        "num_iterations": 1,
+        "dynamic_sampling_signal": "total",
         **extra,
     }
 

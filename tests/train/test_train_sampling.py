@@ -1,4 +1,5 @@
-"""Dynamic sampling drops zero-variance groups and refills; the adaptive ratio moves both ways."""
+"""Dynamic sampling drops groups without a signal and refills; the adaptive ratio moves both ways; unscorable
+completions are excluded, not failed; padding carries no loss token and an all-padding window makes no step."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ import torch
 from verirl.train.sampling import (
     RefillStream,
     SamplingState,
+    classify_groups,
     concat_batches,
     extra_groups,
     group_rewards,
     group_rows,
     informative_groups,
+    mask_unscorable,
     select_rows,
 )
+
+NAN = float("nan")
 
 
 def test_informative_groups_ignores_unscorable_and_needs_two_scores():
@@ -94,10 +99,13 @@ def test_dynamic_sampling_drops_uninformative_groups_and_refills(tiny_assets, tm
         "dataset": tiny_assets["tasks"],
         "output_dir": str(tmp_path / "out"),
         "rewards": [{"name": "train_toy_rewards:half_informative_reward"}],
+        "dynamic_sampling_signal": "total",  # no functional reward here: the toy reward's spread is the signal
         "max_completion_length": 8,
         "max_refill_rounds": 3,
         "adaptive_sampling": False,
         "per_device_train_batch_size": 12,
+        "steps_per_generation": 1,
+        "num_iterations": 1,
         "num_generations": 3,
     })
     trainer = build_trainer(recipe)
@@ -131,6 +139,7 @@ def test_dynamic_sampling_pads_with_zero_advantage_when_nothing_is_informative(t
         "dataset": tiny_assets["tasks"],
         "output_dir": str(tmp_path / "out"),
         "rewards": [{"name": "train_toy_rewards:constant_reward"}],
+        "dynamic_sampling_signal": "total",
         "max_completion_length": 4,
         "max_refill_rounds": 1,
     })
@@ -139,7 +148,136 @@ def test_dynamic_sampling_pads_with_zero_advantage_when_nothing_is_informative(t
     out = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
     assert out["completion_ids"].shape[0] == 8
     assert (out["advantages"] == 0).all()
+    # padding keeps the batch shape only: no loss token, nothing in the token normaliser
+    assert out["completion_mask"].sum() == 0 and out["num_items_in_batch"] == 0
     m = trainer._metrics["train"]
     assert m["dynamic_sampling/keep_ratio"][-1] == 0.0
     assert m["dynamic_sampling/padded_fraction"][-1] == 1.0
     assert trainer.sampling_state.keep_ratio_ema < 1.0
+
+
+# ------------------------------------------------------------------------------------------ unscorable rows
+
+
+def test_mask_unscorable_excludes_the_whole_row_when_a_scorability_column_is_nan():
+    # columns: format (never None), simulation (functional), overlong (never None)
+    per_func = torch.tensor([[1.0, 1.0, 0.0], [1.0, NAN, -0.5], [NAN, NAN, NAN], [0.5, 0.0, 0.0]])
+    masked, unscorable = mask_unscorable(per_func, [1])
+    assert unscorable.tolist() == [False, True, True, False]
+    assert torch.isnan(masked[1]).all() and torch.isnan(masked[2]).all()
+    assert torch.equal(masked[[0, 3]], per_func[[0, 3]])
+    assert not torch.isnan(per_func[1, 0])  # the input is not modified
+    # without scorability columns only TRL's own rule applies (every reward None)
+    assert mask_unscorable(per_func, [])[1].tolist() == [False, False, True, False]
+    # two scorability columns: either one unscorable is enough
+    assert mask_unscorable(per_func, [0, 1])[1].tolist() == [False, True, True, False]
+
+
+def test_trl_advantages_of_a_group_with_an_unscorable_completion_are_zero():
+    """The issue's example: format + simulation, an all-pass group, one simulation unscorable. nan-summed, TRL would
+    see totals [0.1, 1.1, 1.1, 1.1] and give [-1.5, 0.5, 0.5, 0.5]; masked, the three scored completions agree."""
+    from trl.trainer.utils import nanstd
+
+    per_func = torch.tensor([[1.0, NAN], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    weights = torch.tensor([0.1, 1.0])
+
+    def trl_advantages(rewards_per_func):  # TRL 1.16's sum_then_normalize with scale_rewards="group"
+        unscorable = torch.isnan(rewards_per_func).all(dim=1)
+        rewards = (rewards_per_func * weights).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        mean = torch.nanmean(rewards.view(-1, 4), dim=1).repeat_interleave(4)
+        std = nanstd(rewards.view(-1, 4), dim=1).repeat_interleave(4)
+        return torch.nan_to_num((rewards - mean) / (std + 1e-4), nan=0.0)
+
+    assert trl_advantages(per_func)[0] < -1.0  # what happened before: the fault was trained as a failure
+    masked, _ = mask_unscorable(per_func, [1])
+    assert torch.equal(trl_advantages(masked), torch.zeros(4))
+    flags = classify_groups(masked, weights, 4, signal="pass", functional_index=1)
+    assert flags.informative.tolist() == [False]
+
+
+# ------------------------------------------------------------------------------------------ informative groups
+
+
+def _flags(rows, signal="pass", weights=(0.1, 1.0, 1.0), g=4, functional_index=1):
+    per_func = torch.tensor(rows, dtype=torch.float32)
+    masked, _ = mask_unscorable(per_func, [functional_index] if functional_index is not None else [])
+    return classify_groups(masked, torch.tensor(weights), g, signal=signal, functional_index=functional_index)
+
+
+# columns: format (shaping), simulation (functional, partial credit), overlong (shaping)
+ONE_BARE_MODULE = [[0.5, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]  # only format differs
+ONE_OVERLONG = [[1.0, 1.0, -0.4], [1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]  # all pass, one too long
+PARTIAL_ONLY = [[1.0, 0.5, 0.0], [1.0, 0.25, 0.0], [1.0, 0.0, 0.0], [1.0, 0.75, 0.0]]  # nobody passes
+MIXED = [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.5, 0.0], [1.0, 1.0, 0.0]]  # 2 of 4 pass
+ONE_SCORED = [[1.0, NAN, 0.0], [1.0, NAN, 0.0], [1.0, NAN, 0.0], [1.0, 0.0, 0.0]]
+PASS_FAIL_UNSCORABLE = [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, NAN, 0.0], [1.0, NAN, 0.0]]
+
+
+@pytest.mark.parametrize("group, pass_keeps, functional_keeps, total_keeps, shaping_only", [
+    (ONE_BARE_MODULE, False, False, True, True),
+    (ONE_OVERLONG, False, False, True, True),
+    (PARTIAL_ONLY, False, True, True, True),
+    (MIXED, True, True, True, False),
+    (ONE_SCORED, False, False, False, False),
+    (PASS_FAIL_UNSCORABLE, True, True, True, False),
+])
+def test_informative_test_is_made_on_the_named_signal(group, pass_keeps, functional_keeps, total_keeps,
+                                                      shaping_only):
+    assert _flags(group, "pass").informative.tolist() == [pass_keeps]
+    assert _flags(group, "functional").informative.tolist() == [functional_keeps]
+    flags = _flags(group, "total")
+    assert flags.informative.tolist() == [total_keeps]
+    assert flags.shaping_only.tolist() == [shaping_only]  # counted the same whatever the signal
+
+
+def test_group_flags_are_per_group_and_count_groups_without_baseline():
+    flags = _flags(ONE_BARE_MODULE + MIXED + ONE_SCORED + PASS_FAIL_UNSCORABLE)
+    assert flags.informative.tolist() == [False, True, False, True]
+    assert flags.few_scored.tolist() == [False, False, True, False]
+    assert flags.shaping_only.tolist() == [True, False, False, False]
+
+
+def test_signal_needs_a_functional_reward_and_total_needs_none():
+    with pytest.raises(ValueError, match="functional reward"):
+        _flags(MIXED, "pass", functional_index=None)
+    with pytest.raises(ValueError, match="unknown"):
+        _flags(MIXED, "loss")
+    flags = _flags(ONE_BARE_MODULE, "total", functional_index=None)
+    assert flags.informative.tolist() == [True] and flags.shaping_only.tolist() == [False]
+
+
+def test_a_pass_group_whose_total_cannot_vary_carries_no_signal():
+    # the functional reward has weight 0: passes differ but TRL's advantages would all be zero
+    assert _flags(MIXED, "pass", weights=(0.0, 0.0, 0.0)).informative.tolist() == [False]
+
+
+# ------------------------------------------------------------------------------------------ concat edge cases
+
+
+def _part(rows, prompt_w, comp_w, fill=1):
+    return {"prompt_ids": torch.full((rows, prompt_w), 3), "prompt_mask": torch.ones(rows, prompt_w, dtype=torch.long),
+            "completion_ids": torch.full((rows, comp_w), 4), "completion_mask": torch.ones(rows, comp_w, dtype=torch.long),
+            "old_per_token_logps": torch.full((rows, comp_w), -1.0), "advantages": torch.full((rows,), float(fill))}
+
+
+@pytest.mark.parametrize("widths", [(1, 3), (1, 1, 4), (2, 1), (3, 1, 1)])
+def test_concat_batches_repads_when_the_first_completion_width_is_one(widths):
+    parts = [_part(2, 2, w, fill=i) for i, w in enumerate(widths)]
+    joined = concat_batches(parts, pad_token_id=0)
+    width = max(widths)
+    assert joined["completion_ids"].shape == (2 * len(widths), width)
+    for i, w in enumerate(widths):
+        rows = slice(2 * i, 2 * i + 2)
+        assert joined["completion_mask"][rows].sum(-1).tolist() == [w, w]
+        assert (joined["completion_ids"][rows, w:] == 0).all()  # right padding with the pad token
+        assert (joined["old_per_token_logps"][rows, w:] == 0).all()
+        assert (joined["advantages"][rows] == i).all()
+
+
+def test_concat_batches_keeps_per_sequence_columns():
+    a, b = _part(2, 2, 3), _part(1, 4, 5)
+    a["importance_sampling_ratio"], b["importance_sampling_ratio"] = torch.full((2, 1), 0.5), torch.full((1, 1), 2.0)
+    joined = concat_batches([a, b], pad_token_id=0)
+    assert joined["importance_sampling_ratio"].tolist() == [[0.5], [0.5], [2.0]]
+    assert joined["prompt_mask"].tolist()[0] == [0, 0, 1, 1]  # prompts re-padded on the left

@@ -21,7 +21,8 @@ EXPECTED = {
              "pass_rate/all", "simulation/latency_s", "timing/generation_s", "timing/reward_s",
              "timing/optimization_s"],
     "dapo": ["reward", "entropy_gate/fraction", "dynamic_sampling/keep_ratio", "dynamic_sampling/refill_rounds",
-             "adaptive_sampling/factor", "timing/reward_s"],
+             "dynamic_sampling/shaping_only_fraction", "adaptive_sampling/factor", "timing/reward_s",
+             "unscorable/fraction", "optimizer/skipped_steps", "clip_ratio/region_mean"],
 }
 
 
@@ -44,6 +45,10 @@ def recipe_overrides(trainer, assets, out_dir):
         with open(os.path.join(ROOT, "recipes", "tiny", f"{trainer}.yaml")) as fh:
             rewards = yaml.safe_load(fh)["rewards"]
         overrides["rewards"] = rewards + [{"name": "train_toy_rewards:token_parity_reward", "weight": 1.0}]
+    if trainer == "dapo":
+        # dynamic sampling keeps a group when its functional reward is passed by some completions and not others;
+        # the random model never passes a simulation, so the varying toy reward stands in as the functional one
+        overrides["functional_reward"] = "token_parity_reward"
     return overrides
 
 
@@ -96,3 +101,38 @@ def test_lora_switch_trains_an_adapter(tiny_assets, tmp_path):
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero: it moved
     assert not (out / "model.safetensors").exists()  # only the adapter is saved
+
+
+def _clip_ratios(records):
+    return [r["clip_ratio/region_mean"] for r in records if "clip_ratio/region_mean" in r]
+
+
+@pytest.mark.slow
+def test_tiny_dapo_recipe_clips_because_it_updates_several_times_per_rollout(tiny_assets, tmp_path):
+    """With several optimizer steps per rollout the policy ratio leaves 1 and clip-higher acts; with one step per
+    rollout (TRL's default) the ratio is exactly 1 and clip_ratio is 0 whatever epsilon_high says."""
+    from verirl.train import train
+
+    with open(os.path.join(ROOT, "recipes", "tiny", "dapo.yaml")) as fh:
+        overlong = [r for r in yaml.safe_load(fh)["rewards"] if r["name"] == "overlong"]
+    base = {
+        "model_name_or_path": tiny_assets["model"],
+        "dataset": tiny_assets["tasks"],
+        # no EDA tools needed: format (no tools) + a reward that varies inside groups as the functional one
+        "rewards": [{"name": "format", "weight": 0.2}, {"name": "train_toy_rewards:token_parity_reward"}] + overlong,
+        "functional_reward": "token_parity_reward",
+        "max_completion_length": 16,
+    }
+    recipe = load_recipe(os.path.join(ROOT, "recipes", "tiny", "dapo.yaml"), {**base, "output_dir": str(tmp_path / "a")})
+    t = recipe.training
+    assert t.num_iterations * t.steps_per_generation > t.gradient_accumulation_steps
+    result = train(recipe, save_final=False)
+    clipped = _clip_ratios(result.log_history)
+    assert len(clipped) == t.max_steps and max(clipped) > 0.0, clipped
+    high = [r["clip_ratio/high_mean"] for r in result.log_history if "clip_ratio/high_mean" in r]
+    assert max(high) > 0.0, "epsilon_high never bound"
+
+    one = load_recipe(os.path.join(ROOT, "recipes", "tiny", "dapo.yaml"),
+                      {**base, "output_dir": str(tmp_path / "b"), "steps_per_generation": 1, "num_iterations": 1,
+                       "max_steps": 2})
+    assert _clip_ratios(train(one, save_final=False).log_history) == [0.0] * one.training.max_steps

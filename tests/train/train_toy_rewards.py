@@ -30,3 +30,26 @@ def half_informative_reward(prompts, completions, completion_ids=None, id=None, 
         else:
             out.append(float(sum(ids) % 2 == 0) + 0.01 * len(ids))
     return out
+
+
+def pass_unless_first_reward(prompts, completions, completion_ids=None, id=None, **kwargs):
+    """A functional reward: every completion passes (1.0), except that the first completion of each group (the first
+    of a run of rows with the same task id) is unscorable (None), as after a simulator crash or a batch deadline."""
+    out = []
+    for i, task_id in enumerate(id):
+        out.append(None if i == 0 or id[i - 1] != task_id else 1.0)
+    return out
+
+
+def always_fail_reward(prompts, completions, completion_ids=None, **kwargs):
+    """A functional reward on which nothing passes: groups can only differ in their shaping rewards."""
+    return [0.0 for _ in completions]
+
+
+def position_reward(prompts, completions, completion_ids=None, id=None, **kwargs):
+    """A shaping reward that differs inside every group: 0.1 x the completion's position in its group."""
+    out, position = [], 0
+    for i, task_id in enumerate(id):
+        position = 0 if i == 0 or id[i - 1] != task_id else position + 1
+        out.append(0.1 * position)
+    return out

@@ -6,16 +6,24 @@
   task rows with a ``reference`` become prompt/completion pairs whose completion is the reference in a
   ```` ```verilog ```` block.
 * DPO: ``prompt``/``chosen``/``rejected`` rows; the prompt is templated and chosen/rejected become assistant turns.
+  Pairs written by ``verirl data preferences`` record how their prompts were rendered when they were sampled
+  (``rendering``); a recipe whose ``system_prompt``/``prompt_template`` differ is refused, because the pairs would
+  be trained on prompts the policy never saw.
+
+Prompts are rendered by :func:`data_pipeline.prompting.render_prompt`, the function the preference sampler uses.
+``eval_split`` holds training rows out for evaluation, chosen by a hash of each row's id (see :func:`split_rows`).
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import os
 from typing import Any
 
+from data_pipeline.prompting import PromptError, render_prompt, rendering
 from verirl.config import VerirlArgs
 
 logger = logging.getLogger(__name__)
@@ -63,18 +71,10 @@ def load_rows(path: str, split: str = "train") -> list[dict[str, Any]]:
 
 
 def _chat(args: VerirlArgs, prompt: Any, row: dict[str, Any]) -> list[dict[str, str]]:
-    if isinstance(prompt, list):
-        messages = [dict(m) for m in prompt]
-        if args.system_prompt and not any(m.get("role") == "system" for m in messages):
-            messages.insert(0, {"role": "system", "content": args.system_prompt})
-        return messages
-    if not isinstance(prompt, str):
-        raise DatasetError(f"row {row.get('id', '?')}: `prompt` must be text or chat messages, got {type(prompt)}")
-    text = args.prompt_template.format(prompt=prompt, top=row.get("top", ""), id=row.get("id", ""))
-    messages = [{"role": "user", "content": text}]
-    if args.system_prompt:
-        messages.insert(0, {"role": "system", "content": args.system_prompt})
-    return messages
+    try:
+        return render_prompt(prompt, row, system_prompt=args.system_prompt, prompt_template=args.prompt_template)
+    except PromptError as exc:
+        raise DatasetError(f"{args.dataset}: {exc}") from None
 
 
 def _to_dataset(rows: list[dict[str, Any]]):
@@ -132,11 +132,22 @@ def sft_dataset(args: VerirlArgs, rows: list[dict[str, Any]]):
 
 def dpo_dataset(args: VerirlArgs, rows: list[dict[str, Any]]):
     out = []
+    ours = rendering(args.system_prompt, args.prompt_template)
     for i, row in enumerate(rows):
         missing = [k for k in ("prompt", "chosen", "rejected") if k not in row]
         if missing:
             raise DatasetError(f"{args.dataset}: DPO row {i} lacks {missing}; preference pairs need prompt/chosen/rejected")
-        pair = {"prompt": _chat(args, row["prompt"], row)}
+        sampled = row.get("rendering")
+        if isinstance(sampled, dict) and rendering(sampled.get("system_prompt"), sampled.get("prompt_template")) != ours:
+            raise DatasetError(
+                f"{args.dataset}: DPO row {i} was sampled with system_prompt={sampled.get('system_prompt')!r}, "
+                f"prompt_template={sampled.get('prompt_template')!r}, but this recipe renders prompts with "
+                f"system_prompt={ours['system_prompt']!r}, prompt_template={ours['prompt_template']!r}; set the "
+                f"recipe's system_prompt/prompt_template to the pairs' (or rebuild the pairs with `verirl data "
+                f"preferences` using the recipe's)"
+            )
+        fields = {"id": row.get("id", row.get("task_id", "")), "top": row.get("top", "")}
+        pair = {"prompt": _chat(args, row["prompt"], fields)}
         for key in ("chosen", "rejected"):
             value = row[key]
             pair[key] = [{"role": "assistant", "content": value}] if isinstance(value, str) else value
@@ -147,17 +158,55 @@ def dpo_dataset(args: VerirlArgs, rows: list[dict[str, Any]]):
 BUILDERS = {"grpo": rl_dataset, "dapo": rl_dataset, "sft": sft_dataset, "dpo": dpo_dataset}
 
 
+def _row_key(row: dict[str, Any]) -> str:
+    for key in ("id", "task_id"):
+        if row.get(key) is not None:
+            return f"{key}:{row[key]}"
+    return "row:" + json.dumps(row, sort_keys=True, default=str)
+
+
+def _unit_hash(row: dict[str, Any]) -> float:
+    """A number in [0, 1) that depends on the row's id (or content) only."""
+    return int(hashlib.sha256(_row_key(row).encode()).hexdigest()[:16], 16) / 2.0**64
+
+
+def split_rows(rows: list[dict[str, Any]], eval_split: float, source: str = "dataset"):
+    """(train_rows, eval_rows) for ``eval_split``, by a hash of each row's id (``id``/``task_id``, else content).
+
+    A fraction ``f < 1`` holds out every row whose hash is below ``f`` (at least one row): a row's side depends on
+    its own id only, so it stays held out when the dataset grows or is reordered, and the count is about ``f * n``.
+    A count ``N >= 1`` holds out the ``N`` rows with the lowest hashes (exactly ``N``; independent of row order).
+    """
+    n = len(rows)
+    hashes = [_unit_hash(r) for r in rows]
+    order = sorted(range(n), key=lambda i: (hashes[i], i))
+    if eval_split < 1:
+        held = {i for i in range(n) if hashes[i] < eval_split} or set(order[:1])
+    else:
+        held = set(order[: int(eval_split)])
+    if len(held) >= n:
+        raise DatasetError(
+            f"{source}: eval_split={eval_split} holds out {len(held)} of its {n} rows and leaves none to train on; "
+            f"lower eval_split"
+        )
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
 def build_datasets(args: VerirlArgs):
     """(train_dataset, eval_dataset or None) for the recipe's trainer."""
     rows = load_rows(args.dataset, args.dataset_split)
-    if args.max_train_samples is not None:
-        rows = rows[: args.max_train_samples]
     if not rows:
         raise DatasetError(f"dataset {args.dataset!r} is empty")
+    eval_rows = None
+    if args.eval_split is not None:
+        rows, eval_rows = split_rows(rows, args.eval_split, args.dataset)
+    elif args.eval_dataset:
+        eval_rows = load_rows(args.eval_dataset, args.dataset_split)
+    if args.max_train_samples is not None:
+        rows = rows[: args.max_train_samples]
     builder = BUILDERS[args.trainer]
     train = builder(args, rows)
-    evals = None
-    if args.eval_dataset:
-        evals = builder(args, load_rows(args.eval_dataset, args.dataset_split))
-    logger.info("loaded %d training rows from %s", len(train), args.dataset)
+    evals = builder(args, eval_rows) if eval_rows is not None else None
+    logger.info("loaded %d training rows from %s%s", len(train), args.dataset,
+                f" ({len(evals)} held out for evaluation)" if args.eval_split is not None else "")
     return train, evals

@@ -5,10 +5,18 @@ TRL already does the GRPO loop, the loss variants (``grpo``/``dapo``/``dr_grpo``
 (``top_entropy_quantile``), vLLM rollouts and per-reward metrics. :class:`VerirlGRPOTrainer` adds, by overriding
 a few hooks:
 
-* **dynamic sampling** (:meth:`_generate_and_score_completions`): groups whose rewards all agree are dropped and
-  the batch is refilled with fresh prompts from a seeded, resumable stream (:class:`~verirl.train.sampling.RefillStream`)
-  for up to ``max_refill_rounds`` extra generation rounds; if it is still short, dropped groups fill the remaining
-  slots with zero advantage (logged as ``dynamic_sampling/padded_fraction``);
+* **unscorable completions are excluded** (:meth:`_calculate_rewards`): when the functional reward (or any reward
+  of the engine) returns None — a tool crash, the batch deadline, a task fault — every reward of that completion
+  becomes NaN, so TRL leaves it out of the group baseline and gives it no advantage, and its tokens leave the loss;
+  a group with fewer than two scorable completions gets no advantage at all (``unscorable/*`` metrics);
+* **dynamic sampling** (:meth:`_generate_and_score_completions`): groups without a signal — by default the
+  functional pass, DAPO's ``0 < #correct < #scored`` — are dropped and the batch is refilled with fresh prompts from
+  a seeded, resumable stream (:class:`~verirl.train.sampling.RefillStream`) for up to ``max_refill_rounds`` extra
+  generation rounds; if it is still short, dropped groups fill the remaining slots with zero advantage and no loss
+  tokens, so they neither move the policy nor count in the token normaliser (``dynamic_sampling/padded_fraction``);
+* **no optimizer step without a loss token** (:meth:`training_step`): an accumulation window whose micro-batches
+  hold no completion token that carries loss (all padding, all unscorable) runs no forward/backward, so Adam's
+  moments and the weights stay as they were (``optimizer/skipped_steps``);
 * **adaptive sampling**: the first round already draws ``1 / keep_ratio`` times the prompts, with the keep ratio a
   moving average that goes up when the model improves as well as down;
 * **per-response entropy gate** (:meth:`get_high_entropy_mask`), gate-fraction metric and a periodic sample of the
@@ -34,11 +42,11 @@ from verirl.train.metrics import task_metrics
 from verirl.train.sampling import (
     RefillStream,
     SamplingState,
+    classify_groups,
     concat_batches,
     extra_groups,
-    group_rewards,
     group_rows,
-    informative_groups,
+    mask_unscorable,
     select_rows,
 )
 
@@ -60,6 +68,17 @@ class VerirlGRPOTrainer(GRPOTrainer):
             if self.top_entropy_quantile < 1.0:
                 verirl_args.entropy_gate = EntropyGateArgs(mode="batch", top_fraction=self.top_entropy_quantile)
         self.verirl_args = verirl_args
+        if len(verirl_args.rewards) != len(self.reward_funcs):
+            raise ValueError(
+                f"the recipe lists {len(verirl_args.rewards)} rewards but the trainer got {len(self.reward_funcs)}"
+            )
+        #: the reward whose value says how correct a completion is, and the rewards whose None means "unscorable"
+        self.functional_index = verirl_args.functional_index()
+        self.scorability_columns = _scorability_columns(self.reward_funcs, self.functional_index)
+        if verirl_args.dynamic_sampling and verirl_args.dynamic_sampling_signal != "total" and (
+            self.functional_index is None
+        ):
+            raise ValueError("dynamic_sampling_signal pass/functional needs a functional reward (functional_reward)")
         gate = verirl_args.entropy_gate
         if gate.mode != "off" and abs(self.top_entropy_quantile - gate.top_fraction) > 1e-9:
             raise ValueError(
@@ -82,8 +101,12 @@ class VerirlGRPOTrainer(GRPOTrainer):
         self._gen_score_seconds = 0.0
         self._round_seconds = 0.0
         self._last_rewards_per_func: torch.Tensor | None = None
+        self._last_unscorable: torch.Tensor | None = None  # all processes, one flag per completion
+        self._last_few_scored: torch.Tensor | None = None  # all processes, one flag per group
         self._gate_completion_ids: torch.Tensor | None = None
         self._last_gate_log_step = -1
+        self._prepared_inputs: dict[str, Any] | None = None
+        self._window_backward = False  # a micro-batch of the current accumulation window ran backward
 
     # ------------------------------------------------------------------------------------------ timings
 
@@ -99,18 +122,85 @@ class VerirlGRPOTrainer(GRPOTrainer):
         inputs = [_decode_row(row) for row in inputs]
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._reward_seconds += time.perf_counter() - start
-        self._last_rewards_per_func = rewards_per_func
+        # an unscorable completion (tools could not score its functional level) is excluded, not a failure: every
+        # reward of it becomes NaN, so TRL leaves it out of the baseline and zeroes its advantage
+        rewards_per_func, unscorable = mask_unscorable(rewards_per_func, self.scorability_columns)
         mode = "train" if self.model.training else "eval"
-        for name, value in task_metrics(
-            inputs, rewards_per_func, self.reward_func_names, self.accelerator
-        ).items():
-            self._metrics[mode][name].append(value)
+        g = self.num_generations if mode == "train" else self.num_generations_eval
+        few_scored = (~unscorable).view(-1, g).sum(dim=1) < 2
+        self._last_rewards_per_func = rewards_per_func
+        self._last_unscorable = unscorable
+        self._last_few_scored = few_scored
+        metrics = self._metrics[mode]
+        metrics["unscorable/fraction"].append(unscorable.float().mean().item())
+        metrics["unscorable/groups_without_baseline"].append(few_scored.float().mean().item())
+        for name, value in task_metrics(inputs, rewards_per_func, self.functional_index, self.accelerator).items():
+            metrics[name].append(value)
         return rewards_per_func
+
+    def _exclude_unscorable(self, output: dict[str, Any], n_local: int) -> dict[str, Any]:
+        """Take the unscorable completions of this process out of the loss; no advantage for baseline-less groups.
+
+        TRL already zeroes the advantage of a row whose rewards are all NaN; here its completion tokens also leave
+        the loss mask (so they count in no normaliser, KL or entropy gate), and every row of a group with fewer than
+        two scorable completions gets a zero advantage (whatever the aggregation mode).
+        """
+        if self._last_unscorable is None:
+            return output
+        g = self.num_generations if self.model.training else self.num_generations_eval
+        start = self.accelerator.process_index * n_local
+        device = output["completion_mask"].device
+        unscorable = self._last_unscorable[start : start + n_local].to(device)
+        no_baseline = self._last_few_scored.repeat_interleave(g)[start : start + n_local].to(device)
+        if unscorable.any():
+            output["completion_mask"] = output["completion_mask"] * (~unscorable).unsqueeze(1).to(
+                output["completion_mask"].dtype
+            )
+        if no_baseline.any():
+            output["advantages"] = torch.where(no_baseline, torch.zeros_like(output["advantages"]),
+                                               output["advantages"])
+        output["num_items_in_batch"] = self._count_loss_tokens(output)
+        return output
+
+    def _count_loss_tokens(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Completion tokens that carry loss, summed over processes (TRL's ``num_items_in_batch``)."""
+        loss_mask = batch["completion_mask"]
+        if "tool_mask" in batch:
+            loss_mask = loss_mask * batch["tool_mask"]
+        return self.accelerator.gather(loss_mask.sum()).sum()
+
+    def _prepare_inputs(self, generation_batch):
+        if self._prepared_inputs is not None:  # prepared (generated, sliced) by training_step already
+            prepared, self._prepared_inputs = self._prepared_inputs, None
+            return prepared
+        return super()._prepare_inputs(generation_batch)
 
     def training_step(self, model, inputs, num_items_in_batch):
         gen0, rew0, gs0 = self._gen_seconds, self._reward_seconds, self._gen_score_seconds
         start = time.perf_counter()
-        out = super().training_step(model, inputs, num_items_in_batch)
+        model.train()  # as Trainer.training_step does first: TRL's _prepare_inputs generates in train mode only
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        prepared = self._prepare_inputs(inputs)  # TRL: generate every steps_per_generation, slice the buffer
+        boundary = self.accelerator.sync_gradients
+        has_loss = self._any_process(self._has_loss_tokens(prepared))
+        # No forward/backward for a micro-batch without a loss token (padding after the last refill round, all
+        # unscorable, all truncated and masked), unless gradients of this window still have to be synchronised.
+        # A window of such micro-batches leaves every gradient None, so the optimizer does not step at all (a zero
+        # gradient would still move Adam's moments and apply weight decay). The decision is the same on every
+        # process, so collective operations stay matched.
+        if has_loss or (boundary and self._window_backward):
+            self._prepared_inputs = prepared
+            try:
+                out = super().training_step(model, inputs, num_items_in_batch)
+            finally:
+                self._prepared_inputs = None
+            self._window_backward = True
+        else:
+            out = self._skip_micro_batch(start)
+        if boundary:
+            self._metrics["train"]["optimizer/skipped_steps"].append(0.0 if self._window_backward else 1.0)
+            self._window_backward = False
         total = time.perf_counter() - start
         gen_score = self._gen_score_seconds - gs0
         metrics = self._metrics["train"]
@@ -119,6 +209,28 @@ class VerirlGRPOTrainer(GRPOTrainer):
             metrics["timing/reward_s"].append(self._reward_seconds - rew0)
         metrics["timing/optimization_s"].append(total - gen_score)
         return out
+
+    def _skip_micro_batch(self, start: float) -> torch.Tensor:
+        """TRL's per-micro-batch bookkeeping without the forward/backward (see :meth:`training_step`)."""
+        self._step += 1
+        self._current_train_step_time += time.perf_counter() - start
+        if self._step % self.current_gradient_accumulation_steps == 0:
+            self._metrics["train"]["step_time"].append(self._current_train_step_time)
+            self._current_train_step_time = 0.0
+        return torch.zeros((), device=self.args.device)
+
+    @staticmethod
+    def _has_loss_tokens(batch: dict[str, Any]) -> bool:
+        loss_mask = batch["completion_mask"]
+        if "tool_mask" in batch:
+            loss_mask = loss_mask * batch["tool_mask"]
+        return bool(loss_mask.sum().item() > 0)
+
+    def _any_process(self, flag: bool) -> bool:
+        if self.accelerator.num_processes == 1:
+            return flag
+        t = torch.tensor([int(flag)], device=self.accelerator.device, dtype=torch.long)
+        return bool(self.accelerator.reduce(t, reduction="max").item())
 
     # ------------------------------------------------------------------------------------------ sampling
 
@@ -148,16 +260,18 @@ class VerirlGRPOTrainer(GRPOTrainer):
         return t.tolist()
 
     def _score_round(self, inputs: list[dict[str, Any]]):
-        """Generate and score one round; return (output, local informative flags per group)."""
+        """Generate and score one round; return (output, this process's GroupFlags)."""
         start = time.perf_counter()
-        output = super()._generate_and_score_completions(inputs)
+        output = self._exclude_unscorable(super()._generate_and_score_completions(inputs), len(inputs))
         self._round_seconds += time.perf_counter() - start
         g = self.num_generations
-        grouped = group_rewards(self._last_rewards_per_func, self.reward_weights, g)
-        flags = informative_groups(grouped)
+        flags = classify_groups(self._last_rewards_per_func, self.reward_weights, g,
+                                signal=self.verirl_args.dynamic_sampling_signal,
+                                functional_index=self.functional_index)
         groups_per_process = len(inputs) // g
         start = self.accelerator.process_index * groups_per_process
-        return output, flags[start : start + groups_per_process].cpu()
+        local = slice(start, start + groups_per_process)
+        return output, type(flags)(**{k: v[local].cpu() for k, v in vars(flags).items()})
 
     def _record_ids(self, key: str, rows: list[dict[str, Any]]) -> None:
         """Append this batch's task ids (all processes, one entry per group) to task_ids.jsonl."""
@@ -180,7 +294,7 @@ class VerirlGRPOTrainer(GRPOTrainer):
         try:
             if self.model.training and self.verirl_args.dynamic_sampling:
                 return self._dynamic_generate(inputs)
-            return super()._generate_and_score_completions(inputs)
+            return self._exclude_unscorable(super()._generate_and_score_completions(inputs), len(inputs))
         finally:
             self._gen_score_seconds += time.perf_counter() - start
 
@@ -203,13 +317,15 @@ class VerirlGRPOTrainer(GRPOTrainer):
 
         kept: list[dict] = []  # informative groups (as row selections)
         spare: list[dict] = []  # uninformative groups, used only if refilling falls short
-        n_kept = n_informative = generated = rounds = 0
+        n_kept = n_informative = n_shaping_only = generated = rounds = 0
         spare_rows = 0
         batch = first
         while True:
-            output, flags = self._score_round(batch)
+            output, group_flags = self._score_round(batch)
+            flags = group_flags.informative
             generated += flags.numel()
             n_informative += int(flags.sum())
+            n_shaping_only += int(group_flags.shaping_only.sum())
             good = torch.nonzero(flags).view(-1)
             bad = torch.nonzero(~flags).view(-1)
             take = good[: max(0, target - n_kept)]
@@ -226,20 +342,21 @@ class VerirlGRPOTrainer(GRPOTrainer):
             rounds += 1
             batch = self._draw_groups(need + (extra_groups(need, factor) if va.adaptive_sampling else 0))
             self._record_ids("refill_ids", batch)
-        informative_total, gen_total = self._sum_across_processes(n_informative, generated)
+        informative_total, gen_total, shaping_total = self._sum_across_processes(n_informative, generated,
+                                                                                 n_shaping_only)
         state.update_keep_ratio(int(informative_total), int(gen_total), va.adaptive_ema)
 
         pad_groups = target - n_kept
         parts = list(kept)
         if pad_groups > 0:
             filler = select_rows(concat_batches(spare, self._tokenizer.pad_token_id), torch.arange(pad_groups * g))
-            filler["advantages"] = torch.zeros_like(filler["advantages"])  # no signal: no policy gradient
+            # padding only keeps the batch shape: no advantage, and no loss token, so it counts in no normaliser
+            # (DAPO normalises over the kept groups) and a batch of nothing but padding makes no optimizer step
+            filler["advantages"] = torch.zeros_like(filler["advantages"])
+            filler["completion_mask"] = torch.zeros_like(filler["completion_mask"])
             parts.append(filler)
         result = concat_batches(parts, self._tokenizer.pad_token_id)
-        loss_mask = result["completion_mask"]
-        if "tool_mask" in result:
-            loss_mask = loss_mask * result["tool_mask"]
-        result["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        result["num_items_in_batch"] = self._count_loss_tokens(result)
 
         pad_total, target_total = self._sum_across_processes(pad_groups, target)
         m = self._metrics["train"]
@@ -248,6 +365,7 @@ class VerirlGRPOTrainer(GRPOTrainer):
         m["dynamic_sampling/refill_rounds"].append(float(rounds))
         m["dynamic_sampling/groups_generated"].append(gen_total)
         m["dynamic_sampling/padded_fraction"].append(pad_total / max(target_total, 1.0))
+        m["dynamic_sampling/shaping_only_fraction"].append(shaping_total / max(gen_total, 1.0))
         if va.adaptive_sampling:
             m["adaptive_sampling/factor"].append(factor)
         return result
@@ -318,6 +436,17 @@ class VerirlGRPOTrainer(GRPOTrainer):
                 self.sampling_state = SamplingState.from_dict(data.get("sampling", {}))
                 self._refill = None
                 logger.info("restored sampling state from %s: %s", path, self.sampling_state)
+
+
+def _scorability_columns(reward_funcs, functional_index: int | None) -> list[int]:
+    """Rewards whose None means "the tools could not score this completion": the reward engine's rewards (their
+    None is always an infrastructure or task fault) and the recipe's functional reward."""
+    from rewards.trl import VerilogReward
+
+    columns = {i for i, func in enumerate(reward_funcs) if isinstance(func, VerilogReward)}
+    if functional_index is not None:
+        columns.add(functional_index)
+    return sorted(columns)
 
 
 def _decode_row(row: dict[str, Any]) -> dict[str, Any]:

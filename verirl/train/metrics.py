@@ -1,9 +1,9 @@
 """Training metrics verirl adds to TRL's: pass rate per task level, and a JSON-lines metrics log.
 
-Pass rate per level: a completion passes when its functional reward (the recipe's ``simulation`` or
-``equivalence`` reward, whichever comes first) reaches 1.0 — all tests passed. The level is the task's
-``metadata.level`` (or ``metadata.difficulty``); tasks without one count under ``unknown``. The metrics are
-``pass_rate/all`` and ``pass_rate/level_<L>``.
+Pass rate per level: a completion passes when its functional reward (the recipe's ``functional_reward``, by
+default its ``simulation`` or ``equivalence`` reward) reaches 1.0 — all tests passed. Unscorable completions count
+neither as passes nor as failures. The level is the task's ``metadata.level`` (or ``metadata.difficulty``); tasks
+without one count under ``unknown``. The metrics are ``pass_rate/all`` and ``pass_rate/level_<L>``.
 """
 
 from __future__ import annotations
@@ -16,19 +16,9 @@ from collections import defaultdict
 
 from transformers import TrainerCallback
 
+from verirl.train.sampling import PASS_THRESHOLD
+
 logger = logging.getLogger(__name__)
-
-#: reward __name__s whose value 1.0 means "functionally correct"
-FUNCTIONAL_REWARDS = ("simulation", "equivalence")
-PASS_THRESHOLD = 1.0 - 1e-6
-
-
-def _functional_index(reward_func_names: list[str]) -> int | None:
-    for wanted in FUNCTIONAL_REWARDS:
-        for i, name in enumerate(reward_func_names):
-            if name == wanted or name.endswith(f"_{wanted}") or name.startswith(f"{wanted}_"):
-                return i
-    return None
 
 
 def task_level(row: dict) -> str:
@@ -45,13 +35,14 @@ def task_level(row: dict) -> str:
     return "unknown"
 
 
-def task_metrics(inputs: list[dict], rewards_per_func, reward_func_names: list[str], accelerator) -> dict[str, float]:
+def task_metrics(inputs: list[dict], rewards_per_func, functional_index: int | None, accelerator) -> dict[str, float]:
     """Pass rate overall and per level for one generation batch (all processes).
 
-    ``rewards_per_func`` is TRL's gathered (all processes) reward matrix; ``inputs`` are this process's rows.
-    Every process must call this (it gathers).
+    ``rewards_per_func`` is TRL's gathered (all processes) reward matrix, ``functional_index`` the column of the
+    functional reward (None: no pass rate); ``inputs`` are this process's rows. Every process must call this (it
+    gathers).
     """
-    index = _functional_index(reward_func_names)
+    index = functional_index
     if index is None:
         return {}
     from accelerate.utils import gather_object

@@ -2,8 +2,12 @@
 
 Pure functions on tensors and a small state object, so they can be tested without a trainer:
 
-* :func:`informative_groups` — which groups of ``num_generations`` completions carry a signal
-  (their rewards do not all agree);
+* :func:`mask_unscorable` — a completion whose functional level could not be scored (tool crash, batch deadline,
+  task fault) is excluded: its whole reward row becomes NaN, so TRL leaves it out of the group baseline and gives it
+  no advantage, whatever the shaping rewards (format, overlong) said;
+* :func:`classify_groups` — which groups of ``num_generations`` completions carry a signal. The test is made on a
+  named signal (:data:`SIGNALS`): by default the functional *pass* (DAPO keeps a group when
+  ``0 < #correct < #scored``), so a group whose completions differ only in shaping rewards is not informative;
 * :func:`select_rows` / :func:`concat_batches` — keep the rows of some groups and join the outputs of several
   generation rounds (re-padding prompts on the left and completions on the right);
 * :class:`SamplingState` — the refill stream's position and the keep-ratio average; it is saved with every
@@ -16,6 +20,16 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+
+#: a completion is correct ("passes") when its functional reward reaches 1.0 (all checks passed)
+PASS_THRESHOLD = 1.0 - 1e-6
+
+#: what makes a group informative for dynamic sampling
+SIGNALS = {
+    "pass": "the functional pass: at least one scored completion passes and at least one fails (DAPO)",
+    "functional": "the functional reward's values (e.g. partial credit) differ among the scored completions",
+    "total": "the weighted total of all rewards differs (TRL's zero-std test; shaping rewards count)",
+}
 
 #: tensors of the generation output aligned with the prompt (left-padded) or completion (right-padded)
 PROMPT_KEYS = ("prompt_ids", "prompt_mask")
@@ -32,6 +46,22 @@ ROW_KEYS = ("advantages",)
 RECOMPUTED_KEYS = ("num_items_in_batch",)
 
 
+def mask_unscorable(rewards_per_func: torch.Tensor, columns: list[int] | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exclude unscorable completions: ``(masked copy, unscorable flags)``.
+
+    A row is unscorable when every reward is NaN (TRL's own rule) or when any of ``columns`` — the rewards whose
+    ``None`` means "the tools could not score this completion" — is NaN. The whole row of an unscorable completion
+    becomes NaN, so a format or overlong score cannot turn an infrastructure fault into a plain failure.
+    """
+    unscorable = torch.isnan(rewards_per_func).all(dim=1)
+    if len(columns):
+        idx = torch.as_tensor(list(columns), dtype=torch.long, device=rewards_per_func.device)
+        unscorable = unscorable | torch.isnan(rewards_per_func.index_select(1, idx)).any(dim=1)
+    masked = rewards_per_func.clone()
+    masked[unscorable] = torch.nan
+    return masked, unscorable
+
+
 def group_rewards(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int) -> torch.Tensor:
     """Weighted total reward per completion, shaped (groups, num_generations); NaN where nothing scored it."""
     unscorable = torch.isnan(rewards_per_func).all(dim=1)
@@ -41,12 +71,61 @@ def group_rewards(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_gen
 
 
 def informative_groups(grouped: torch.Tensor, atol: float = 1e-6) -> torch.Tensor:
-    """Boolean (groups,): True where at least two scored completions of the group got different rewards."""
+    """Boolean (groups,): True where at least two scored completions of the group got different values."""
     valid = ~torch.isnan(grouped)
     big = torch.where(valid, grouped, torch.full_like(grouped, -math.inf)).max(dim=1).values
     small = torch.where(valid, grouped, torch.full_like(grouped, math.inf)).min(dim=1).values
     spread = big - small
     return (valid.sum(dim=1) >= 2) & (spread > atol)
+
+
+def functional_signal(rewards_per_func: torch.Tensor, functional_index: int, num_generations: int,
+                      signal: str = "pass") -> torch.Tensor:
+    """(groups, num_generations): 1.0/0.0 pass flags (``pass``) or the functional reward itself (``functional``);
+    NaN where the completion is unscorable."""
+    values = rewards_per_func[:, functional_index]
+    if signal == "pass":
+        values = torch.where(torch.isnan(values), values, (values >= PASS_THRESHOLD).to(values.dtype))
+    elif signal != "functional":
+        raise ValueError(f"functional_signal: signal must be 'pass' or 'functional', got {signal!r}")
+    return values.reshape(-1, num_generations)
+
+
+@dataclass
+class GroupFlags:
+    """Per-group verdicts of one generation round (boolean tensors of shape (groups,))."""
+
+    informative: torch.Tensor  # kept by dynamic sampling
+    total_varies: torch.Tensor  # the weighted total differs: TRL would give non-zero advantages
+    shaping_only: torch.Tensor  # the total differs while correctness does not
+    few_scored: torch.Tensor  # fewer than two scorable completions: no baseline, no advantage
+
+
+def classify_groups(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int, *,
+                    signal: str = "pass", functional_index: int | None = None) -> GroupFlags:
+    """Which groups carry a signal, tested on ``signal`` (see :data:`SIGNALS`); ``rewards_per_func`` is masked.
+
+    A group is informative when its signal varies *and* its weighted total varies (otherwise TRL's advantages
+    are all zero). ``shaping_only`` marks the groups whose total varies while correctness (the pass) does not —
+    one bare module among failures, one completion in the overlong window: the default signal drops them, and
+    with ``signal: total`` they are kept and counted.
+    """
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown dynamic-sampling signal {signal!r}; use one of {', '.join(SIGNALS)}")
+    total = group_rewards(rewards_per_func, weights, num_generations)
+    total_varies = informative_groups(total)
+    few_scored = (~torch.isnan(total)).sum(dim=1) < 2
+    if functional_index is None:
+        if signal != "total":
+            raise ValueError(f"dynamic-sampling signal {signal!r} needs a functional reward")
+        return GroupFlags(total_varies, total_varies, torch.zeros_like(total_varies), few_scored)
+    correct_varies = informative_groups(functional_signal(rewards_per_func, functional_index, num_generations))
+    if signal == "total":
+        informative = total_varies
+    else:
+        own = functional_signal(rewards_per_func, functional_index, num_generations, signal)
+        informative = informative_groups(own) & total_varies
+    return GroupFlags(informative, total_varies, total_varies & ~correct_varies, few_scored)
 
 
 def group_rows(group_indices: list[int] | torch.Tensor, num_generations: int) -> torch.Tensor:
@@ -97,10 +176,11 @@ def concat_batches(batches: list[dict], pad_token_id: int) -> dict:
         if key in ROW_KEYS or parts[0].dim() == 1:
             out[key] = torch.cat(parts, dim=0)
             continue
-        if parts[0].size(1) == 1:  # per-sequence values, e.g. a sequence-level importance ratio
+        widths = {p.size(1) for p in parts}
+        if len(widths) == 1:  # nothing to re-pad (also per-sequence values such as a sequence-level ratio)
             out[key] = torch.cat(parts, dim=0)
             continue
-        width = max(p.size(1) for p in parts)
+        width = max(widths)
         left = key in PROMPT_KEYS
         if key in ("prompt_ids", "completion_ids"):
             value = pad_token_id

@@ -61,9 +61,12 @@ def test_unscorable_completion_of_an_all_pass_group_gets_no_advantage_and_no_los
 
 
 @pytest.mark.slow
-def test_dynamic_sampling_drops_a_group_whose_scored_completions_all_pass(tiny_assets, tmp_path):
+@pytest.mark.parametrize("signal", ["pass", "total"])
+def test_dynamic_sampling_drops_a_group_whose_scored_completions_all_pass(tiny_assets, tmp_path, signal):
+    # with `total`, only the exclusion of the unscorable completion keeps its nan-summed total (0.0 against 1.1)
+    # from making the group look informative
     trainer = _trainer(tiny_assets, tmp_path, "dapo", UNSCORABLE_ONE, max_refill_rounds=1, adaptive_sampling=False,
-                       **FUNCTIONAL, **ONE_UPDATE)
+                       dynamic_sampling_signal=signal, **FUNCTIONAL, **ONE_UPDATE)
     out = trainer._generate_and_score_completions(_first_batch(trainer))
     m = trainer._metrics["train"]
     assert m["dynamic_sampling/keep_ratio"][-1] == 0.0  # every group: 3 scored completions, all passing
@@ -77,10 +80,11 @@ SHAPING_ONLY = [{"name": "train_toy_rewards:position_reward", "weight": 1.0},  #
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal, kept", [("pass", False), ("functional", False), ("total", True)])
+@pytest.mark.parametrize("signal, kept", [(None, False), ("pass", False), ("functional", False), ("total", True)])
 def test_groups_that_differ_only_in_shaping_rewards_are_dropped_by_default(tiny_assets, tmp_path, signal, kept):
+    chosen = {} if signal is None else {"dynamic_sampling_signal": signal}  # None: the recipe's default
     trainer = _trainer(tiny_assets, tmp_path, "dapo", SHAPING_ONLY, max_refill_rounds=0, adaptive_sampling=False,
-                       functional_reward="always_fail_reward", dynamic_sampling_signal=signal, **ONE_UPDATE)
+                       functional_reward="always_fail_reward", **chosen, **ONE_UPDATE)
     out = trainer._generate_and_score_completions(_first_batch(trainer))
     m = trainer._metrics["train"]
     assert m["dynamic_sampling/shaping_only_fraction"][-1] == 1.0  # counted whatever the signal
@@ -166,3 +170,17 @@ def test_engine_rewards_and_the_functional_reward_decide_scorability():
     assert _scorability_columns([FormatReward(), plain, SimulationReward()], None) == [0, 2]
     assert _scorability_columns([plain, plain], 1) == [1]
     assert _scorability_columns([plain], None) == []
+
+
+@pytest.mark.slow
+def test_groups_without_a_baseline_get_no_advantage_whatever_the_aggregation(tiny_assets, tmp_path):
+    # TRL's normalize_then_sum centres on the batch, not the group: a lone scored completion could get an advantage
+    trainer = _trainer(tiny_assets, tmp_path, "grpo", [{"name": "train_toy_rewards:length_reward"}])
+    g = trainer.num_generations
+    trainer._last_unscorable = torch.tensor([False, True, True, True] + [False] * g)
+    trainer._last_few_scored = torch.tensor([True, False])
+    out = {"completion_mask": torch.ones(2 * g, 3, dtype=torch.long), "advantages": torch.arange(1.0, 2 * g + 1)}
+    out = trainer._exclude_unscorable(out, 2 * g)
+    assert out["advantages"].tolist() == [0.0] * g + list(range(g + 1, 2 * g + 1))
+    assert out["completion_mask"].sum(-1).tolist() == [3, 0, 0, 0] + [3] * g
+    assert out["num_items_in_batch"] == 3 * (g + 1)

@@ -59,7 +59,7 @@ def test_pairs_from_a_file_of_samples(tmp_path):
             ("chat", RIGHT), ("chat", HALF), ("same", RIGHT), ("same", RIGHT + "\n")]
     samples.write_text("".join(json.dumps({"task_id": t, "completion": c}) + "\n" for t, c in rows))
     cfg = PreferenceConfig(tasks=tasks, output=str(tmp_path / "pairs.jsonl"), completions=str(samples),
-                           margin=0.25, max_pairs_per_prompt=2)
+                           margin=0.25, max_pairs_per_prompt=2, require_chosen_pass=False)  # partial-credit pairs too
     counts = build_preferences(cfg, progress=False)
     pairs = [json.loads(line) for line in open(tmp_path / "pairs.jsonl")]
     by_task = {}

@@ -175,6 +175,8 @@ def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, ablation: bool
             {"name": "simulation", "weight": 1.0, "kwargs": reward_kwargs},
         ],
         "dynamic_sampling": not ablation,
+        # partial credit measures correctness here: keep groups whose pass fractions differ (not only pass/fail)
+        "dynamic_sampling_signal": "functional",
         "entropy_gate": ({"mode": "off"} if ablation else
                          {"mode": "per_response", "top_fraction": cfg.entropy_top_fraction, "log_tokens_every": 10}),
         "per_device_train_batch_size": cfg.rl_prompts * cfg.num_generations,

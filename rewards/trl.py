@@ -6,6 +6,12 @@ it). Task columns (``id``, ``top``, ``reference``, ``testbench``, ``harness``, `
 ``files``) come from the dataset through ``columns``. ``None`` means "not scorable"
 (infrastructure or task fault); TRL turns it into NaN and leaves it out of the mean.
 
+A completion whose functional level is not scorable must not be trained as a failure. Plain
+TRL drops a completion only when *every* reward is None, and ``format`` (no tools run) or
+TRL's overlong reward still score it, so verirl's trainer (``verirl.train.grpo``) masks the
+whole row whenever a reward of this module or the recipe's functional reward returns None:
+no advantage, no loss token, reported as ``unscorable/fraction``.
+
 Rewards built with the same settings share one worker pool and one cache per process, so
 a recipe that lists ``format``, ``syntax`` and ``simulation`` simulates each completion
 once; ``ppa`` reuses that simulation and synthesizes only the designs that passed.

@@ -76,6 +76,9 @@ def test_tiny_recipe_trains(trainer, tiny_assets, tmp_path):
     logged = set().union(*records)
     missing = [m for m in EXPECTED[trainer] if m not in logged]
     assert not missing, f"metrics not logged: {missing}; got {sorted(logged)}"
+    for r in records:  # TRL's step_time still covers the generation of the step that generated
+        if "timing/generation_s" in r and "step_time" in r:
+            assert r["step_time"] >= r["timing/generation_s"]
     if trainer == "grpo":
         with open(out / "gated_tokens.jsonl") as fh:
             sample = [json.loads(line) for line in fh]

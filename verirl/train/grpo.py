@@ -190,6 +190,8 @@ class VerirlGRPOTrainer(GRPOTrainer):
         # gradient would still move Adam's moments and apply weight decay). The decision is the same on every
         # process, so collective operations stay matched.
         if has_loss or (boundary and self._window_backward):
+            # TRL's step_time covers generation, which now happened above, before its training_step
+            self._current_train_step_time += time.perf_counter() - start
             self._prepared_inputs = prepared
             try:
                 out = super().training_step(model, inputs, num_items_in_batch)

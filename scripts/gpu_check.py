@@ -485,6 +485,9 @@ def phase_dapo(ctx: Context, lora: bool) -> None:
         "trainer": "dapo", "rewards": _rewards(ctx), "per_device_train_batch_size": s.rl_batch,
         "num_generations": s.generations, "max_completion_length": s.completion_length, "temperature": 1.0,
         "max_refill_rounds": 1, "entropy_gate": {"mode": "per_response", "top_fraction": 0.2, "log_tokens_every": 0},
+        # a throughput check: keep groups on any reward spread, so that steps train even when the barely warmed-up
+        # model passes nothing (with the default `pass` signal such steps would be skipped, no forward/backward)
+        "dynamic_sampling_signal": "total",
         "learning_rate": 1e-4 if lora else 1e-5, "max_steps": s.rl_steps, "logging_steps": 1,
     }
     if lora:

@@ -523,6 +523,19 @@ def _check_rl(args: VerirlArgs, training: Any, where: str) -> None:
             "rollout) or num_iterations > 1",
             where, training.epsilon_high,
         )
+    save_steps = training.save_steps
+    if (
+        updates_per_rollout > 1
+        and float(updates_per_rollout).is_integer()
+        and _strategy(training.save_strategy) == "steps"
+        and isinstance(save_steps, (int, float)) and save_steps >= 1
+        and save_steps % updates_per_rollout
+    ):
+        logger.warning(
+            "%s: save_steps=%s puts checkpoints inside a rollout (%d optimizer steps each): a run resumed from one "
+            "generates that rollout again with the current policy instead of continuing it; use a multiple of %d",
+            where, save_steps, int(updates_per_rollout), int(updates_per_rollout),
+        )
     if args.dynamic_sampling and training.loss_type in SEQUENCE_NORMALISED_LOSSES:
         logger.warning(
             "%s: dynamic_sampling with loss_type=%s: padded groups and unscorable completions carry no loss tokens, "

@@ -223,3 +223,10 @@ def test_clip_higher_without_several_updates_per_rollout_is_reported(caplog):
     with caplog.at_level("WARNING", logger="verirl.config"):
         recipe_from_dict(_with(trainer="dapo", loss_type="grpo", steps_per_generation=2))
     assert "shrink the step" in caplog.text  # padding dilutes a sequence-mean loss
+
+
+@pytest.mark.parametrize("save_steps, warned", [(50, True), (48, False), (4, False), (6, True)])
+def test_checkpoints_inside_a_rollout_are_reported(caplog, save_steps, warned):
+    with caplog.at_level("WARNING", logger="verirl.config"):
+        recipe_from_dict(_with(trainer="dapo", steps_per_generation=4, save_strategy="steps", save_steps=save_steps))
+    assert ("inside a rollout" in caplog.text) == warned

@@ -38,6 +38,12 @@ def _overrides(assets, out_dir):
         "max_completion_length": 12,
         "save_strategy": "steps",
         "save_steps": 1,
+        # one generation per step (the tiny DAPO recipe updates several times per rollout, and a checkpoint inside a
+        # rollout resumes with a new generation), groups kept on the toy reward's spread (the random model passes no
+        # simulation, so the default `pass` signal would keep nothing)
+        "steps_per_generation": 1,
+        "num_iterations": 1,
+        "dynamic_sampling_signal": "total",
     }
 
 

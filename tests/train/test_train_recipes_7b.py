@@ -60,8 +60,10 @@ def _processes(path) -> int:
     assert config_file and os.path.isfile(os.path.join(ROOT, config_file)), f"accelerate config {config_file!r}"
     assert _flag(tokens, "--config") == os.path.relpath(path, ROOT), "the launch line must run this recipe"
     with open(os.path.join(ROOT, config_file)) as fh:
-        processes = int(yaml.safe_load(fh)["num_processes"])
-    return int(_flag(tokens, "--num_processes", "--num-processes", default=processes))
+        configured = yaml.safe_load(fh).get("num_processes")
+    given = _flag(tokens, "--num_processes", "--num-processes")
+    assert given is not None or configured, f"{config_file} leaves the process count to --num_processes; give it"
+    return int(given if given is not None else configured)
 
 
 def expected_comments(recipe, processes: int) -> dict[str, str]:
@@ -174,3 +176,6 @@ def test_rl_recipes_tie_the_overlong_length_and_dapo_updates_several_times_per_r
         t = load_recipe(path, check_only=True).training
         assert t.num_iterations * t.steps_per_generation > t.gradient_accumulation_steps, "clip-higher needs it"
         assert t.epsilon_high > t.epsilon and t.loss_type == "dapo"
+    t = load_recipe(path, check_only=True).training
+    per_rollout = t.num_iterations * t.steps_per_generation // t.gradient_accumulation_steps
+    assert t.save_steps % per_rollout == 0, "a checkpoint inside a rollout does not resume exactly"

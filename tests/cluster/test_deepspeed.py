@@ -42,6 +42,11 @@ def _overrides(assets, out_dir):
         "max_completion_length": 12,
         "save_strategy": "steps",
         "save_steps": 1,
+        # one generation per step (a checkpoint inside a rollout resumes with a new generation); groups kept on the
+        # toy reward's spread (the random model passes no simulation)
+        "steps_per_generation": 1,
+        "num_iterations": 1,
+        "dynamic_sampling_signal": "total",
         # DeepSpeed on CPU: not accelerate's CPU mode (that skips DeepSpeed); gloo for the collectives
         "use_cpu": False,
         "ddp_backend": "gloo",

@@ -148,7 +148,9 @@ def test_two_process_dapo_run_shares_the_one_cluster(cluster, tiny_assets, tmp_p
         return {"model_name_or_path": tiny_assets["model"], "dataset": tiny_assets["tasks"], "output_dir": str(out),
                 "rewards": [{"name": "format", "weight": 0.2}, {"name": "simulation", "kwargs": sim_kwargs},
                             {"name": "train_toy_rewards:half_informative_reward"}],
-                "max_steps": 2, "max_completion_length": 12}
+                "max_steps": 2, "max_completion_length": 12,
+                # groups kept on the toy reward's spread: the random model passes no simulation
+                "dynamic_sampling_signal": "total"}
 
     local = run_training(train_command(recipe, overrides(tmp_path / "local"), accelerate_config=cpu_2proc))
     assert local.returncode == 0, local.stderr[-4000:]

@@ -43,6 +43,7 @@ def _overrides(assets, out_dir):
         # simulation, so the default `pass` signal would keep nothing)
         "steps_per_generation": 1,
         "num_iterations": 1,
+        "per_device_train_batch_size": 8,  # 8 completions per process per step, as below
         "dynamic_sampling_signal": "total",
     }
 

@@ -28,14 +28,14 @@ ADDER_TB = """module tb;
   end
 endmodule
 """
-# The same testbench, except that its first run creates GATE/started and then simulates forever (the job hangs on
+# The same testbench, except that its first run creates GATE/started, keeps it open (the test finds the hanging
+# simulator by that open file: the sources are gone from its workspace) and then simulates forever (the job hangs on
 # its worker until the test kills that worker); every later run, finding the file, checks the design normally.
 GATED_TB = ADDER_TB.replace("  initial begin\n", """  integer fd;
   initial begin
     fd = $fopen("GATE/started", "r");
     if (fd == 0) begin
       fd = $fopen("GATE/started", "w");
-      $fclose(fd);
       forever #1;
     end
     $fclose(fd);

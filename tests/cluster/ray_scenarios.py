@@ -54,8 +54,12 @@ def kill_worker(address: str) -> dict:
         thread = threading.Thread(target=lambda: result.setdefault("scores", pool.score(pairs)))
         thread.start()
         marker = os.path.join(gate, "started")
-        _until(lambda: os.path.exists(marker), "a job to reach the gate")  # the event: a job is hanging there
-        vvp = _until(lambda: _gated_simulator(gate), "the hanging simulator")
+        try:
+            _until(lambda: os.path.exists(marker), "a job to reach the gate")  # the event: a job is hanging there
+            vvp = _until(lambda: _gated_simulator(gate), "the hanging simulator")
+        except TimeoutError:
+            _kill_simulators()  # let the pool close instead of waiting out the hanging job's limits
+            raise
         worker = _ray_worker_of(vvp)
         os.kill(worker, signal.SIGKILL)
         os.killpg(vvp, signal.SIGKILL)  # the tool's own process group, left behind by its dead worker
@@ -104,14 +108,16 @@ def _until(predicate, what: str, timeout: float = 300.0):
 
 
 def _gated_simulator(gate: str) -> int | None:
-    """PID of the vvp process whose workspace holds the gated testbench."""
+    """PID of the vvp process holding the gate file open (it opened it, then hangs; the file stays open)."""
+    marker = os.stat(os.path.join(gate, "started"))
     for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
         try:
             if _read(f"/proc/{pid}/comm") != "vvp":
                 continue
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-            if any(gate in _read(os.path.join(cwd, name)) for name in os.listdir(cwd) if name.endswith(".v")):
-                return pid
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                st = os.stat(f"/proc/{pid}/fd/{fd}")
+                if (st.st_dev, st.st_ino) == (marker.st_dev, marker.st_ino):
+                    return pid
         except OSError:
             continue
     return None
@@ -124,6 +130,15 @@ def _ray_worker_of(pid: int) -> int:
             return pid
         pid = int(_read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()[1])
     raise RuntimeError("no Ray worker among the simulator's ancestors")
+
+
+def _kill_simulators() -> None:
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if _read(f"/proc/{pid}/comm") == "vvp":
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
 
 
 def _read(path: str) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import select
 import time
 
 import pytest
 
+from rewards import sandbox
+from rewards.errors import InfrastructureError
 from rewards.sandbox import Limits, SandboxConfig, Workspace, capabilities
 
 
@@ -26,12 +29,82 @@ def test_environment_is_scrubbed(monkeypatch):
     assert names <= {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "PWD", "SHLVL", "_"}
 
 
-def test_timeout_kills_the_whole_process_group():
+def _gone(pid: int) -> bool:
+    """The process exits (a SIGKILL is delivered asynchronously: wait for the exit itself, at most 10 s)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], 10)[0])
+    finally:
+        os.close(fd)
+
+
+BUSY = "while :; do :; done"
+
+
+def test_cpu_budget_kills_a_busy_loop_and_its_group():
     with Workspace({}) as ws:
-        start = time.monotonic()
-        result = ws.run(["sh", "-c", "sleep 30 & sleep 30; echo never"], timeout=0.5)
-    assert result.timed_out and time.monotonic() - start < 5
-    assert "never" not in result.stdout
+        result = ws.run(["sh", "-c", f"sleep 30 & echo $!; {BUSY}"], timeout=0.3)
+    assert result.timed_out and not result.ok
+    assert result.cpu_seconds >= 0.3
+    assert _gone(int(result.stdout.split()[0]))  # the sleeping helper died with the group
+
+
+def test_cpu_budget_counts_child_processes():
+    """iverilog runs its preprocessor and compiler as children: their CPU time counts against the budget."""
+    with Workspace({}) as ws:
+        result = ws.run(["sh", "-c", f"sh -c '{BUSY}'"], timeout=0.3)
+    assert result.timed_out
+
+
+def test_sleeping_past_the_cpu_budget_is_not_a_timeout():
+    """A tool that waits (a starved process, a loaded machine) without using its CPU budget is not timed out."""
+    config = SandboxConfig(wall_factor=1.0, wall_grace=20.0)
+    with Workspace({}, config) as ws:
+        result = ws.run(["sh", "-c", "sleep 0.6; echo done"], timeout=0.1)
+    assert result.ok and not result.timed_out and result.stdout.strip() == "done"
+    assert result.cpu_seconds < 0.1
+
+
+def test_wall_clock_backstop_is_an_infrastructure_fault_and_kills_the_group():
+    config = SandboxConfig(wall_factor=1.0, wall_grace=0.5)
+    with Workspace({}, config) as ws:
+        with pytest.raises(InfrastructureError, match="not the fault of its input"):
+            ws.run(["sh", "-c", "sleep 30 & echo $! > helper.pid; sleep 30"], timeout=0.1)
+        with open(os.path.join(ws.path, "helper.pid")) as fh:
+            helper = int(fh.read())
+    assert _gone(helper)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_call_kills_the_tool_group(monkeypatch, exc):
+    """A cancelled Ray task raises in the thread that runs the tool: the tool and its helpers die with it."""
+    started = {}
+
+    def interrupted(proc, *args):
+        started["tool"] = proc.pid
+        started["helper"] = int(proc.stdout.readline())  # the tool says it is running: no timing window
+        raise exc("cancelled")
+
+    monkeypatch.setattr(sandbox, "_communicate", interrupted)
+    with Workspace({}) as ws, pytest.raises(exc):
+        ws.run(["sh", "-c", "sleep 30 & echo $!; sleep 30"], timeout=60)
+    assert _gone(started["tool"]) and _gone(started["helper"])
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left to the caller
+        os.waitpid(started["tool"], os.WNOHANG)
+
+
+def test_tool_runs_are_booked_by_stage():
+    with sandbox.accounting() as outer, Workspace({}) as ws:
+        with sandbox.stage("first"):
+            ws.run(["true"], timeout=5)
+            ws.run(["true"], timeout=5)
+        with sandbox.accounting() as inner, sandbox.stage("second"):
+            ws.run(["true"], timeout=5)
+    assert outer["first"]["runs"] == 2 and outer["second"]["runs"] == 1
+    assert set(inner) == {"second"} and inner["second"]["wall_s"] > 0
 
 
 def test_output_flood_is_cut_and_killed():
@@ -61,7 +134,8 @@ def test_file_size_cap():
 def test_workspace_is_removed():
     with Workspace({"a.txt": "hello"}) as ws:
         path = ws.path
-        assert open(os.path.join(path, "a.txt")).read() == "hello"
+        with open(os.path.join(path, "a.txt")) as fh:
+            assert fh.read() == "hello"
     assert not os.path.exists(path)
 
 
@@ -84,7 +158,7 @@ def test_tools_run_as_nobody_and_cannot_write_outside():
 @pytest.mark.skipif(not capabilities()["isolate_network"], reason="needs unshare --net (root or user namespaces)")
 def test_no_network():
     with Workspace({}) as ws:
-        result = ws.run(["python3", "-c", "import socket; s = socket.socket(); s.settimeout(2); "
-                         "print(s.connect_ex(('127.0.0.1', 22)))"], timeout=10)
+        result = ws.run(["python3", "-c", ("import socket; s = socket.socket(); s.settimeout(2); "
+                                           "print(s.connect_ex(('127.0.0.1', 22)))")], timeout=10)
     # in an empty network namespace even loopback is down: connect fails at once
     assert result.stdout.strip() not in ("0", "")

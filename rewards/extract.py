@@ -6,7 +6,10 @@ Accepted shapes, in order of preference:
 2. fenced code blocks (```` ```verilog ````, ```` ```systemverilog ````, ```` ```sv ````,
    ```` ```v ```` or unlabeled) that contain a module;
 3. VerilogEval's ``[BEGIN] ... [DONE]`` markers;
-4. bare ``module ... endmodule`` text.
+4. bare ``module ... endmodule`` text, from the first line that starts with a module header (the
+   keyword ``module`` or ``macromodule`` after optional attributes, a name, then ``#``, ``(`` or
+   ``;``); failing that, from the first such header in the middle of a line. Prose such as "Here is
+   the module:" or "module has no state" is never taken for the start of the code.
 
 Text inside ``<think>...</think>`` is never searched for code. When several blocks define
 modules, they are merged by module name, later definitions replacing earlier ones (a model
@@ -34,6 +37,11 @@ _BEGIN_DONE_RE = re.compile(r"\[BEGIN\](.*?)(?:\[DONE\]|\Z)", re.DOTALL)
 _THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.DOTALL)
 _MODULE_RE = re.compile(r"\b(?:module|macromodule)\b")
+#: where bare code starts: a module header (``module``/``macromodule``, a name, then ``#``, ``(`` or ``;``) at the
+#: start of a line (after optional attributes); failing that, such a header in the middle of a line
+_NAME = r"(?:[A-Za-z_][A-Za-z0-9_$]*|\\\S+)"
+_DEFINITION_RE = re.compile(rf"^[ \t]*(?:\(\*[^\n]*?\*\)[ \t]*)*(?:module|macromodule)\s+{_NAME}\s*[#(;]", re.MULTILINE)
+_HEADER_RE = re.compile(rf"\b(?:module|macromodule)\s+{_NAME}\s*[#(;]")
 
 REASONING_MODES = ("none", "optional", "required")
 
@@ -125,12 +133,11 @@ def _search(text: str) -> tuple[str | None, str]:
     begin = [b for b in _BEGIN_DONE_RE.findall(text) if _MODULE_RE.search(b)]
     if begin:
         return _merge(begin), "begin_done"
-    if _MODULE_RE.search(text) and "endmodule" in text:
-        start = _MODULE_RE.search(text).start()
+    definition = _DEFINITION_RE.search(text) or _HEADER_RE.search(text)
+    if definition and "endmodule" in text[definition.start():]:
+        line_start = definition.start()
         # keep directives (`timescale, `define) that precede the first module on their own lines
-        head = text[:start]
-        line_start = head.rfind("\n") + 1
-        prelude = "".join(line + "\n" for line in head.splitlines() if line.lstrip().startswith("`"))
+        prelude = "".join(line + "\n" for line in text[:line_start].splitlines() if line.lstrip().startswith("`"))
         body = text[line_start:]
         end = body.rfind("endmodule") + len("endmodule")
         return _merge([prelude + body[:end]]), "bare"

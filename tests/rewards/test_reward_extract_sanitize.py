@@ -25,6 +25,29 @@ def test_extraction_styles(text, style, score):
     assert module_names(ex.code) == ["top"]
 
 
+@pytest.mark.parametrize("text,expected_start", [
+    # prose naming "module" before the code is never the start of the code
+    (f"Here is the module:\n{MOD}It follows the specification.", "module top("),
+    (f"The module below implements it; the module is combinational.\n\n{MOD}", "module top("),
+    (f"This module:\n`timescale 1ns/1ps\n{MOD}", "`timescale 1ns/1ps\nmodule top("),
+    ("A module macromodule-style answer follows.\n  macromodule top(input a, output y);\n  assign y = a;\nendmodule\n",
+     "macromodule top("),
+    (f"Here is the module.\n(* keep_hierarchy *) {MOD}", "(* keep_hierarchy *) module top("),
+    (f"module has no state, so here it is:\n{MOD}", "module top("),  # "module has" is prose: no header shape
+    (f"Here you go: {MOD} hope it helps", "module top("),  # a header in mid-line is still found
+])
+def test_bare_code_starts_at_a_module_definition(text, expected_start):
+    ex = extract_verilog(text)
+    assert ex.style == "bare" and ex.code.lstrip().startswith(expected_start)
+    assert module_names(ex.code) == ["top"]
+    assert sanitize_candidate(ex.code, "top").code  # the extracted text is Verilog the sanitizer accepts
+
+
+def test_prose_mentioning_module_and_endmodule_is_no_code():
+    ex = extract_verilog("Write the module first, then close it with endmodule.")
+    assert ex.code is None and ex.style == "none"
+
+
 def test_code_inside_think_is_ignored():
     ex = extract_verilog(f"<think>```verilog\n{MOD}```</think> no answer")
     assert ex.code is None and ex.format_score == 0.0

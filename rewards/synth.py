@@ -68,6 +68,9 @@ class SynthResult:
     depth: int | None = None
     log: str = ""
     elapsed: float = 0.0
+    timed_out: bool = False
+    """Yosys used up its CPU budget (``timeout``) before it finished: not a synthesis failure of the design."""
+    cpu_seconds: float = 0.0
 
     def figures(self) -> dict:
         return {"cells": self.cells, "area": self.area, "area_unit": self.area_unit, "depth": self.depth}
@@ -81,7 +84,10 @@ def synthesize(
     config: SandboxConfig | None = None,
     timeout: float = 60.0,
 ) -> SynthResult:
-    """Synthesize ``code`` (already sanitized when it is model output) and measure it."""
+    """Synthesize ``code`` (already sanitized when it is model output) and measure it.
+
+    ``timeout`` is Yosys' CPU budget in seconds (see :meth:`rewards.sandbox.Workspace.run`); a run that uses it
+    up comes back with ``ok=False, timed_out=True``."""
     if not lexer.is_plain_identifier(top):
         raise ValueError(f"refusing to synthesize: top module name {top!r} is not a plain identifier")
     if top not in lexer.module_names(code):
@@ -106,8 +112,9 @@ def synthesize(
     if run.signal is not None and not run.timed_out and not run.killed_by_limit:
         raise InfrastructureError(f"yosys was killed by signal {run.signal}: {tail(run.output, 500)}")
     if not run.ok or stat_json is None:
-        return SynthResult(False, log=tail(run.output), elapsed=run.elapsed)
-    result = SynthResult(True, log=tail(run.output), elapsed=run.elapsed)
+        return SynthResult(False, log=tail(run.output), elapsed=run.elapsed, timed_out=run.timed_out,
+                           cpu_seconds=run.cpu_seconds)
+    result = SynthResult(True, log=tail(run.output), elapsed=run.elapsed, cpu_seconds=run.cpu_seconds)
     try:
         stats = json.loads(stat_json.decode("utf-8", errors="replace"))
         result.cells = int(stats["design"]["num_cells"])

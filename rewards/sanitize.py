@@ -114,6 +114,28 @@ class Sanitized:
     timescale: str = DEFAULT_TIMESCALE
     parameterised: bool = False
     """Whether ``top`` may take parameter overrides (then the gate also reports its default values)."""
+    identifiers: frozenset[str] = frozenset()
+    """Every identifier of the canonical text (keywords excluded): what it can name."""
+    only_modules: bool = True
+    """Whether every design unit it defines is a ``module`` (no primitive, interface, program, package)."""
+
+    @property
+    def prefix(self) -> str:
+        """The per-run prefix given to the candidate's own design units other than ``top`` ("" when none)."""
+        for old, new in self.renamed.items():
+            return new[: len(new) - len(old)]
+        return ""
+
+    @property
+    def shape(self) -> str:
+        """A digest of the canonical text with the per-run prefix taken out and the blank space around the design
+        trimmed: two texts with the same shape are the same design (only the line numbers in messages may
+        differ), so one's simulation and synthesis verdicts are the other's."""
+        body = self.code.replace(self.prefix, "\0") if self.prefix else self.code
+        framed = _FRAMED_RE.fullmatch(body)
+        if framed:
+            body = f"{framed.group(1)}\0{framed.group(2).strip()}"
+        return hashlib.sha256(f"{self.top}\0{body}".encode()).hexdigest()
 
 
 def header(timescale: str) -> str:
@@ -167,11 +189,15 @@ def sanitize_candidate(
     prefix = prefix or f"verirl_c{secrets.token_hex(4)}_"
     mapping = {name: prefix + name for name in dict.fromkeys(names) if name != top}
     parameterised = _parameterised(tokens, top)
+    only_modules = all(_keyword_before(tokens, idx) for _, idx in lexer.definitions(tokens))
     tokens = _rename(tokens, mapping)
     canonical = header(timescale) + "".join(t.text for t in tokens) + FOOTER
     verify_canonical(canonical)
     lexer.remember_module_names(canonical, [mapping.get(n, n) for n in names])  # tokenized once per completion
-    result = Sanitized(canonical, top, tuple(names), mapping, tuple(neutralised), timescale, parameterised)
+    identifiers = frozenset(name for t in tokens if t.kind in (IDENT, ESCAPED)
+                            and (name := t.text.strip().lstrip("\\")) and name not in lexer.KEYWORDS)
+    result = Sanitized(canonical, top, tuple(names), mapping, tuple(neutralised), timescale, parameterised,
+                       identifiers, only_modules)
     _remember(result)
     return result
 
@@ -307,6 +333,16 @@ def _definitions(tokens: list[Token]) -> list[str]:
             raise Forbidden(f"design unit name {name!r} must be a plain identifier")
         names.append(name.strip())
     return names
+
+
+def _keyword_before(tokens: list[Token], idx: int) -> bool:
+    """Whether the definition whose name is at ``idx`` is introduced by ``module``/``macromodule`` (the keyword,
+    then optionally a lifetime, then the name, with spaces between)."""
+    for tok in reversed(tokens[:idx]):
+        if not tok.significant or tok.text in ("automatic", "static"):
+            continue
+        return tok.text in ("module", "macromodule")
+    return False
 
 
 def _parameterised(tokens: list[Token], top: str) -> bool:

@@ -27,23 +27,29 @@ A simulation that ends without a valid verdict is ``missing_result``, never a pa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import re
 import secrets
+from collections.abc import Iterator
 
-from . import lexer
+from . import lexer, merged_gate
 from .errors import InfrastructureError, TaskError
-from .sandbox import SandboxConfig, ToolResult, Workspace
-from .sanitize import DEFAULT_TIMESCALE, rename_modules
+from .sandbox import SandboxConfig, ToolResult, Workspace, stage
+from .sanitize import DEFAULT_TIMESCALE, Sanitized, rename_modules
 from .syntax import (
     IVERILOG_FLAGS,
     MAX_IMAGE_BYTES,
     ParameterSet,
+    SyntaxResult,
     check_in_context,
+    check_syntax,
     classify_compile_failure,
+    head,
     known_defaults,
+    remember_defaults,
     tail,
     top_parameters,
 )
@@ -72,21 +78,42 @@ class SimResult:
     stdout: str = ""
     compile_seconds: float = 0.0
     sim_seconds: float = 0.0
+    sim_cpu_seconds: float = 0.0
+    """CPU seconds of the simulation run: the unit of the adaptive timeout (wall time depends on the load)."""
+    compile_log: str = ""
+    """The compiler's messages from their beginning (:func:`head`), whole where ``log`` keeps only its tail."""
 
 
 @dataclasses.dataclass(frozen=True)
 class SimLimits:
-    """Timeouts for one simulation; the run timeout adapts to the reference's own run time."""
+    """CPU-time budgets (seconds) of one compile and one simulation. CPU time, not wall-clock time, so a loaded
+    machine never makes a design time out (see :meth:`rewards.sandbox.Workspace.run`).
+
+    The simulation's budget adapts to the CPU time the reference's own simulation used:
+    ``timeout_factor x reference + timeout_margin``, within ``[min_timeout, max_timeout]``. CPU time varies little
+    from run to run (a few milliseconds), so the margin is small and an endless loop costs about ten reference
+    runs, not a fixed fraction of a second."""
 
     compile_timeout: float = 20.0
-    min_timeout: float = 0.3
+    min_timeout: float = 0.05
     timeout_factor: float = 10.0
+    timeout_margin: float = 0.02
     max_timeout: float = 20.0
 
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, (int, float)) or value < 0 or (field.name != "timeout_margin" and value == 0):
+                raise ValueError(f"SimLimits.{field.name} must be a positive number of seconds, got {value!r}")
+        if self.min_timeout > self.max_timeout:
+            raise ValueError(f"SimLimits.min_timeout ({self.min_timeout}) exceeds max_timeout ({self.max_timeout})")
+
     def run_timeout(self, reference_seconds: float | None) -> float:
+        """The candidate's simulation budget, from the reference's simulation CPU seconds (``None``: not run)."""
         if reference_seconds is None:
             return self.max_timeout
-        return min(self.max_timeout, max(self.min_timeout, self.timeout_factor * reference_seconds + 0.2))
+        budget = self.timeout_factor * reference_seconds + self.timeout_margin
+        return min(self.max_timeout, max(self.min_timeout, budget))
 
 
 def reference_as_candidate(task: Task) -> str:
@@ -150,14 +177,44 @@ def simulate(
     defaults: ParameterSet | None = None,
     run: bool = True,
 ) -> SimResult:
-    """Compile canonical ``candidate`` with the task's testbench and run it.
+    """Compile canonical ``candidate`` with the task's testbench and run it (no gate: see :func:`compile_candidate`).
 
     ``defaults``: ``top``'s default parameter values as the gate elaborated them (looked up from
     :func:`rewards.syntax.known_defaults` when not given). ``trusted=True`` (the task's own reference)
     skips the parameter check. ``run=False`` stops after a successful compile (a pass without checks).
+    ``run_timeout``: the simulation's CPU budget in seconds (default ``limits.max_timeout``).
+    """
+    with compile_candidate(task, candidate, config=config, limits=limits, trusted=trusted) as compiled:
+        if compiled.failure is not None:
+            return compiled.failure
+        if not run:
+            return SimResult(True, None, 1.0, tail(compiled.output), compile_seconds=compiled.compile_seconds,
+                             compile_log=head(compiled.output))
+        if not trusted:
+            refused = compiled.context_gate(defaults)
+            if refused is not None:
+                return refused
+        return compiled.run(run_timeout)
+
+
+@contextlib.contextmanager
+def compile_candidate(task: Task, candidate: Sanitized | str, *, config: SandboxConfig | None = None,
+                      limits: SimLimits = SimLimits(), trusted: bool = False, gate: bool = False,
+                      parameters: bool = False) -> Iterator[Compiled]:
+    """Compile ``candidate`` (its canonical text) with the task's testbench, in a sandbox directory that lives as
+    long as the block; :meth:`Compiled.run` simulates it.
+
+    ``gate=True`` (a :class:`~rewards.sanitize.Sanitized` candidate) also decides the elaboration gate: in the
+    same compiler run when :mod:`rewards.merged_gate` allows it, else by :func:`rewards.syntax.check_syntax` first
+    (``Compiled.gate``; when it fails, nothing is compiled for simulation). ``parameters``: the gate reports
+    ``top``'s default parameter values. ``Compiled.failure`` is set when the simulation compile fails.
     """
     if not task.testbench:
         raise TaskError(f"task {task.id!r} has no testbench to simulate against")
+    sanitized = candidate if isinstance(candidate, Sanitized) else None
+    code = candidate.code if isinstance(candidate, Sanitized) else candidate
+    if gate and sanitized is None:
+        raise TypeError("the gate needs the candidate's Sanitized result")
     nonce = secrets.token_hex(16)
     files: dict[str, str] = dict(task.files)
     files[TB_FILE] = _testbench_file(task, nonce)
@@ -166,52 +223,194 @@ def simulate(
     if ref is not None:
         files[REF_FILE] = ref
         order.append(REF_FILE)
-    files[CANDIDATE_FILE] = candidate
+    files[CANDIDATE_FILE] = code
     order.append(CANDIDATE_FILE)
-    shared = unit_names(task.testbench) | (unit_names(ref) if ref is not None else frozenset())
-    if shared and not trusted:
-        found = query_argument_names(candidate)
-        queried = found if "*" in shared else found & shared
-        if queried:
-            return SimResult(False, "forbidden", 0.0, f"the design queries {', '.join(sorted(queried))}, declared in "
-                             "the testbench's compilation unit: it cannot see it on its own")
-
-    iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
-    argv = [iverilog, *IVERILOG_FLAGS, "-o", IMAGE_FILE]
-    if task.harness == "verilog-eval":  # the official harness's warning flags, so logs read the same
-        argv += ["-Wall", "-Winfloop", "-Wno-timescale"]
-    if task.tb_top:
-        argv += ["-s", task.tb_top]
     with Workspace(files, config) as ws:
-        comp = ws.run([*argv, *order], timeout=limits.compile_timeout)
+        compiled = Compiled(task, code, nonce, ws, config, limits, order, trusted=trusted)
+        reason = "not gated" if not gate else merged_gate.mergeable(sanitized, task.testbench, ref)
+        if gate and reason is None:
+            with stage("compile"):
+                reason = compiled.compile_merged(sanitized, parameters)
+            if not reason:
+                yield compiled
+                return
+        compiled.gate_reason = reason
+        if gate:
+            with stage("gate"):
+                compiled.gate = check_syntax(code, task.top, config=config, timeout=limits.compile_timeout,
+                                             parameters=parameters)
+            if not compiled.gate.ok:
+                yield compiled
+                return
+        refused = None if trusted else _query_refusal(task, code, ref)
+        if refused is not None:
+            compiled.failure = refused
+        else:
+            with compiled.stage("compile"):
+                compiled.compile_separately()
+        yield compiled
+
+
+def _query_refusal(task: Task, code: str, ref: str | None) -> SimResult | None:
+    shared = unit_names(task.testbench or "") | (unit_names(ref) if ref is not None else frozenset())
+    if not shared:
+        return None
+    found = query_argument_names(code)
+    queried = found if "*" in shared else found & shared
+    if queried:
+        return SimResult(False, "forbidden", 0.0, f"the design queries {', '.join(sorted(queried))}, declared in "
+                         "the testbench's compilation unit: it cannot see it on its own")
+    return None
+
+
+@dataclasses.dataclass
+class Compiled:
+    """A candidate compiled with its testbench (see :func:`compile_candidate`)."""
+
+    task: Task
+    candidate: str
+    nonce: str
+    workspace: Workspace
+    config: SandboxConfig | None
+    limits: SimLimits
+    order: list[str]
+    trusted: bool = False
+    """The task's own reference: its runs are booked under the caller's stage (``reference``)."""
+    gate: SyntaxResult | None = None
+    """The gate's verdict (``None`` when the candidate was not gated)."""
+    gate_reason: str = ""
+    """Why the gate ran on its own instead of inside the simulation compile (empty when it did not)."""
+    failure: SimResult | None = None
+    """The simulation compile failed (or the design was refused before it)."""
+    image: bytes | None = None
+    output: str = ""
+    """The compiler's messages (the gate's own lines removed)."""
+    compile_seconds: float = 0.0
+    instances: list[ParameterSet] | None = None
+    defaults: ParameterSet | None = None
+    _context: tuple[SimResult | None] | None = None
+
+    def stage(self, name: str):
+        return contextlib.nullcontext() if self.trusted else stage(name)
+
+    @property
+    def merged(self) -> bool:
+        return self.gate is not None and self.gate.ok and not self.gate_reason
+
+    def _argv(self, extra_roots: tuple[str, ...] = ()) -> list[str]:
+        argv = [find_tool("iverilog"), *IVERILOG_FLAGS, "-o", IMAGE_FILE]
+        if self.task.harness == "verilog-eval":  # the official harness's warning flags, so logs read the same
+            argv += ["-Wall", "-Winfloop", "-Wno-timescale"]
+        if self.task.tb_top:
+            argv += ["-s", self.task.tb_top, *(x for root in extra_roots for x in ("-s", root))]
+        return argv
+
+    def compile_merged(self, sanitized: Sanitized, parameters: bool) -> str:
+        """The gate and the simulation compile in one run; "" when that decided both, else why not."""
+        plan = merged_gate.plan(self.task.top)
+        self.workspace.write(merged_gate.GATE_FILE, merged_gate.wrapper(plan, self.task.top))
+        try:
+            comp = self.workspace.run([*self._argv((plan.root,)), *self.order, merged_gate.GATE_FILE],
+                                      timeout=self.limits.compile_timeout)
+        finally:
+            self.workspace.remove(merged_gate.GATE_FILE)
         if not comp.ok:
-            failure = classify_compile_failure(comp)
-            return SimResult(False, failure, 0.0, tail(comp.output), compile_seconds=comp.elapsed)
-        image = ws.read(IMAGE_FILE, MAX_IMAGE_BYTES + 1)
+            if comp.signal is None and not comp.timed_out and not comp.output_flood and "syntax error" in comp.output:
+                log = merged_gate.standalone_log(comp.output, CANDIDATE_FILE)
+                self.gate = SyntaxResult(False, "syntax", tail(log), comp.elapsed, compile_log=head(log))
+                self.compile_seconds = comp.elapsed
+                return ""
+            return "the joint compile failed"
+        image = self.workspace.read(IMAGE_FILE, MAX_IMAGE_BYTES + 1)
         if image is None:
             raise InfrastructureError("iverilog reported success but wrote no compiled image")
         if len(image) > MAX_IMAGE_BYTES:
-            return SimResult(False, "resource", 0.0, f"the compiled design is larger than "
-                             f"{MAX_IMAGE_BYTES >> 20} MiB", compile_seconds=comp.elapsed)
-        if not run:
-            return SimResult(True, None, 1.0, tail(comp.output), compile_seconds=comp.elapsed)
-        if not trusted:
-            refused = _context_gate(task, candidate, image, defaults, config, limits)
-            if refused is not None:
-                refused.compile_seconds = comp.elapsed
-                return refused
+            return "the joint image is too large"
+        found = merged_gate.inspect(image, comp.output, plan, sanitized)
+        if found.image is None:
+            return found.reason
+        self.gate = SyntaxResult(True, None, "", comp.elapsed, found.defaults if parameters else None)
+        if parameters:
+            remember_defaults(sanitized.code, self.task.top, found.defaults)
+        self.image, self.instances, self.defaults = found.image, found.instances, found.defaults
+        self.output = merged_gate.filter_log(comp.output, plan)
+        self.compile_seconds = comp.elapsed
+        return ""
+
+    def compile_separately(self) -> None:
+        comp = self.workspace.run([*self._argv(), *self.order], timeout=self.limits.compile_timeout)
+        self.compile_seconds = comp.elapsed
+        self.output = comp.output
+        if not comp.ok:
+            self.failure = SimResult(False, classify_compile_failure(comp), 0.0, tail(comp.output),
+                                     compile_seconds=comp.elapsed, compile_log=head(comp.output))
+            return
+        image = self.workspace.read(IMAGE_FILE, MAX_IMAGE_BYTES + 1)
+        if image is None:
+            raise InfrastructureError("iverilog reported success but wrote no compiled image")
+        if len(image) > MAX_IMAGE_BYTES:
+            self.failure = SimResult(False, "resource", 0.0, f"the compiled design is larger than "
+                                     f"{MAX_IMAGE_BYTES >> 20} MiB", compile_seconds=comp.elapsed)
+            return
+        self.image = image
+        if self.gate is not None:
+            self.defaults = self.gate.parameters
+
+    def context_gate(self, defaults: ParameterSet | None = None) -> SimResult | None:
+        """The gate's second half: ``None`` when the candidate elaborates alone with the parameter values the
+        testbench gives ``top``, else the ``forbidden`` (or ``timeout``/``resource``) result. Decided once."""
+        assert self.image is not None
+        if self._context is not None:
+            return self._context[0]
+        if self.instances is not None:
+            found = self.instances
+        else:
+            found = top_parameters(self.image.decode("utf-8", errors="replace"), self.task.top)
+        defaults = defaults if defaults is not None else self.defaults
+        with self.stage("context"):
+            refused = _context_gate(self.task, self.candidate, found, defaults, self.config, self.limits)
+        if refused is not None:
+            refused.compile_seconds = self.compile_seconds
+            refused.compile_log = head(self.output)
+        self._context = (refused,)
+        return refused
+
+    def run(self, run_timeout: float | None = None) -> SimResult:
+        """Simulate the compiled image; ``run_timeout`` is the CPU budget (default ``limits.max_timeout``)."""
+        assert self.image is not None and self.failure is None
+        ws = self.workspace
         # the secret is in the testbench source and in the image: neither stays readable by the run
-        for name in (*order, IMAGE_FILE):
+        for name in (*self.order, IMAGE_FILE):
             ws.remove(name)
-        timeout = run_timeout if run_timeout is not None else limits.max_timeout
+        timeout = run_timeout if run_timeout is not None else self.limits.max_timeout
         # -n: $stop acts as $finish (never an interactive prompt); -none: no waveform dump is written
-        ran = ws.run([vvp, "-n", "/dev/stdin", "-none"], timeout=timeout, stdin=image)
-    result = _verdict(task, ran, nonce)
-    if comp.output.strip():  # compiler warnings (e.g. missing sensitivities) explain many mismatches
-        result.log = tail(comp.output.strip() + "\n" + result.log)
-    result.compile_seconds = comp.elapsed
-    result.sim_seconds = ran.elapsed
-    return result
+        with self.stage("simulate"):
+            ran = ws.run([find_tool("vvp"), "-n", "/dev/stdin", "-none"], timeout=timeout, stdin=self.image)
+        result = _verdict(self.task, ran, self.nonce)
+        if self.merged and result.failure == "resource":
+            return self._separate_rerun(timeout)  # the gate's nets added memory: decide without them
+        if self.output.strip():  # compiler warnings (e.g. missing sensitivities) explain many mismatches
+            result.log = tail(self.output.strip() + "\n" + result.log)
+        result.compile_log = head(self.output)
+        result.compile_seconds = self.compile_seconds
+        result.sim_seconds = ran.elapsed
+        result.sim_cpu_seconds = ran.cpu_seconds
+        return result
+
+    def _separate_rerun(self, timeout: float) -> SimResult:
+        files = {TB_FILE: _testbench_file(self.task, self.nonce), CANDIDATE_FILE: self.candidate}
+        ref = _reference_file(self.task)
+        if ref is not None:
+            files[REF_FILE] = ref
+        for name, text in files.items():
+            self.workspace.write(name, text)
+        self.gate_reason = "the simulation with the gate's nets ran out of memory"
+        self.instances = None
+        with self.stage("compile"):
+            self.compile_separately()
+        if self.failure is not None:
+            return self.failure
+        return self.run(timeout)
 
 
 _UNITS = {"module": "endmodule", "macromodule": "endmodule", "primitive": "endprimitive", "interface": "endinterface",
@@ -288,10 +487,9 @@ def query_argument_names(code: str) -> set[str]:
     return found
 
 
-def _context_gate(task: Task, candidate: str, image: bytes, defaults: ParameterSet | None,
+def _context_gate(task: Task, candidate: str, found: list[ParameterSet], defaults: ParameterSet | None,
                   config: SandboxConfig | None, limits: SimLimits) -> SimResult | None:
     """``None`` when the candidate elaborates alone with the parameter values the testbench gave it."""
-    found = top_parameters(image.decode("utf-8", errors="replace"), task.top)
     if defaults is None:
         defaults = known_defaults(candidate, task.top)
     if defaults is None:

@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 IVERILOG_FLAGS = ("-g2012",)
 LOG_LIMIT = 4000
+#: how much of a compiler's output ``compile_log`` keeps, from its beginning
+COMPILE_LOG_LIMIT = 64 * 1024
 #: Largest compiled image read back for its parameter values (a bigger one is a resource failure).
 MAX_IMAGE_BYTES = 64 << 20
 
@@ -59,6 +61,8 @@ class SyntaxResult:
     elapsed: float = 0.0
     parameters: ParameterSet | None = None
     """``top``'s overridable parameters with their default values (when asked for and ``ok``)."""
+    compile_log: str = ""
+    """The compiler's messages from their beginning (bounded), whole where ``log`` keeps only the tail."""
 
 
 def classify_compile_failure(result: ToolResult) -> str:
@@ -83,7 +87,13 @@ def classify_compile_failure(result: ToolResult) -> str:
 
 
 def tail(text: str, limit: int = LOG_LIMIT) -> str:
+    """The end of ``text``, at most ``limit`` characters (``...`` marks a cut)."""
     return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+def head(text: str, limit: int = COMPILE_LOG_LIMIT) -> str:
+    """``text`` from its beginning, at most ``limit`` characters (a marker says when it was cut)."""
+    return text if len(text) <= limit else text[:limit] + f"\n... (cut at {limit} characters)"
 
 
 def check_syntax(code: str, top: str, *, config: SandboxConfig | None = None, timeout: float = 20.0,
@@ -101,7 +111,7 @@ def check_syntax(code: str, top: str, *, config: SandboxConfig | None = None, ti
                             f"the design does not define module `{top}` (modules found: {found})")
     result = _elaborate(code, top, [()], config, timeout, image=parameters)
     if result.ok and parameters:
-        _remember_defaults(code, top, result.parameters)
+        remember_defaults(code, top, result.parameters)
     return result
 
 
@@ -115,11 +125,23 @@ def check_in_context(code: str, top: str, parameter_sets: list[ParameterSet], *,
     return _elaborate(code, top, parameter_sets, config, timeout, image=False)
 
 
+def gate_wrapper(top: str, tag: str, parameter_sets: list[ParameterSet] = ((),), root: str | None = None) -> str:
+    """The gate's root module: ``top`` instantiated once per parameter set, no port connected; the root's and the
+    instances' names hold the random ``tag``, so nothing the candidate can write names anything above it."""
+    instances = "".join(f"  {top}{_overrides(ps)} verirl_dut_{tag}_{k} ();\n" for k, ps in enumerate(parameter_sets))
+    return f"module {root or 'verirl_gate_' + tag};\n{instances}endmodule\n"
+
+
+def defparam_escape(output: str) -> str | None:
+    """The warning by which Icarus reports a ``defparam`` whose target scope does not exist, if any."""
+    found = _UNRESOLVED_DEFPARAM.search(output)
+    return found.group() if found else None
+
+
 def _elaborate(code: str, top: str, parameter_sets: list[ParameterSet], config: SandboxConfig | None,
                timeout: float, *, image: bool) -> SyntaxResult:
     tag = secrets.token_hex(8)
-    instances = "".join(f"  {top}{_overrides(ps)} verirl_dut_{tag}_{k} ();\n" for k, ps in enumerate(parameter_sets))
-    wrapper = f"module verirl_gate_{tag};\n{instances}endmodule\n"
+    wrapper = gate_wrapper(top, tag, parameter_sets)
     iverilog = find_tool("iverilog")
     target = ["-tvvp", "-o", "gate.vvp"] if image else ["-tnull"]
     with Workspace({"cand.v": code, "gate.v": wrapper}, config) as ws:
@@ -127,11 +149,12 @@ def _elaborate(code: str, top: str, parameter_sets: list[ParameterSet], config: 
         data = ws.read("gate.vvp", MAX_IMAGE_BYTES) if image and result.ok else None
     log = tail(result.output)
     if not result.ok:
-        return SyntaxResult(False, classify_compile_failure(result), log, result.elapsed)
+        return SyntaxResult(False, classify_compile_failure(result), log, result.elapsed,
+                            compile_log=head(result.output))
     unresolved = _UNRESOLVED_DEFPARAM.search(result.output)
     if unresolved:
         return SyntaxResult(False, "elaboration", f"defparam into a scope outside the design "
-                            f"({unresolved.group()}):\n{log}", result.elapsed)
+                            f"({unresolved.group()}):\n{log}", result.elapsed, compile_log=head(result.output))
     params = None
     if image:
         found = top_parameters((data or b"").decode("utf-8", errors="replace"), top)
@@ -178,6 +201,50 @@ def top_parameters(image: str, top: str) -> list[ParameterSet]:
     return found
 
 
+@dataclasses.dataclass
+class ImageScope:
+    """One ``.scope`` of a compiled image: its kind, instance name, definition name and parent scope."""
+
+    kind: str
+    name: str
+    type: str
+    parent: str | None
+    parameters: list[Parameter] = dataclasses.field(default_factory=list)
+
+
+_ANY_SCOPE = re.compile(r'^(S_0x[0-9a-f]+) \.scope ([\w.$]+), "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)"[^;]*?'
+                        r'(?:, (S_0x[0-9a-f]+))?;$')
+
+
+def image_scopes(image: str) -> dict[str, ImageScope]:
+    """Every scope of a compiled Icarus image by address, with the overridable parameters declared in it."""
+    scopes: dict[str, ImageScope] = {}
+    current: ImageScope | None = None
+    for line in image.splitlines():
+        if line.startswith("S_0x"):
+            m = _ANY_SCOPE.match(line)
+            current = None
+            if m:
+                current = scopes[m.group(1)] = ImageScope(m.group(2).split(".")[0], m.group(3), m.group(4), m.group(5))
+        elif current is not None and current.kind == "module":
+            if line.startswith("P_0x"):
+                m = _PARAM.match(line)
+                if m and m.group(3) == "0":
+                    current.parameters.append((m.group(2), m.group(1), m.group(4)))
+            elif _UNSUPPORTED.match(line):
+                current.parameters.append(("?", "unsupported", ""))
+    return scopes
+
+
+def scope_root(scopes: dict[str, ImageScope], address: str) -> str:
+    """The address of the root scope above ``address``."""
+    seen = set()
+    while scopes[address].parent is not None and address not in seen:
+        seen.add(address)
+        address = scopes[address].parent  # type: ignore[assignment]
+    return address
+
+
 def _overrides(ps: ParameterSet) -> str:
     if not ps:
         return ""
@@ -217,7 +284,8 @@ def _defaults_key(code: str, top: str) -> str:
     return hashlib.sha256(f"{top}\0{code}".encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def _remember_defaults(code: str, top: str, params: ParameterSet | None) -> None:
+def remember_defaults(code: str, top: str, params: ParameterSet | None) -> None:
+    """Record ``top``'s default parameter values for :func:`known_defaults` (the gate decided them)."""
     if params is None:
         return
     with _DEFAULTS_LOCK:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from rewards import hierarchy, simulate, syntax, synth
+from rewards import sandbox, simulate, syntax
 from rewards.hierarchy import RewardConfig, score_completion
 from rewards.sanitize import sanitize_candidate
 from rewards.task import Task
@@ -161,23 +161,28 @@ def test_parameter_values_are_read_from_the_compiled_image():
 
 @pytest.mark.usefixtures("eda")
 def test_gate_simulation_and_synthesis_read_one_canonical_text(harness, monkeypatch):
-    seen: dict[str, list[str]] = {"gate": [], "sim": [], "synth": []}
+    """Every file any tool reads for the candidate (the gate's, alone or inside the simulation compile, the
+    simulation's, Yosys') holds the same canonical string."""
+    writes: list[tuple[str, str]] = []
+    real_write = sandbox.Workspace.write
 
-    def spy(name, fn, pos):
-        def wrapper(*args, **kwargs):
-            seen[name].append(args[pos])
-            return fn(*args, **kwargs)
-        return wrapper
+    def spy(self, name, content):
+        writes.append((name, content))
+        return real_write(self, name, content)
 
-    monkeypatch.setattr(hierarchy, "check_syntax", spy("gate", syntax.check_syntax, 0))
-    monkeypatch.setattr(hierarchy, "simulate", spy("sim", simulate.simulate, 1))
-    monkeypatch.setattr(hierarchy, "synthesize", spy("synth", synth.synthesize, 0))
+    monkeypatch.setattr(sandbox.Workspace, "write", spy)
     src = harness.design("`define SUM a + b\n  assign s = `SUM; // ok\n  (* keep *) wire k;\n").replace("\n", "\r\n")
     score = score_completion(harness.task, src, FULL)
     assert score.passed is True, score
-    (gate,), sims, synths = seen["gate"], seen["sim"], seen["synth"]
-    assert sims[-1] == gate and synths[-1] == gate  # [0]: the reference's own validation run
-    assert "`SUM" not in gate and "//" not in gate and "(*" not in gate and "\r" not in gate
+    texts = {content for name, content in writes if name in CANDIDATE_FILES and "wire k;" in content}
+    assert len(texts) == 1, texts  # the candidate's (the reference's own runs write its text, without `k`)
+    (text,) = texts
+    assert {name for name, content in writes if content == text} >= {"verirl_cand.v", "design.v"}
+    assert "`SUM" not in text and "//" not in text and "(*" not in text and "\r" not in text
+    assert score.detail["tools"]["compile"]["runs"] == 1  # the gate ran inside the simulation's compile
+
+
+CANDIDATE_FILES = ("verirl_cand.v", "cand.v", "design.v")
 
 
 UNIT_ITEMS = ("typedef logic [31:0] tb_word_t;\nlocalparam int TB_K = 7;\n"

@@ -13,8 +13,9 @@ The checks run cheapest first and stop at the first failure, whose reason is rec
 * ``compile`` (Icarus, :func:`rewards.syntax.check_syntax`): ``compile``, ``unresolved_dependency``
   (a module of an optional generate branch that is used after all), ``timeout``;
 * ``scorable`` (:func:`scorable_check`): the reward engine scores the reference as a candidate of its
-  own task — the same extraction, sanitizer, standalone elaboration and equivalence code path that
-  scores model completions in training — and it must pass: ``golden_refused`` (the engine refuses
+  own task (:func:`rewards.hierarchy.validate_reference`: the same canonical text, sanitizer,
+  standalone elaboration and equivalence code path that scores model completions in training) and it
+  must pass: ``golden_refused`` (the engine refuses
   the reference: ``$finish``/``$readmemh``/``$value$plusargs``, ports it cannot drive, ...),
   ``golden_not_standalone``, ``golden_self_check`` (the reference does not match itself),
   ``timeout``;
@@ -195,13 +196,11 @@ def synthesize(code: str, top: str, *, timeout: float, sandbox: SandboxConfig | 
     only). Both sandboxed, with fixed scripts. Running out of time is ``timeout``, not ``synth``."""
     if not is_identifier(top):
         return FilterResult(False, "bad_module_name", f"module name {top!r} is not a plain identifier", stage="synth")
-    budget = f"yosys ran past its {timeout:g} s budget (filters.synth_timeout_s)"
+    budget = f"yosys used up its {timeout:g} s CPU budget (filters.synth_timeout_s)"
     if figures:
         res = rewards_synth.synthesize(code, top, config=sandbox, timeout=timeout)
         if not res.ok:
-            # rewards.synth reports a run killed at its deadline as a plain failure; the sandbox kills
-            # at the deadline, so a failed run that lasted the whole budget ran out of time
-            if res.elapsed >= timeout * 0.98:
+            if res.timed_out:
                 return FilterResult(False, "timeout", budget, stage="synth")
             return FilterResult(False, "synth", tail(res.log, 1000), stage="synth")
         return FilterResult(True, cells=res.cells, figures=res.figures(), stage="synth")
@@ -239,37 +238,35 @@ def compile_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig |
 def scorable_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None) -> FilterResult:
     """Would the reward engine score this task? It scores the reference as a candidate.
 
-    Calls :func:`rewards.hierarchy.score_completion` — the function that scores completions in
-    training — on the task this module becomes (``reference`` = the code, no testbench) with the
-    reference itself as the completion, so everything the engine does to a golden design and to a
-    candidate (extraction, sanitizing, standalone elaboration, interface, equivalence) runs on it.
-    A reference the engine refuses, that does not elaborate alone, or that does not pass against
-    itself can never be solved by a model: it is dropped here, before any LLM call.
+    Calls :func:`rewards.hierarchy.validate_reference` on the task this module becomes (``reference`` = the
+    code, no testbench): the code path that scores model completions in training (canonical text,
+    sanitizer, standalone elaboration, interface, equivalence) runs on the reference, without growing any
+    of the engine's caches (these tasks are one-off). A reference the engine refuses, that does not
+    elaborate alone, or that does not pass against itself can never be solved by a model: it is dropped
+    here, before any LLM call. An infrastructure fault propagates (:func:`tool_check` records it).
     """
-    from rewards.hierarchy import RewardConfig, score_completion
+    from rewards.errors import ReferenceRejected, TaskError
+    from rewards.hierarchy import RewardConfig, validate_reference
+    from rewards.simulate import SimLimits
     from rewards.task import Task
 
-    equivalence = {**cfg.scorable_equivalence}
     config = RewardConfig(weights={"format": 0.0, "syntax": 1.0, "function": 1.0, "ppa": 0.0},
-                          partial_credit=False, equivalence=equivalence,
-                          sandbox=sandbox or SandboxConfig())
-    from rewards.simulate import SimLimits
-
-    config = dataclasses.replace(config, sim=SimLimits(compile_timeout=cfg.tool_timeout_s))
+                          partial_credit=False, equivalence={**cfg.scorable_equivalence},
+                          sandbox=sandbox or SandboxConfig(), sim=SimLimits(compile_timeout=cfg.tool_timeout_s))
     task = Task(id=f"scorable:{rec.key}", prompt="", top=rec.top, reference=rec.code, testbench=None,
                 harness="verirl")
     try:
-        score = score_completion(task, f"```verilog\n{rec.code}\n```\n", config)
-    finally:
-        _forget_prepared(task, config)
-    if score.passed:
-        return FilterResult(True, stage="scorable")
-    detail = score.detail or {}
+        validate_reference(task, config)
+    except ReferenceRejected as exc:
+        return _rejected(exc.failure, exc.detail)
+    except TaskError as exc:
+        return FilterResult(False, "golden_refused", f"task_error: {exc}"[:1000], stage="scorable")
+    return FilterResult(True, stage="scorable")
+
+
+def _rejected(failure: str | None, detail: dict) -> FilterResult:
     text = str(detail.get("reason") or detail.get("log") or "")
-    failure = score.failure
-    if failure == "infrastructure":
-        return FilterResult(False, "infrastructure", text[:1000], stage="scorable")
-    if failure in ("task_error", "forbidden", "format"):
+    if failure in ("forbidden", "format"):
         return FilterResult(False, "golden_refused", f"{failure}: {text}"[:1000], stage="scorable")
     if failure in ("timeout", "resource"):
         return FilterResult(False, "timeout", f"the reward engine's check ran out of {failure}: {tail(text, 800)}",
@@ -281,23 +278,6 @@ def scorable_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig 
     cex = detail.get("counterexample")
     return FilterResult(False, "golden_self_check", f"{failure}: the reference does not match itself "
                         f"({'counterexample ' + json.dumps(cex)[:400] if cex else tail(text, 600)})", stage="scorable")
-
-
-def _forget_prepared(task, config) -> None:
-    """Drop the reward engine's per-task preparation cache entry of a one-off task.
-
-    ``rewards.hierarchy.prepare_task`` memoises every task it sees for the life of the process (right
-    for a training set, a leak over a streamed corpus of millions of one-off tasks). This is the one
-    place the data pipeline touches those private tables; tests/data/test_data_scorable.py fails
-    clearly if they change.
-    """
-    from rewards import hierarchy
-
-    key = (task.fingerprint, config.fingerprint)
-    for table in ("_PREP_CACHE", "_PREP_LOCKS"):
-        entries = getattr(hierarchy, table, None)  # absent after a change in rewards: the test says so
-        if isinstance(entries, dict):
-            entries.pop(key, None)
 
 
 def tool_check(rec: ModuleRecord, cfg: FilterConfig, sandbox: SandboxConfig | None = None,

@@ -33,3 +33,14 @@ class ConfigError(VerirlRewardError, ValueError):
 
 class Forbidden(VerirlRewardError):
     """The candidate uses a construct the sandbox refuses (failure class ``forbidden``); the model is at fault."""
+
+
+class ReferenceRejected(TaskError):
+    """:func:`rewards.hierarchy.validate_reference`: the task's reference, scored as a candidate of its own task,
+    does not pass. ``failure`` is the failure class it got (``forbidden``, ``syntax``, ``elaboration``, ``timeout``,
+    ``mismatch``...), ``detail`` the score's detail (``failure_stage``, ``counterexample``, ``log``)."""
+
+    def __init__(self, message: str, failure: str | None, detail: dict | None = None):
+        super().__init__(message)
+        self.failure = failure
+        self.detail = dict(detail or {})

@@ -29,21 +29,20 @@ import dataclasses
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import lexer
-from .errors import ConfigError, Forbidden, InfrastructureError, TaskError
+from .errors import ConfigError, Forbidden, InfrastructureError, ReferenceRejected, TaskError
 from .extract import REASONING_MODES, extract_verilog
-from .sandbox import Limits, SandboxConfig
-from .sanitize import sanitize_candidate
+from .sandbox import Limits, SandboxConfig, accounting, stage
+from .sanitize import Sanitized, sanitize_candidate
 from .score import LEVELS, Score
-from .simulate import SimLimits, reference_as_candidate, simulate, task_timescale
+from .simulate import SimLimits, SimResult, compile_candidate, reference_as_candidate
 from .syntax import check_syntax
-from .synth import SynthResult, liberty_path, ppa_score, synthesize
+from .synth import liberty_path, ppa_score, synthesize
 from .task import Task
+from .task_checks import TaskState, known_simulation, simulation_facts, synthesis_facts, task_state
 
 logger = logging.getLogger(__name__)
 
@@ -130,118 +129,112 @@ class RewardConfig:
         return cls(**data)
 
 
-@dataclasses.dataclass
-class _Prepared:
-    reference_seconds: float | None
-    reference_synth: SynthResult | None
-    timescale: str = "1ns/1ps"
+def prepare_task(task: Task, config: RewardConfig, *, remember: bool = True) -> TaskState:
+    """Check the task once per process (the verdict, good or bad, is cached; see :mod:`rewards.task_checks`).
 
-
-_PREP_CACHE: dict[tuple[str, str], _Prepared | TaskError] = {}
-_PREP_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_PREP_GUARD = threading.Lock()
-
-
-def prepare_task(task: Task, config: RewardConfig) -> _Prepared:
-    """Validate the task once per process (the verdict, good or bad, is cached).
-
-    The reference must define ``top``; the testbench must compile with it; with
-    ``validate_reference`` the reference must pass its own testbench, and its simulation time sets
-    the candidate's timeout. With PPA enabled, the reference's synthesis figures. Raises
-    :class:`TaskError` for a broken task: never the model's fault.
-    """
-    key = (task.fingerprint, config.fingerprint)
-    with _PREP_GUARD:
-        lock = _PREP_LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        if key not in _PREP_CACHE:
-            try:
-                _PREP_CACHE[key] = _prepare(task, config)
-            except TaskError as exc:
-                _PREP_CACHE[key] = exc
-    cached = _PREP_CACHE[key]
-    if isinstance(cached, TaskError):
-        raise TaskError(str(cached))  # a fresh exception per caller (threads share the cache)
-    return cached
-
-
-def _prepare(task: Task, config: RewardConfig) -> _Prepared:
-    timescale = task_timescale(task)
-    golden = None
-    if task.reference is not None:
-        golden_text = reference_as_candidate(task)
-        names = [n.strip() for n in lexer.module_names(golden_text)]
-        if task.top not in names:
-            raise TaskError(f"task {task.id!r}: the reference does not define module `{task.top}` "
-                            f"(it defines {', '.join(names[:8]) or 'no module'})")
-        try:
-            golden = sanitize_candidate(golden_text, task.top, timescale=timescale).code
-        except Forbidden as exc:
-            raise TaskError(f"task {task.id!r}: the reference uses a construct candidates may not use, so a "
-                            f"candidate written like it could never pass: {exc}") from None
-    seconds = None
-    if task.testbench and golden is not None and config.enabled("function"):
-        result = simulate(task, golden, config=config.sandbox, limits=config.sim, trusted=True,
-                          run=config.validate_reference)
-        if result.failure in ("syntax", "compile", "elaboration"):
-            raise TaskError(f"task {task.id!r}: the reference fails its own testbench: the testbench does not "
-                            f"compile with the reference ({result.failure}): {result.log[-400:]}")
-        if not result.passed:
-            raise TaskError(f"task {task.id!r}: the reference fails its own testbench "
-                            f"({result.failure}): {result.log[-400:]}")
-        seconds = result.sim_seconds if config.validate_reference else None
-    synth = None
+    The reference must define ``top`` and pass the canonical-text rules; with the function level on, the testbench
+    must compile with it and, with ``validate_reference``, the reference must pass it (its CPU time sets the
+    candidate's budget); with PPA on, its synthesis figures. Raises :class:`TaskError` for a broken task: never the
+    model's fault."""
+    state = task_state(task, config, remember=remember)
+    if task.testbench and state.golden is not None and config.enabled("function"):
+        simulation_facts(state, task, config, persist=remember)
     if config.enabled("ppa") and task.reference is not None:
-        synth = synthesize(golden or reference_as_candidate(task), task.top, liberty=config.liberty,
-                           config=config.sandbox)
-        if not synth.ok:
-            raise TaskError(f"task {task.id!r}: the reference does not synthesize: {synth.log[-400:]}")
-    return _Prepared(seconds, synth, timescale)
+        synthesis_facts(state, task, config, persist=remember)
+    return state
+
+
+def validate_reference(task: Task, config: RewardConfig | None = None) -> None:
+    """Score the task's reference as a candidate of its own task, as scoring would, and raise unless it passes.
+
+    Everything a completion goes through runs on it: the canonical text and its rules, the standalone elaboration
+    gate, the reference passing its own testbench (simulation tasks) or its equivalence with itself
+    (reference-only tasks), and its synthesis when PPA is on. Raises :class:`~rewards.errors.ReferenceRejected`
+    (a :class:`TaskError`) with the failure class and detail, :class:`TaskError` for a task fault found before any
+    tool ran, and :class:`InfrastructureError` for a fault of the machine. Nothing is remembered: no per-process
+    table and no facts file grows (meant for one-off tasks, e.g. the data pipeline's filters)."""
+    config = config or RewardConfig()
+    state = task_state(task, config, remember=False)
+    if state.golden is None:
+        raise TaskError(f"task {task.id!r} has no reference design to validate")
+    score = _score_code(task, reference_as_candidate(task), 1.0, config, state=state, persist=False)
+    if score.failure == "infrastructure":
+        raise InfrastructureError(score.detail.get("reason") or "infrastructure fault")
+    if score.failure == "task_error":
+        raise TaskError(score.detail.get("reason") or "task fault")
+    if not score.passed:
+        detail = score.detail or {}
+        text = str(detail.get("log") or detail.get("reason") or "")
+        raise ReferenceRejected(f"task {task.id!r}: its reference, scored as a candidate, fails ({score.failure}): "
+                                f"{text[-600:]}", score.failure, detail)
 
 
 def score_completion(task: Task, completion: Any, config: RewardConfig | None = None) -> Score:
-    """Score one completion for one task. Infrastructure and task faults give ``reward=None``."""
+    """Score one completion for one task. Infrastructure and task faults give ``reward=None``.
+
+    ``detail["tools"]`` books the tool runs this call made, by stage (``compile``, ``gate``, ``context``,
+    ``simulate``, ``reference``, ``equivalence``, ``ppa``): processes, CPU and wall seconds."""
     config = config or RewardConfig()
-    try:
-        return _score(task, completion, config)
-    except InfrastructureError as exc:
-        logger.warning("task %s: not scorable, infrastructure fault: %s", task.id, exc)
-        return Score.unscorable("infrastructure", str(exc))
-    except TaskError as exc:
-        logger.warning("task %s: not scorable, task fault: %s", task.id, exc)
-        return Score.unscorable("task_error", str(exc))
+    with accounting() as tools:
+        try:
+            score = _score(task, completion, config)
+        except InfrastructureError as exc:
+            logger.warning("task %s: not scorable, infrastructure fault: %s", task.id, exc)
+            score = Score.unscorable("infrastructure", str(exc))
+        except TaskError as exc:
+            logger.warning("task %s: not scorable, task fault: %s", task.id, exc)
+            score = Score.unscorable("task_error", str(exc))
+    if tools:
+        score.detail["tools"] = tools
+    return score
 
 
 def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
-    timings: dict[str, float] = {}
+    start = time.monotonic()
+    extraction = extract_verilog(completion, reasoning=config.reasoning)
+    if extraction.code is None:
+        components = {lvl: (0.0 if config.enabled(lvl) else None) for lvl in LEVELS}
+        if config.enabled("format"):
+            components["format"] = extraction.format_score
+        total = config.weight("format") * (components["format"] or 0.0)
+        return Score(round(total, 6), False, "format", components,
+                     {"timings": {"extract": time.monotonic() - start}, "log": extraction.reason})
+    return _score_code(task, extraction.code, extraction.format_score, config,
+                       extract_seconds=time.monotonic() - start)
+
+
+def _score_code(task: Task, code_text: str, format_score: float, config: RewardConfig, *,
+                state: TaskState | None = None, persist: bool = True, extract_seconds: float = 0.0) -> Score:
+    """Score extracted code (see :func:`score_completion`); ``state``/``persist`` for one-off checks."""
+    timings: dict[str, float] = {"extract": extract_seconds}
     components: dict[str, float | None] = {lvl: (0.0 if config.enabled(lvl) else None) for lvl in LEVELS}
     detail: dict[str, Any] = {"timings": timings}
+    if config.enabled("format"):
+        components["format"] = format_score
 
     def done(failure: str | None, passed: bool | None) -> Score:
         total = sum(config.weight(lvl) * (components[lvl] or 0.0) for lvl in LEVELS)
         return Score(round(total, 6), passed, failure, components, detail)
 
-    def refused(failure: str, log: str) -> Score:
+    def refused(failure: str, log: str, compile_log: str = "") -> Score:
         """A gate failed: no syntax, function or PPA credit, whatever else was measured."""
         for lvl in ("syntax", "function", "ppa"):
             if config.enabled(lvl):
                 components[lvl] = 0.0
         detail["log"] = log
+        if compile_log:
+            detail["compile_log"] = compile_log
         return done(failure, False)
 
-    extraction = extract_verilog(completion, reasoning=config.reasoning)
-    if config.enabled("format"):
-        components["format"] = extraction.format_score
-    if extraction.code is None:
-        detail["log"] = extraction.reason
-        return done("format", False)
     if not any(config.enabled(lvl) for lvl in ("syntax", "function", "ppa")):
         return done(None, None)
-    prepared = prepare_task(task, config)
+    if state is None:
+        state = task_state(task, config)
+    reference = synthesis_facts(state, task, config, persist=persist) if config.enabled("ppa") else None
     start = time.monotonic()
     try:
         # the one canonical text: the gate, the simulator, Yosys and the equivalence checker all read it
-        sanitized = sanitize_candidate(extraction.code, task.top, timescale=prepared.timescale)
+        sanitized = sanitize_candidate(code_text, task.top, timescale=state.timescale)
     except Forbidden as exc:
         timings["canonical"] = time.monotonic() - start
         return refused("forbidden", str(exc))
@@ -251,75 +244,134 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
     code = sanitized.code
     needs_function = config.enabled("function") or config.enabled("ppa")
 
-    # the gate, before any credit: the design elaborates alone, reaching nothing outside itself
-    start = time.monotonic()
-    gate = check_syntax(code, task.top, config=config.sandbox, timeout=config.sim.compile_timeout,
-                        parameters=needs_function and sanitized.parameterised)
-    timings["syntax"] = time.monotonic() - start
-    if not gate.ok:
-        detail["failure_stage"] = "standalone"
-        return refused(gate.failure or "elaboration", gate.log)
-    if config.enabled("syntax"):
-        components["syntax"] = 1.0
-    if not needs_function:
-        return done(None, None)
-
-    start = time.monotonic()
-    if task.testbench:
-        timeout = config.sim.run_timeout(prepared.reference_seconds)
-        sim = simulate(task, code, config=config.sandbox, limits=config.sim,
-                       run_timeout=timeout if config.validate_reference else None, defaults=gate.parameters)
-        timings["function"] = time.monotonic() - start
-        if sim.failure == "forbidden":  # the second half of the gate (parameter values of the testbench)
-            detail["failure_stage"] = "in_context"
-            return refused("forbidden", sim.log)
-        passed, failure, fraction = sim.passed, sim.failure, sim.pass_fraction
-        detail["log"] = sim.log
-        detail["method"] = "simulation"
-    elif task.reference is not None:
-        from .equivalence import EquivConfig, check_equivalence
-
-        eq_config = EquivConfig(**{**dict(config.equivalence), "sandbox": config.sandbox})
-        eq = check_equivalence(reference_as_candidate(task), code, task.top, config=eq_config)
-        if eq.verdict == "error":
-            if eq.fault == "golden":
-                raise TaskError(f"task {task.id!r}: the reference cannot be checked: {eq.reason}")
-            if eq.fault != "candidate":
-                raise InfrastructureError(f"equivalence check failed: {eq.reason}")
-        passed = eq.verdict == "equivalent"
-        if passed:
-            failure = None
-        elif eq.verdict == "interface_mismatch":
-            failure = "interface_mismatch"
-        elif eq.verdict == "error":
-            failure = "elaboration"
-        else:
-            failure = eq.fault if eq.fault in ("timeout", "compile", "elaboration", "resource") else "mismatch"
-        fraction = 1.0 if passed else 0.0
-        if eq.passed is not None and eq.total and config.partial_credit and not passed and failure == "mismatch":
-            fraction = max(0.0, min(1.0, eq.passed / eq.total))
-        detail["log"] = eq.reason or eq.log
-        detail["method"] = f"equivalence/{eq.method}"
-        detail["counterexample"] = eq.counterexample
-        timings["function"] = time.monotonic() - start
+    if task.testbench and needs_function:
+        outcome = _simulate(task, sanitized, config, state, persist, timings, detail)
+        if isinstance(outcome, Score):  # refused at a gate
+            return refused(outcome.failure or "elaboration", outcome.detail["log"],
+                           outcome.detail.get("compile_log", ""))
+        if config.enabled("syntax"):
+            components["syntax"] = 1.0
+        passed, failure, fraction = outcome.passed, outcome.failure, outcome.pass_fraction
     else:
-        raise TaskError(f"task {task.id!r} has neither a testbench nor a reference: cannot check function")
+        # the gate, before any credit: the design elaborates alone, reaching nothing outside itself
+        start = time.monotonic()
+        with stage("gate"):
+            gate = check_syntax(code, task.top, config=config.sandbox, timeout=config.sim.compile_timeout,
+                                parameters=needs_function and sanitized.parameterised)
+        timings["syntax"] = time.monotonic() - start
+        if not gate.ok:
+            detail["failure_stage"] = "standalone"
+            return refused(gate.failure or "elaboration", gate.log, gate.compile_log)
+        if config.enabled("syntax"):
+            components["syntax"] = 1.0
+        if not needs_function:
+            return done(None, None)
+        if task.reference is None:
+            raise TaskError(f"task {task.id!r} has neither a testbench nor a reference: cannot check function")
+        start = time.monotonic()
+        with stage("equivalence"):
+            passed, failure, fraction = _equivalence(task, code, config, detail)
+        timings["function"] = time.monotonic() - start
     detail["pass_fraction"] = fraction
     if config.enabled("function"):
         components["function"] = fraction if config.partial_credit else (1.0 if passed else 0.0)
     if not passed:
         return done(failure, False)
 
-    if config.enabled("ppa") and prepared.reference_synth is not None:
+    if config.enabled("ppa") and reference is not None:
         start = time.monotonic()
-        cand = synthesize(code, task.top, liberty=config.liberty, config=config.sandbox)
+        if state.golden is not None and sanitized.shape == state.golden.shape:
+            cand = reference  # the reference's own text: the same netlist
+        else:
+            with stage("ppa"):
+                cand = synthesize(code, task.top, liberty=config.liberty, config=config.sandbox)
         timings["ppa"] = time.monotonic() - start
         if cand.ok:
-            components["ppa"] = round(ppa_score(cand, prepared.reference_synth), 6)
-            detail["ppa"] = {"candidate": cand.figures(), "reference": prepared.reference_synth.figures()}
+            components["ppa"] = round(ppa_score(cand, reference), 6)
+            detail["ppa"] = {"candidate": cand.figures(), "reference": reference.figures()}
+        elif cand.timed_out:
+            detail["ppa"] = {"error": f"synthesis used up its CPU budget: {cand.log[-300:]}"}
         else:
             detail["ppa"] = {"error": cand.log[-400:]}
     return done(None, True)
+
+
+def _simulate(task: Task, sanitized: Sanitized, config: RewardConfig, state: TaskState, persist: bool,
+              timings: dict[str, float], detail: dict[str, Any]) -> SimResult | Score:
+    """The simulation path: the gate and the simulation compile (one compiler run when they can share it), the
+    task's facts, the gate's second half, the run. A :class:`Score` stands for "refused at a gate"."""
+    check_facts = config.enabled("function")
+    if check_facts:
+        known_simulation(state, task, config, persist=persist)  # a broken task needs no compile
+        state.check()
+    start = time.monotonic()
+    with compile_candidate(task, sanitized, config=config.sandbox, limits=config.sim, gate=True,
+                           parameters=sanitized.parameterised) as compiled:
+        timings["compile"] = time.monotonic() - start
+        if compiled.gate_reason and compiled.gate_reason != "not gated":
+            detail["gate_alone"] = compiled.gate_reason
+        gate, result = compiled.gate, None
+        assert gate is not None
+        context = compiled.context_gate() if gate.ok and compiled.failure is None else None
+        if check_facts:  # task faults come first, whatever the candidate did
+            start = time.monotonic()
+            ready = gate.ok and compiled.failure is None and context is None
+            result = simulation_facts(state, task, config, compiled=compiled if ready else None,
+                                      candidate=sanitized, persist=persist)
+            timings["reference"] = time.monotonic() - start
+        if not gate.ok:
+            detail["failure_stage"] = "standalone"
+            return Score(None, False, gate.failure, {}, {"log": gate.log, "compile_log": gate.compile_log})
+        refusal = compiled.failure or context
+        if refusal is not None:
+            if refusal.failure == "forbidden":  # the gate's second half: the testbench's names or parameter values
+                detail["failure_stage"] = "in_context"
+                return Score(None, False, "forbidden", {}, {"log": refusal.log, "compile_log": refusal.compile_log})
+            _sim_detail(detail, refusal)
+            return refusal
+        if result is None:
+            budget = config.sim.run_timeout(state.reference_cpu) if config.validate_reference else None
+            start = time.monotonic()
+            result = compiled.run(budget)
+            timings["function"] = time.monotonic() - start
+    _sim_detail(detail, result)
+    return result
+
+
+def _sim_detail(detail: dict[str, Any], sim: SimResult) -> None:
+    detail["log"] = sim.log
+    if sim.compile_log:
+        detail["compile_log"] = sim.compile_log
+    detail["method"] = "simulation"
+
+
+def _equivalence(task: Task, code: str, config: RewardConfig, detail: dict[str, Any]) -> tuple[bool, str | None, float]:
+    """Function by equivalence with the reference (tasks without a testbench)."""
+    from .equivalence import EquivConfig, check_equivalence
+
+    eq_config = EquivConfig(**{**dict(config.equivalence), "sandbox": config.sandbox})
+    eq = check_equivalence(reference_as_candidate(task), code, task.top, config=eq_config)
+    if eq.verdict == "error":
+        if eq.fault == "golden":
+            raise TaskError(f"task {task.id!r}: the reference cannot be checked: {eq.reason}")
+        if eq.fault != "candidate":
+            raise InfrastructureError(f"equivalence check failed: {eq.reason}")
+    passed = eq.verdict == "equivalent"
+    if passed:
+        failure = None
+    elif eq.verdict == "interface_mismatch":
+        failure = "interface_mismatch"
+    elif eq.verdict == "error":
+        failure = "elaboration"
+    else:
+        failure = eq.fault if eq.fault in ("timeout", "compile", "elaboration", "resource") else "mismatch"
+    fraction = 1.0 if passed else 0.0
+    if eq.passed is not None and eq.total and config.partial_credit and not passed and failure == "mismatch":
+        fraction = max(0.0, min(1.0, eq.passed / eq.total))
+    detail["log"] = eq.reason or eq.log
+    detail["method"] = f"equivalence/{eq.method}"
+    detail["counterexample"] = eq.counterexample
+    return passed, failure, fraction
 
 
 def ppa_only(task: Task, completion: Any, config: RewardConfig) -> tuple[float | None, dict[str, Any]]:
@@ -328,17 +380,22 @@ def ppa_only(task: Task, completion: Any, config: RewardConfig) -> tuple[float |
     Returns ``(component, figures)``; ``component`` is ``None`` on an infrastructure or task fault.
     """
     try:
-        prepared = prepare_task(task, dataclasses.replace(config, weights={**config.weights, "function": 0.0}))
+        config = dataclasses.replace(config, weights={**config.weights, "function": 0.0})
+        state = task_state(task, config)
+        reference = synthesis_facts(state, task, config)
         extraction = extract_verilog(completion, reasoning=config.reasoning)
-        if extraction.code is None or prepared.reference_synth is None:
+        if extraction.code is None or reference is None:
             return 0.0, {"error": "no design or no reference to compare with"}
-        code = sanitize_candidate(extraction.code, task.top, timescale=prepared.timescale).code
-        cand = synthesize(code, task.top, liberty=config.liberty, config=config.sandbox)
+        sanitized = sanitize_candidate(extraction.code, task.top, timescale=state.timescale)
+        if state.golden is not None and sanitized.shape == state.golden.shape:
+            cand = reference
+        else:
+            cand = synthesize(sanitized.code, task.top, liberty=config.liberty, config=config.sandbox)
     except (InfrastructureError, TaskError) as exc:
         return None, {"error": str(exc)}
     except Forbidden as exc:
         return 0.0, {"error": str(exc)}
     if not cand.ok:
         return 0.0, {"error": cand.log[-400:]}
-    score = round(ppa_score(cand, prepared.reference_synth), 6)
-    return score, {"candidate": cand.figures(), "reference": prepared.reference_synth.figures()}
+    score = round(ppa_score(cand, reference), 6)
+    return score, {"candidate": cand.figures(), "reference": reference.figures()}

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("local", "ray")
 SYNTH_TIMEOUT = 60.0
-"""Seconds of one Yosys synthesis (:func:`rewards.synth.synthesize`'s default)."""
+"""CPU seconds of one Yosys synthesis (:func:`rewards.synth.synthesize`'s default)."""
 STALL_GRACE = 15.0
 """Seconds added to :func:`job_seconds` before a batch without progress is declared stalled (scheduling, worker
 start-up, Ray's retry of a job whose worker died)."""
@@ -75,23 +75,27 @@ def default_workers() -> int:
 
 
 def job_seconds(config: RewardConfig) -> float:
-    """The longest one scoring job can run under its tools' own timeouts (the unit of the default deadline).
+    """The longest one scoring job can run under its tools' own limits (the unit of the default deadline).
 
-    Standalone elaboration, then either the candidate's and (once per task and process) the reference's
-    compile + simulation, or an equivalence check (formal runs, then simulation of both designs); plus the
-    reference's and the candidate's synthesis when PPA is on.
+    Every tool run ends by its CPU budget or, on a starved machine, by its wall-clock backstop
+    (:meth:`rewards.sandbox.SandboxConfig.wall_seconds`), so a job is bounded by the backstops of the runs on its
+    longest path: the joint gate-and-simulation compile, then the gate alone, the compile alone and the gate's
+    second half when the joint run cannot decide; the simulation (and its rerun without the gate's nets); the
+    reference's compile and simulation once per task; or an equivalence check (formal runs, then simulation of
+    both designs); plus the reference's and the candidate's synthesis when PPA is on.
     """
     from .equivalence import EquivConfig
 
+    wall = config.sandbox.wall_seconds
     sim = config.sim
-    seconds = sim.compile_timeout
+    seconds = wall(sim.compile_timeout)
     if config.enabled("function") or config.enabled("ppa"):
         eq = EquivConfig(**dict(config.equivalence))
-        testbench = 2 * (sim.compile_timeout + sim.max_timeout)
-        equivalence = 3 * eq.formal_timeout + 2 * (sim.compile_timeout + eq.sim_timeout)
+        testbench = 5 * wall(sim.compile_timeout) + 3 * wall(sim.max_timeout)
+        equivalence = 3 * wall(eq.formal_timeout) + 2 * (wall(sim.compile_timeout) + wall(eq.sim_timeout))
         seconds += max(testbench, equivalence)
     if config.enabled("ppa"):
-        seconds += 2 * SYNTH_TIMEOUT
+        seconds += 2 * wall(SYNTH_TIMEOUT)
     return seconds
 
 
@@ -219,7 +223,7 @@ class RewardPool:
             self._executor = None
         self.cache.close()
 
-    def __enter__(self) -> RewardPool:
+    def __enter__(self) -> RewardPool:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -245,6 +249,7 @@ class RewardPool:
              store: Callable[[str, Any], None], config: RewardConfig | None = None) -> dict[str, Any]:
         """Run ``kind`` jobs (``score``/``ppa``) on the backend; what misses the deadline comes back as a fault."""
         config = config or self.config
+        todo = _longest_first(todo, config) if kind == "score" else todo
         if self._ray is not None:
             handles = dict(zip(self._ray.submit(kind, list(todo.values())), todo))
             wait, value = self._ray.wait, self._ray_value(kind)
@@ -312,6 +317,24 @@ class RewardPool:
             if self._executor is None:
                 self._executor = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="verirl-reward")
             return self._executor
+
+
+def _longest_first(todo: dict[str, tuple[Task, Any]], config: RewardConfig) -> dict[str, tuple[Task, Any]]:
+    """Jobs whose task is known to simulate long first (longest-processing-time order; the rest keep their order):
+    a batch then ends when its total work is done, not when its longest job, started last, finally ends."""
+    from .task_checks import expected_seconds
+
+    cost: dict[str, float] = {}
+    for task, _ in todo.values():
+        if task.fingerprint not in cost:
+            try:
+                cost[task.fingerprint] = expected_seconds(task, config)
+            except Exception:  # noqa: BLE001 - ordering is an optimisation: never fail a batch for it
+                cost[task.fingerprint] = 0.0
+    if not any(cost.values()):
+        return todo
+    order = sorted(todo, key=lambda key: -cost[todo[key][0].fingerprint])
+    return {key: todo[key] for key in order}
 
 
 def _wait_futures(futures: set, timeout: float) -> list:

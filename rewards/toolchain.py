@@ -56,7 +56,7 @@ def tool_version(name: str) -> str | None:
         return None
     try:
         proc = subprocess.run(
-            [path, *_VERSION_ARGS[name]], capture_output=True, text=True, timeout=20, errors="replace"
+            [path, *_VERSION_ARGS[name]], capture_output=True, text=True, timeout=20, errors="replace", check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -58,7 +58,8 @@ class VerilogReward:
         cache_size: in-memory cache entries.
         cache_path: SQLite file that keeps scores across restarts (resume).
         batch_deadline: seconds after which unfinished completions of a batch are not scorable.
-        min_timeout, timeout_factor, max_timeout: simulation timeout, adapted to the reference's run time.
+        min_timeout, timeout_factor, timeout_margin, max_timeout: the simulation's CPU budget, adapted to the CPU
+            time of the reference's own simulation (:class:`rewards.simulate.SimLimits`).
         memory_mb, cpu_seconds: per-tool resource limits.
         equivalence: settings for the equivalence checker (tasks without a testbench).
         liberty: Liberty file for µm² area (PPA).
@@ -80,6 +81,7 @@ class VerilogReward:
         batch_deadline: float | None = None,
         min_timeout: float = SimLimits.min_timeout,
         timeout_factor: float = SimLimits.timeout_factor,
+        timeout_margin: float = SimLimits.timeout_margin,
         max_timeout: float = SimLimits.max_timeout,
         memory_mb: int = Limits.memory_mb,
         cpu_seconds: int = Limits.cpu_seconds,
@@ -106,7 +108,7 @@ class VerilogReward:
             reasoning=s["reasoning"],
             liberty=s["liberty"],
             sim=SimLimits(min_timeout=s["min_timeout"], timeout_factor=s["timeout_factor"],
-                          max_timeout=s["max_timeout"]),
+                          timeout_margin=s["timeout_margin"], max_timeout=s["max_timeout"]),
             equivalence=dict(s["equivalence"] or {}),
             sandbox=SandboxConfig(limits=Limits(memory_mb=s["memory_mb"], cpu_seconds=s["cpu_seconds"])),
         )

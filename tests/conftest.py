@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
 import pytest
+
+# The reward engine remembers per-task facts on disk (rewards.task_facts); tests, and the CLIs they start, use a
+# private folder so that no run depends on what an earlier one (or the user's own work) left there.
+os.environ["VERIRL_CACHE_DIR"] = tempfile.mkdtemp(prefix="verirl-test-cache-")
 
 REQUIRED_TOOLS = ("iverilog", "vvp", "yosys")
 
 
 def _require_eda() -> bool:
     return os.environ.get("VERIRL_REQUIRE_EDA") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(os.environ["VERIRL_CACHE_DIR"], ignore_errors=True)
 
 
 def pytest_sessionstart(session):

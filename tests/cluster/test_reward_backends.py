@@ -126,13 +126,14 @@ def test_default_workers_share_the_node(monkeypatch, local_world_size, expected)
 
 def test_the_default_deadline_follows_the_job_timeouts():
     base = job_seconds(RewardConfig())
-    assert base == pytest.approx(20 + max(2 * (20 + 20), 3 * 5 + 2 * (20 + 20)))
-    assert job_seconds(ALL_LEVELS) == pytest.approx(base + 2 * pool_module.SYNTH_TIMEOUT)
+    wall = RewardConfig().sandbox.wall_seconds  # each run's wall-clock backstop for its CPU budget
+    assert base == pytest.approx(wall(20) + max(5 * wall(20) + 3 * wall(20), 3 * wall(5) + 2 * (wall(20) + wall(20))))
+    assert job_seconds(ALL_LEVELS) == pytest.approx(base + 2 * wall(pool_module.SYNTH_TIMEOUT))
     fast = RewardConfig(sim=SimLimits(compile_timeout=2, max_timeout=1), equivalence={"formal_timeout": 1,
                                                                                      "sim_timeout": 1})
     assert job_seconds(fast) < base
     assert RewardPool(fast).stall_seconds == pytest.approx(job_seconds(fast) + STALL_GRACE)
-    assert job_seconds(RewardConfig(weights={"format": 1.0, "syntax": 1.0, "function": 0.0})) == 20
+    assert job_seconds(RewardConfig(weights={"format": 1.0, "syntax": 1.0, "function": 0.0})) == wall(20)
 
 
 @pytest.fixture

@@ -141,15 +141,14 @@ def test_memories_too_large_to_synthesize_are_dropped_before_yosys(eda):
 
 
 def test_scorable_check_does_not_grow_the_engines_task_cache(eda):
-    """The engine memoises every task it prepares; the filter drops its one-off entries (this guards
-    the private tables it touches: a rename in rewards.hierarchy fails here, not as a slow leak)."""
-    from rewards import hierarchy
+    """The engine remembers every task it prepares (per process, and its facts per machine); the filter checks
+    one-off tasks through rewards.hierarchy.validate_reference, which remembers nothing."""
+    from rewards import task_checks, task_facts
 
-    assert isinstance(hierarchy._PREP_CACHE, dict) and isinstance(hierarchy._PREP_LOCKS, dict)
-    before = len(hierarchy._PREP_CACHE), len(hierarchy._PREP_LOCKS)
+    before = task_checks.cache_size(), len(task_facts.store() or [])
     for k in range(3):
         assert scorable_check(rec_of(COUNTER.replace("counter", f"counter{k}")), FilterConfig()).ok
-    assert (len(hierarchy._PREP_CACHE), len(hierarchy._PREP_LOCKS)) == before
+    assert (task_checks.cache_size(), len(task_facts.store() or [])) == before
 
 
 def test_prompt_says_string_parameters_as_strings_and_strobes_are_not_resets(eda):

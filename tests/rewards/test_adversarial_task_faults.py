@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 
-from rewards import hierarchy
+from rewards import task_checks
 from rewards.errors import TaskError
 from rewards.hierarchy import RewardConfig, score_completion
 from rewards.simulate import SimLimits
@@ -80,11 +80,31 @@ def test_task_verdict_is_cached(harness, monkeypatch):
     task = variant(harness, reference=harness.task.reference.replace(f"module {harness.top}", "module other")
                    .replace("module RefModule", "module other"), id="cached")
     calls = []
-    real = hierarchy._prepare
-    monkeypatch.setattr(hierarchy, "_prepare", lambda t, c: calls.append(t.id) or real(t, c))
+    real = task_checks._new_state
+    monkeypatch.setattr(task_checks, "_new_state", lambda t: calls.append(t.id) or real(t))
     for _ in range(3):
         assert_task_error(score_completion(task, harness.design(), FULL))
     assert len(calls) <= 1
+
+
+@pytest.mark.usefixtures("eda")
+def test_a_failing_reference_is_run_once_per_process_and_never_remembered_on_disk(harness):
+    # the testbench and the reference do not compile together: every completion is task_error, one check
+    ref = harness.task.reference.replace("output [W:0] s", "output [W:0] sum").replace("assign s =", "assign sum =")
+    task = variant(harness, reference=ref, id="failing-once")
+    config = dataclasses.replace(FULL, validate_reference=True)
+    task_checks.forget()  # earlier tests scored the same task content
+    runs = []
+    for completion in (harness.design(), harness.design("  assign s = a - b;\n"), harness.design()):
+        score = score_completion(task, completion, config)
+        if harness.name != "rtllm":
+            assert_task_error(score, "does not compile with the reference")
+        runs.append(score.detail.get("tools", {}).get("reference", {}).get("runs", 0))
+    if harness.name != "rtllm":
+        assert runs[0] >= 1 and runs[1:] == [0, 0]
+        task_checks.forget()  # a new process: the failure was not written to the machine's facts file
+        again = score_completion(task, harness.design(), config)
+        assert again.detail["tools"]["reference"]["runs"] >= 1
 
 
 @pytest.mark.parametrize("completion", [

@@ -27,7 +27,7 @@ from .benchmarks import Benchmark, BenchmarkError, Problem, iter_jsonl
 from .extraction import check_rule, extract_code
 from .failures import classify, official_class
 from .generate import check_sample_row
-from .official import compile_log, official_log
+from .official import official_log
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def result_row(benchmark: Benchmark, sample: Sample, score, code: str, analysis:
     reason = detail.get("reason") or ""
     if analysis == "official" and problem.harness == "verilog-eval" and score.failure not in _NO_TOOL_LOG:
         log = official_log(log, problem, sample.sample_index)
-        full = _complete_log(problem, sample.sample_index, log, completion)
+        full = _complete_log(problem, sample.sample_index, log, detail.get("compile_log") or "")
         passed, failure = official_class(score.passed, score.failure, full, code)
     else:
         failure = classify(score.failure, reason if score.failure == "task_error" else log, code, score.passed)
@@ -294,25 +294,16 @@ def result_row(benchmark: Benchmark, sample: Sample, score, code: str, analysis:
     return row
 
 
-def _complete_log(problem: Problem, sample_index: int, log: str, completion: str) -> str:
+def _complete_log(problem: Problem, sample_index: int, log: str, compile_log: str) -> str:
     """The engine's log, with the compiler's output in full when the engine kept only its tail.
 
     The official analysis stops at the first matching line, so a log cut at its head (rewards keeps the last few KB)
-    could hide a warning or the first error. The candidate is then compiled again, sanitized as the engine compiled
-    it, exactly as the official Makefile compiles it (compile only: nothing runs), and that output goes first.
+    could hide a warning or the first error. The engine also keeps the compiler's output from its beginning
+    (``Score.detail["compile_log"]``, the very compile that ran: nothing is compiled again); it goes first.
     """
-    if not log.startswith("...\n"):
+    if not log.startswith("...\n") or not compile_log:
         return log
-    from rewards.extract import extract_verilog
-    from rewards.sanitize import Forbidden, sanitize_candidate
-
-    code = extract_verilog(completion, reasoning=EVAL_REASONING).code
-    try:
-        sanitized = sanitize_candidate(code or "", problem.top).code
-    except Forbidden:
-        return log
-    _, full = compile_log(problem, sanitized, sample_index)
-    return full + "\n" + log
+    return official_log(compile_log, problem, sample_index) + "\n" + log
 
 
 def _first_line(text: str) -> str:

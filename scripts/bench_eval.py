@@ -6,10 +6,16 @@ and one single-operator mutant of it, so that both verdicts occur) are scored tw
 1. *naive*: for each sample in turn, ``iverilog -Wall -Winfloop -Wno-timescale -g2012 -s tb`` on sample, testbench
    and reference, then ``vvp -n``, verdict as VerilogEval's ``sv-iv-analyze`` reads the log
    (:mod:`verirl.eval.official`; tools run in the sandbox, one at a time);
-2. *verirl*: the reward pool with ``--workers`` parallel jobs (sanitizer, syntax check, reference check,
-   simulation), as ``verirl eval --completions`` does, with a cold cache.
+2. *verirl*: the reward pool with ``--workers`` parallel jobs (canonical text, gate, reference check, simulation),
+   as ``verirl eval --completions`` does, twice: **cold** (an empty task-facts folder, as on a machine's first run:
+   every reference is checked) and **warm** (a new process's view of the same machine: the references' facts are
+   read back from the facts file, see rewards.task_facts).
 
-Printed: both wall-clock times, their ratio, samples per second, and every sample whose verdict differs. With
+``--per-problem N`` scores N samples per problem: the reference and its mutant in turns, each with a sample-number
+comment (distinct texts, as n = 20 samples of a model are), so the ratio at n = 1 (``--per-problem 1``: the
+references only) and n = 20 can be read. Printed: the wall-clock times, the ratios with cold and warm facts, samples
+per second, tool processes and milliseconds (CPU, wall) per sample by stage for both sides, and every sample whose
+verdict differs. With
 ``--formats``, each reference is also given in four reply shapes models produce (an opening fence without a closing
 one, a closing fence glued to ``endmodule``, fence lines inside ``[BEGIN]``/``[DONE]``, prose around bare code), so
 the extraction and the hand-over of its result to the reward engine are checked against the official flow too. With
@@ -17,16 +23,18 @@ the extraction and the hand-over of its result to the reward engine are checked 
 read ``tb.good1``'s outputs) are scored by both, and the number each harness lets through is printed.
 
     python scripts/bench_eval.py [--bench-dir ../shared/bench/verilog-eval-v2] [--workers N] [--limit N]
-                                 [--no-mutants] [--json out.json]
+                                 [--no-mutants | --per-problem N] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
 import sys
+import tempfile
 import time
 
 _SWAPS = ((" & ", " | "), (" | ", " & "), (" ^ ", " & "), (" + ", " - "), (" - ", " + "), ("~", ""),
@@ -74,6 +82,32 @@ def exploit(problem, kind: str) -> str | None:
     return f"```verilog\nmodule TopModule (\n{decl}\n);\n{body}endmodule\n```\n"
 
 
+class _Recording:
+    """A reward pool that keeps the scores it returns (for the per-stage table)."""
+
+    def __init__(self, pool, scores: list):
+        self.pool, self.scores, self.config = pool, scores, pool.config
+
+    def score(self, pairs):
+        out = self.pool.score(pairs)
+        self.scores.extend(out)
+        return out
+
+
+def _add(stages, name: str, v: dict) -> None:
+    entry = stages[name]
+    entry[0] += v["runs"]
+    entry[1] += v["cpu_s"]
+    entry[2] += v["wall_s"]
+
+
+def _print_stages(title: str, stages, n: int) -> None:
+    runs = sum(v[0] for v in stages.values())
+    print(f"  {title}: {runs / n:.2f} tool processes per sample")
+    for name, (count, cpu, wall) in sorted(stages.items(), key=lambda kv: -kv[1][0]):
+        print(f"    {name:12s} {count / n:5.2f} proc  {1000 * cpu / n:7.1f} ms cpu  {1000 * wall / n:7.1f} ms wall")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -88,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="only the first N problems")
     parser.add_argument("--no-reference-check", action="store_true",
                         help="as `verirl eval --no-reference-check`: skip verirl's per-problem reference simulation")
-    parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions")
+    parser.add_argument("--no-mutants", action="store_true", help="score only the reference solutions (n = 1)")
+    parser.add_argument("--per-problem", type=int, default=None,
+                        help="samples per problem: the reference and its mutant in turns, each with a sample-number "
+                             "comment (default: the reference and one mutant; 1 = --no-mutants)")
     parser.add_argument("--completions", help="score these completions (verirl eval --completions format, e.g. a "
                                               "samples.jsonl) instead of references and mutants")
     parser.add_argument("--formats", action="store_true",
@@ -99,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the figures and disagreements to this file")
     args = parser.parse_args(argv)
 
+    from rewards import task_checks
     from rewards.pool import default_workers
+    from rewards.sandbox import accounting
     from verirl.eval.benchmarks import load_benchmark
     from verirl.eval.extraction import extract_code
     from verirl.eval.official import official_verdict
@@ -116,35 +155,60 @@ def main(argv: list[str] | None = None) -> int:
 
         wanted = {p.task_id for p in problems}
         samples = [s for s in load_completions(args.completions, bench) if s.task_id in wanted]
+    per_problem = 1 if args.no_mutants else args.per_problem
     for p in problems if not args.completions else ():
         ref = reference_completion(p)
-        samples.append(Sample(p.task_id, 0, ref))
         renamed = re.sub(r"\bRefModule\b", p.top, p.reference) if bench.name == "verilog-eval-v2" else p.reference
-        if not args.no_mutants:
-            code = mutant(renamed)
-            if code:
-                samples.append(Sample(p.task_id, 1, as_completion(code)))
+        bad = mutant(renamed)
+        if per_problem is None:
+            samples.append(Sample(p.task_id, 0, ref))
+            if bad:
+                samples.append(Sample(p.task_id, 1, as_completion(bad)))
+        else:
+            for k in range(per_problem):
+                code = renamed if k % 2 == 0 or not bad else bad
+                samples.append(Sample(p.task_id, k, ref if k == 0 else as_completion(f"// sample {k}\n{code}")))
         if args.formats:
-            samples += [Sample(p.task_id, 2 + i, shape.format(code=renamed.strip("\n")))
+            samples += [Sample(p.task_id, 1000 + i, shape.format(code=renamed.strip("\n")))
                         for i, shape in enumerate(FORMATS.values())]
     print(f"{len(samples)} samples for {len(problems)} problems ({bench.root}, commit {bench.commit})")
 
     start = time.monotonic()
-    naive = []
+    naive, naive_stages = [], collections.defaultdict(lambda: [0, 0.0, 0.0])
     for s in samples:
         problem = bench.problems[s.task_id]
-        naive.append(official_verdict(problem, extract_code(problem, bench.task, s.completion)))
+        with accounting() as tools:
+            naive.append(official_verdict(problem, extract_code(problem, bench.task, s.completion)))
+        for v in tools.values():  # official_verdict: one compile, one run when the compile succeeds
+            _add(naive_stages, "compile+run", v)
     naive_seconds = time.monotonic() - start
     print(f"naive one-at-a-time loop: {naive_seconds:7.2f} s  ({len(samples) / naive_seconds:5.1f} samples/s)")
 
-    start = time.monotonic()
-    with make_pool(workers=args.workers, reference_check=not args.no_reference_check) as pool:
-        rows = score_samples(bench, samples, pool)
-    verirl_seconds = time.monotonic() - start
-    print(f"verirl ({args.workers or default_workers()} workers):        {verirl_seconds:7.2f} s  "
-          f"({len(samples) / verirl_seconds:5.1f} samples/s)")
+    facts = tempfile.mkdtemp(prefix="verirl-bench-facts-")
+    os.environ["VERIRL_CACHE_DIR"] = facts  # a machine's first run: no task facts yet
+    runs = {}
+    for phase in ("cold", "warm"):
+        task_checks.forget()  # a new process: what it knows comes from the facts file only
+        scores: list = []
+        start = time.monotonic()
+        with make_pool(workers=args.workers, reference_check=not args.no_reference_check) as pool:
+            rows = score_samples(bench, samples, _Recording(pool, scores))
+        runs[phase] = (time.monotonic() - start, rows, scores)
+        seconds = runs[phase][0]
+        print(f"verirl, {phase} facts ({args.workers or default_workers()} workers): {seconds:7.2f} s  "
+              f"({len(samples) / seconds:5.1f} samples/s)  speed-up {naive_seconds / seconds:.2f}x")
+    verirl_seconds, rows, scores = runs["cold"]
     ratio = naive_seconds / verirl_seconds
-    print(f"speed-up: {ratio:.2f}x")
+    warm_ratio = naive_seconds / runs["warm"][0]
+    print(f"speed-up: {ratio:.2f}x cold, {warm_ratio:.2f}x warm (machine load: "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())})")
+    _print_stages("official loop", naive_stages, len(samples))
+    for phase in ("cold", "warm"):
+        stages = collections.defaultdict(lambda: [0, 0.0, 0.0])
+        for score in runs[phase][2]:
+            for name, v in (score.detail.get("tools") or {}).items():
+                _add(stages, name, v)
+        _print_stages(f"verirl, {phase}", stages, len(samples))
 
     differ = [(s.task_id, s.sample_index, v.passed, v.failure, r["passed"], r["failure"])
               for s, v, r in zip(samples, naive, rows) if v.passed != r["passed"]]
@@ -180,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"samples": len(samples), "naive_seconds": naive_seconds, "verirl_seconds": verirl_seconds,
-                       "ratio": ratio, "workers": args.workers or default_workers(), "differ": differ, "class_differ": class_differ,
-                       "references_failing": ref_fail, "exploits": fooled},
+                       "verirl_warm_seconds": runs["warm"][0], "ratio": ratio, "warm_ratio": warm_ratio,
+                       "workers": args.workers or default_workers(), "differ": differ, "class_differ": class_differ,
+                       "references_failing": ref_fail, "exploits": fooled, "load": os.getloadavg()},
                       fh, indent=2)
     return 0 if not differ and not any(v for _, _, v in fooled.values()) else 1
 

@@ -1,29 +1,42 @@
-"""Benchmark: reward pool vs a naive one-completion-at-a-time loop, in one run.
+"""Benchmark: the reward pool against a naive loop and an official-style loop, in one run.
 
-Builds a realistic GRPO-like batch (default 20 tasks x 8 samples = 160 completions: correct,
-wrong, syntax-broken designs) and scores it
+Builds a realistic GRPO-like batch (default 20 tasks x 8 samples = 160 completions: correct, wrong and
+syntax-broken designs) and scores it
 
-* naively: ``score_completion`` for each completion in turn (one tool subprocess at a time,
-  no cache, no de-duplication), and
+* naively: ``score_completion`` for each completion in turn (one tool process at a time, no cache, no
+  de-duplication), and
 * with :class:`rewards.pool.RewardPool` (parallel workers, content-addressed cache),
 
-on three batches: clean (no duplicates), 25% duplicates, and 10% infinite-loop candidates.
-Prints completions/second for both and their ratio. Nothing here is asserted: machines are
-noisy; read the ratios.
+on three batches: clean (no duplicates), 25% duplicates, and 10% infinite-loop candidates. Then, at n = 1 and
+n = 20 samples per task, the pool against an *official-style* loop: what a benchmark's own harness does for each
+completion, one at a time (compile the testbench, the reference and the extracted code with ``iverilog``, run
+``vvp``, read the verdict line; no sanitizer, no gate, no reference check), in the same sandbox.
 
-    python scripts/bench_rewards.py [--tasks 20] [--samples 8] [--workers N]
+Every measurement starts cold: no score cache, no task facts in this process, an empty facts folder
+(``VERIRL_CACHE_DIR``, see rewards.task_facts). Each is repeated ``--repeats`` times; the median and the range are
+printed. Also printed: tool processes and milliseconds (CPU and wall) per completion by stage. Nothing is asserted:
+machines are noisy; read the ratios (on a shared machine, read them as lower bounds).
+
+    python scripts/bench_rewards.py [--tasks 20] [--samples 8] [--workers N] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import os
 import random
+import statistics
+import tempfile
 import time
 
-from rewards import hierarchy
+from rewards import task_checks
+from rewards.extract import extract_verilog
 from rewards.hierarchy import RewardConfig, score_completion
 from rewards.pool import RewardPool, default_workers
+from rewards.sandbox import Workspace
 from rewards.task import Task
+from rewards.toolchain import find_tool
 
 TB = """module tb;
   reg clk = 0;
@@ -55,7 +68,10 @@ def make_task(i: int, rng: random.Random) -> tuple[Task, list[str]]:
                                 ("(a << 1) + b", ["(a << 2) + b", "a + b", "(a >> 1) + b"])])
     ow = w
     body = f"module {name}(input [{w - 1}:0] a, input [{w - 1}:0] b, output [{ow}:0] y);\n"
-    make = lambda expr: body + f"  assign y = {expr.replace('{w}', str(w))};\nendmodule\n"  # noqa: E731
+
+    def make(expr: str) -> str:
+        return body + f"  assign y = {expr.replace('{w}', str(w))};\nendmodule\n"
+
     reference = make(op)
     tb = TB.format(ins=f"[{w - 1}:0] a, b", ow=ow, name=name, conn=".a(a), .b(b)", rand="a, b")
     task = Task(id=name, prompt=f"Implement {name}", top=name, reference=reference, testbench=tb)
@@ -93,19 +109,81 @@ def build_batch(tasks, samples, rng, duplicates=0.0, loops=0.0):
     return pairs
 
 
+def cold() -> None:
+    """Forget every task fact of this process and point the machine's facts file at an empty folder."""
+    task_checks.forget()
+    os.environ["VERIRL_CACHE_DIR"] = tempfile.mkdtemp(prefix="verirl-bench-facts-")
+
+
 def naive(pairs, config):
-    hierarchy._PREP_CACHE.clear()
+    cold()
     start = time.perf_counter()
     scores = [score_completion(t, c, config) for t, c in pairs]
     return time.perf_counter() - start, scores
 
 
 def pooled(pairs, config, workers):
-    hierarchy._PREP_CACHE.clear()
+    cold()
     with RewardPool(config, workers=workers) as pool:
         start = time.perf_counter()
         scores = pool.score(pairs)
         return time.perf_counter() - start, scores
+
+
+def official_style(pairs) -> tuple[float, list[bool], dict]:
+    """One completion at a time, as a benchmark's harness does: compile, run, read the verdict; nothing else."""
+    iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
+    header = '`define VERIRL_REPORT(p, t) begin $display("RESULT %0d %0d", (p), (t)); $finish; end\n'
+    stages: dict = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    verdicts = []
+    start = time.perf_counter()
+    for task, completion in pairs:
+        code = extract_verilog(completion).code or ""
+        ref = task.reference.replace(f"module {task.top}", f"module ref_{task.top}")
+        with Workspace({"tb.v": header + task.testbench, "ref.v": ref, "design.v": code}) as ws:
+            comp = ws.run([iverilog, "-g2012", "-o", "sim.vvp", "tb.v", "ref.v", "design.v"], timeout=60)
+            _book(stages, "compile", comp)
+            passed = False
+            if comp.ok:
+                run = ws.run([vvp, "-n", "sim.vvp"], timeout=20)
+                _book(stages, "simulate", run)
+                words = [line.split() for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+                passed = len(words) == 1 and words[0][1] == words[0][2] != "0"
+        verdicts.append(passed)
+    return time.perf_counter() - start, verdicts, stages
+
+
+def _book(stages, name, result) -> None:
+    entry = stages[name]
+    entry[0] += 1
+    entry[1] += result.cpu_seconds
+    entry[2] += result.elapsed
+
+
+def stage_table(scores) -> dict:
+    """Tool processes, CPU ms and wall ms per completion, by stage, over the scores computed (not cached)."""
+    seen, stages = set(), collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for score in scores:
+        if id(score) in seen:
+            continue
+        seen.add(id(score))
+        for name, v in (score.detail.get("tools") or {}).items():
+            entry = stages[name]
+            entry[0] += v["runs"]
+            entry[1] += v["cpu_s"]
+            entry[2] += v["wall_s"]
+    return stages
+
+
+def print_stages(title: str, stages: dict, n: int) -> None:
+    runs = sum(v[0] for v in stages.values())
+    print(f"  {title}: {runs / n:.2f} processes per completion")
+    for name, (count, cpu, wall) in sorted(stages.items(), key=lambda kv: -kv[1][0]):
+        print(f"    {name:12s} {count / n:5.2f} proc  {1000 * cpu / n:7.1f} ms cpu  {1000 * wall / n:7.1f} ms wall")
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):5.2f}x [{min(values):.2f}-{max(values):.2f}]"
 
 
 def main() -> None:
@@ -113,6 +191,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--workers", type=int, default=None, help=f"default: {default_workers()}")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per figure (median and range printed)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     workers = args.workers or default_workers()
@@ -124,19 +203,46 @@ def main() -> None:
         "25% duplicates": build_batch(tasks, args.samples, random.Random(2), duplicates=0.25),
         "10% infinite loops": build_batch(tasks, args.samples, random.Random(3), loops=0.10),
     }
-    print(f"{len(tasks)} tasks x {args.samples} samples, {workers} workers")
-    print(f"{'batch':22s} {'naive c/s':>10s} {'pool c/s':>10s} {'speedup':>8s} {'pool s':>7s}  verdicts")
-    pool_times = {}
+    print(f"{len(tasks)} tasks x {args.samples} samples, {workers} workers, {args.repeats} repeats, cold caches "
+          f"(median [min-max]; timings on a shared machine are noisy)")
+    print(f"{'batch':20s} {'naive c/s':>10s} {'pool c/s':>10s}  {'pool/naive speed-up':22s} verdicts")
+    pool_times: dict[str, list[float]] = {}
+    tables = {}
     for name, pairs in batches.items():
-        t_naive, s_naive = naive(pairs, config)
-        t_pool, s_pool = pooled(pairs, config, workers)
-        pool_times[name] = t_pool
-        same = all(a.passed == b.passed and a.failure == b.failure for a, b in zip(s_naive, s_pool))
+        n_times, p_times, same = [], [], True
+        for _ in range(args.repeats):
+            t_naive, s_naive = naive(pairs, config)
+            t_pool, s_pool = pooled(pairs, config, workers)
+            n_times.append(t_naive)
+            p_times.append(t_pool)
+            same &= all(a.passed == b.passed and a.failure == b.failure for a, b in zip(s_naive, s_pool))
+            tables[name] = (stage_table(s_naive), stage_table(s_pool))
+        pool_times[name] = p_times
         n = len(pairs)
-        print(f"{name:22s} {n / t_naive:10.1f} {n / t_pool:10.1f} {t_naive / t_pool:7.2f}x {t_pool:7.2f}  "
-              f"{'identical' if same else 'DIFFER'}")
-    ratio = pool_times["10% infinite loops"] / pool_times["clean"]
-    print(f"pool time with 10% infinite loops / clean batch: {ratio:.2f}x")
+        print(f"{name:20s} {n / statistics.median(n_times):10.1f} {n / statistics.median(p_times):10.1f}  "
+              f"{summary([a / b for a, b in zip(n_times, p_times)]):22s} {'identical' if same else 'DIFFER'}")
+    ratios = [h / c for h, c in zip(pool_times["10% infinite loops"], pool_times["clean"])]
+    print(f"pool time with 10% infinite loops / clean batch: {summary(ratios)}")
+    n = len(batches["clean"])
+    print("per completion by stage (clean batch; the reference's own check is booked under 'reference'):")
+    print_stages("naive loop", tables["clean"][0], n)
+    print_stages("pool", tables["clean"][1], n)
+    n = len(batches["10% infinite loops"])
+    print_stages("pool, 10% infinite loops", tables["10% infinite loops"][1], n)
+
+    print("official-style loop (compile + run per completion, one at a time, no checks) vs the pool (cold):")
+    for per_task in (1, 20):
+        pairs = build_batch(tasks, per_task, random.Random(10 + per_task))
+        ratios, agree = [], True
+        for _ in range(args.repeats):
+            t_off, v_off, off_stages = official_style(pairs)
+            t_pool, s_pool = pooled(pairs, config, workers)
+            ratios.append(t_off / t_pool)
+            agree &= all(bool(s.passed) == v for s, v in zip(s_pool, v_off))
+        print(f"  n={per_task:<3d} ({len(pairs)} completions): pool {summary(ratios)} the official-style loop's speed; "
+              f"verdicts {'identical' if agree else 'DIFFER'}")
+        print_stages(f"official-style, n={per_task}", off_stages, len(pairs))
+        print_stages(f"pool, n={per_task}", stage_table(s_pool), len(pairs))
 
 
 if __name__ == "__main__":

@@ -88,12 +88,15 @@ def job_seconds(config: RewardConfig) -> float:
 
     wall = config.sandbox.wall_seconds
     sim = config.sim
-    seconds = wall(sim.compile_timeout)
+    compile_, run = wall(sim.compile_timeout), wall(sim.max_timeout)
+    seconds = compile_  # the gate alone (syntax only)
     if config.enabled("function") or config.enabled("ppa"):
         eq = EquivConfig(**dict(config.equivalence))
-        testbench = 5 * wall(sim.compile_timeout) + 3 * wall(sim.max_timeout)
-        equivalence = 3 * wall(eq.formal_timeout) + 2 * (wall(sim.compile_timeout) + wall(eq.sim_timeout))
-        seconds += max(testbench, equivalence)
+        # joint compile, gate alone, compile alone, second half, run; or joint compile, second half, run, and the
+        # rerun without the gate's nets; plus the reference's compile and run
+        testbench = max(4 * compile_ + run, 3 * compile_ + 2 * run) + compile_ + run
+        equivalence = compile_ + 3 * wall(eq.formal_timeout) + 2 * (compile_ + wall(eq.sim_timeout))
+        seconds = max(testbench, equivalence)
     if config.enabled("ppa"):
         seconds += 2 * wall(SYNTH_TIMEOUT)
     return seconds

@@ -127,7 +127,7 @@ def test_default_workers_share_the_node(monkeypatch, local_world_size, expected)
 def test_the_default_deadline_follows_the_job_timeouts():
     base = job_seconds(RewardConfig())
     wall = RewardConfig().sandbox.wall_seconds  # each run's wall-clock backstop for its CPU budget
-    assert base == pytest.approx(wall(20) + max(5 * wall(20) + 3 * wall(20), 3 * wall(5) + 2 * (wall(20) + wall(20))))
+    assert base == pytest.approx(max(6 * wall(20) + wall(20), wall(20) + 3 * wall(5) + 2 * (wall(20) + wall(20))))
     assert job_seconds(ALL_LEVELS) == pytest.approx(base + 2 * wall(pool_module.SYNTH_TIMEOUT))
     fast = RewardConfig(sim=SimLimits(compile_timeout=2, max_timeout=1), equivalence={"formal_timeout": 1,
                                                                                      "sim_timeout": 1})

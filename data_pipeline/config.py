@@ -164,9 +164,9 @@ class FilterConfig:
         True, "true: rewards.synth (ABC mapping, cells/area/depth stored in metadata.stats); false: a 2x faster "
         "check (`synth -noabc`, cell count only) for very large corpora"
     )
-    tool_timeout_s: float = _field(60.0, "wall-clock limit for one compile run and for the scorability check")
+    tool_timeout_s: float = _field(60.0, "CPU-time budget of one compile run and of the scorability check's compiles")
     synth_timeout_s: float = _field(
-        20.0, "wall-clock budget of one synthesis; a design that needs longer is dropped as `timeout` (never as "
+        20.0, "CPU-time budget of one synthesis; a design that needs longer is dropped as `timeout` (never as "
         "`synth`), so slow designs cannot dominate the build"
     )
 

@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     naive_seconds = time.monotonic() - start
     print(f"naive one-at-a-time loop: {naive_seconds:7.2f} s  ({len(samples) / naive_seconds:5.1f} samples/s)")
 
-    facts = tempfile.mkdtemp(prefix="verirl-bench-facts-")
-    os.environ["VERIRL_CACHE_DIR"] = facts  # a machine's first run: no task facts yet
+    facts = tempfile.TemporaryDirectory(prefix="verirl-bench-facts-")  # removed when the benchmark exits
+    os.environ["VERIRL_CACHE_DIR"] = facts.name  # a machine's first run: no task facts yet
     runs = {}
     for phase in ("cold", "warm"):
         task_checks.forget()  # a new process: what it knows comes from the facts file only

@@ -109,10 +109,13 @@ def build_batch(tasks, samples, rng, duplicates=0.0, loops=0.0):
     return pairs
 
 
+_FACTS = tempfile.TemporaryDirectory(prefix="verirl-bench-facts-")  # removed when the benchmark exits
+
+
 def cold() -> None:
     """Forget every task fact of this process and point the machine's facts file at an empty folder."""
     task_checks.forget()
-    os.environ["VERIRL_CACHE_DIR"] = tempfile.mkdtemp(prefix="verirl-bench-facts-")
+    os.environ["VERIRL_CACHE_DIR"] = tempfile.mkdtemp(dir=_FACTS.name)
 
 
 def naive(pairs, config):

@@ -281,3 +281,46 @@ def test_concat_batches_keeps_per_sequence_columns():
     joined = concat_batches([a, b], pad_token_id=0)
     assert joined["importance_sampling_ratio"].tolist() == [[0.5], [0.5], [2.0]]
     assert joined["prompt_mask"].tolist()[0] == [0, 0, 1, 1]  # prompts re-padded on the left
+
+
+def _rows(prompts: list[list[int]], completions: list[list[int]], width_p: int, width_c: int, pad: int = 0) -> dict:
+    """A generation output: prompts left-padded, completions right-padded, to the given widths."""
+    p_ids = torch.tensor([[pad] * (width_p - len(p)) + p for p in prompts])
+    p_mask = torch.tensor([[0] * (width_p - len(p)) + [1] * len(p) for p in prompts])
+    c_ids = torch.tensor([c + [pad] * (width_c - len(c)) for c in completions])
+    c_mask = torch.tensor([[1] * len(c) + [0] * (width_c - len(c)) for c in completions])
+    return {"prompt_ids": p_ids, "prompt_mask": p_mask, "completion_ids": c_ids, "completion_mask": c_mask,
+            "old_per_token_logps": c_mask.float() * -0.5, "advantages": torch.ones(len(prompts))}
+
+
+def test_concat_drops_columns_no_joined_row_needs():
+    # round 1 was padded for a long prompt and a long completion that dynamic sampling dropped
+    wide = select_rows(_rows([[1, 2], [1, 2, 3, 4, 5, 6]], [[7, 8], [7, 8, 8, 8, 8, 8]], 6, 6), torch.tensor([0]))
+    narrow = _rows([[3, 4, 5]], [[9, 9, 9]], 3, 3)
+    joined = concat_batches([wide, narrow], pad_token_id=0)
+    assert joined["prompt_ids"].tolist() == [[0, 1, 2], [3, 4, 5]]  # 3 unattended left columns gone
+    assert joined["prompt_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
+    assert joined["completion_ids"].tolist() == [[7, 8, 0], [9, 9, 9]]  # 3 padding columns gone
+    assert joined["old_per_token_logps"].shape == (2, 3) and joined["completion_mask"].sum() == 5
+
+
+def test_concat_keeps_tokens_of_rows_whose_mask_was_zeroed():
+    # an unscorable row keeps its tokens in the batch (mask zero, tokens real): its columns are not padding
+    masked = _rows([[1]], [[7, 7, 7, 7, 7]], 1, 5)
+    masked["completion_mask"] = torch.zeros_like(masked["completion_mask"])
+    other = _rows([[2, 3]], [[9]], 2, 1)
+    joined = concat_batches([masked, other], pad_token_id=0)
+    assert joined["completion_ids"].shape == (2, 5) and joined["prompt_ids"].shape == (2, 2)
+    assert joined["completion_ids"][0].tolist() == [7, 7, 7, 7, 7]
+
+
+def test_concat_never_cuts_a_counted_token_even_when_pad_is_eos():
+    eos = 2  # pad == eos: the first EOS of a row is a counted token
+    a = _rows([[5]], [[6, eos]], 1, 4, pad=eos)
+    b = _rows([[5]], [[6, 6, 6, eos]], 1, 4, pad=eos)
+    joined = concat_batches([select_rows(a, torch.tensor([0])), _rows([[5]], [[6, eos]], 1, 2, pad=eos)],
+                            pad_token_id=eos)
+    assert joined["completion_ids"].tolist() == [[6, eos], [6, eos]]
+    assert joined["completion_mask"].sum().item() == 4
+    joined = concat_batches([a, b], pad_token_id=eos)
+    assert joined["completion_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]

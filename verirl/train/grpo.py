@@ -21,7 +21,8 @@ a few hooks:
   moving average that goes up when the model improves as well as down;
 * **per-response entropy gate** (:meth:`get_high_entropy_mask`), gate-fraction metric and a periodic sample of the
   gated tokens written to ``<output_dir>/gated_tokens.jsonl``;
-* **timings**: generation, reward and optimisation seconds per step;
+* **timings**: generation, reward and optimisation seconds per step, wall-clock and CPU (``timing/*_cpu_s``: the
+  work done, nearly independent of the machine's load);
 * **checkpoint state**: the sampling state is saved next to each checkpoint and restored on resume.
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import time
 from typing import Any
 
@@ -96,10 +98,11 @@ class VerirlGRPOTrainer(GRPOTrainer):
                 )
         self.sampling_state = SamplingState()
         self._refill: RefillStream | None = None
-        self._gen_seconds = 0.0
-        self._reward_seconds = 0.0
-        self._gen_score_seconds = 0.0
-        self._round_seconds = 0.0
+        # (wall, CPU) seconds spent generating, scoring, in both, and in this step's generation rounds
+        self._gen_seconds = _Span()
+        self._reward_seconds = _Span()
+        self._gen_score_seconds = _Span()
+        self._round_seconds = _Span()
         self._last_rewards_per_func: torch.Tensor | None = None
         self._last_unscorable: torch.Tensor | None = None  # all processes, one flag per completion
         self._last_few_scored: torch.Tensor | None = None  # all processes, one flag per group
@@ -111,17 +114,17 @@ class VerirlGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------------------------------ timings
 
     def _generate(self, prompts):
-        start = time.perf_counter()
+        start = _clock()
         try:
             return super()._generate(prompts)
         finally:
-            self._gen_seconds += time.perf_counter() - start
+            self._gen_seconds.add_since(start)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        start = time.perf_counter()
+        start = _clock()
         inputs = [_decode_row(row) for row in inputs]
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._reward_seconds += time.perf_counter() - start
+        self._reward_seconds.add_since(start)
         # an unscorable completion (tools could not score its functional level) is excluded, not a failure: every
         # reward of it becomes NaN, so TRL leaves it out of the baseline and zeroes its advantage
         rewards_per_func, unscorable = mask_unscorable(rewards_per_func, self.scorability_columns)
@@ -176,8 +179,9 @@ class VerirlGRPOTrainer(GRPOTrainer):
         return super()._prepare_inputs(generation_batch)
 
     def training_step(self, model, inputs, num_items_in_batch):
-        gen0, rew0, gs0 = self._gen_seconds, self._reward_seconds, self._gen_score_seconds
-        start = time.perf_counter()
+        gen0, rew0, gs0 = self._gen_seconds.copy(), self._reward_seconds.copy(), self._gen_score_seconds.copy()
+        start = _clock()
+        wall0 = start[0]
         model.train()  # as Trainer.training_step does first: TRL's _prepare_inputs generates in train mode only
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
@@ -191,7 +195,7 @@ class VerirlGRPOTrainer(GRPOTrainer):
         # process, so collective operations stay matched.
         if has_loss or (boundary and self._window_backward):
             # TRL's step_time covers generation, which now happened above, before its training_step
-            self._current_train_step_time += time.perf_counter() - start
+            self._current_train_step_time += time.perf_counter() - wall0
             self._prepared_inputs = prepared
             try:
                 out = super().training_step(model, inputs, num_items_in_batch)
@@ -199,17 +203,23 @@ class VerirlGRPOTrainer(GRPOTrainer):
                 self._prepared_inputs = None
             self._window_backward = True
         else:
-            out = self._skip_micro_batch(start)
+            out = self._skip_micro_batch(wall0)
         if boundary:
             self._metrics["train"]["optimizer/skipped_steps"].append(0.0 if self._window_backward else 1.0)
             self._window_backward = False
-        total = time.perf_counter() - start
-        gen_score = self._gen_score_seconds - gs0
+        total = _Span().add_since(start)
+        gen_score = self._gen_score_seconds.minus(gs0)
         metrics = self._metrics["train"]
-        if gen_score > 0:
-            metrics["timing/generation_s"].append(self._gen_seconds - gen0)
-            metrics["timing/reward_s"].append(self._reward_seconds - rew0)
-        metrics["timing/optimization_s"].append(total - gen_score)
+        if gen_score.wall > 0:
+            gen, rew = self._gen_seconds.minus(gen0), self._reward_seconds.minus(rew0)
+            metrics["timing/generation_s"].append(gen.wall)
+            metrics["timing/reward_s"].append(rew.wall)
+            metrics["timing/generation_cpu_s"].append(gen.cpu)
+            metrics["timing/reward_cpu_s"].append(rew.cpu)
+        optimization = total.minus(gen_score)
+        metrics["timing/optimization_s"].append(optimization.wall)
+        metrics["timing/optimization_cpu_s"].append(optimization.cpu)
+        metrics["timing/step_cpu_s"].append(total.cpu)
         return out
 
     def _skip_micro_batch(self, start: float) -> torch.Tensor:
@@ -263,9 +273,9 @@ class VerirlGRPOTrainer(GRPOTrainer):
 
     def _score_round(self, inputs: list[dict[str, Any]]):
         """Generate and score one round; return (output, this process's GroupFlags)."""
-        start = time.perf_counter()
+        start = _clock()
         output = self._exclude_unscorable(super()._generate_and_score_completions(inputs), len(inputs))
-        self._round_seconds += time.perf_counter() - start
+        self._round_seconds.add_since(start)
         g = self.num_generations
         flags = classify_groups(self._last_rewards_per_func, self.reward_weights, g,
                                 signal=self.verirl_args.dynamic_sampling_signal,
@@ -290,7 +300,7 @@ class VerirlGRPOTrainer(GRPOTrainer):
                 fh.write(json.dumps({"step": self.state.global_step, key: ids}) + "\n")
 
     def _generate_and_score_completions(self, inputs):
-        start = time.perf_counter()
+        start = _clock()
         if self.model.training:
             self._record_ids("ids", inputs)
         try:
@@ -298,15 +308,16 @@ class VerirlGRPOTrainer(GRPOTrainer):
                 return self._dynamic_generate(inputs)
             return self._exclude_unscorable(super()._generate_and_score_completions(inputs), len(inputs))
         finally:
-            self._gen_score_seconds += time.perf_counter() - start
+            self._gen_score_seconds.add_since(start)
 
     def _dynamic_generate(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        start = time.perf_counter()
-        self._round_seconds = 0.0
+        start = _clock()
+        self._round_seconds = _Span()
         result = self._dynamic_generate_rounds(inputs)
         # time spent in dynamic sampling itself (selection, joining, bookkeeping), not in generating and scoring
-        own = time.perf_counter() - start - self._round_seconds
-        self._metrics["train"]["timing/dynamic_sampling_s"].append(own)
+        own = _Span().add_since(start).minus(self._round_seconds)
+        self._metrics["train"]["timing/dynamic_sampling_s"].append(own.wall)
+        self._metrics["train"]["timing/dynamic_sampling_cpu_s"].append(own.cpu)
         return result
 
     def _dynamic_generate_rounds(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -382,7 +393,7 @@ class VerirlGRPOTrainer(GRPOTrainer):
             self._gate_completion_ids = None
 
     def get_high_entropy_mask(self, entropies, mask, threshold):
-        start = time.perf_counter()
+        start = _clock()
         gate = self.verirl_args.entropy_gate
         if gate.mode == "per_response":
             gated = per_response_mask(entropies, mask, gate.top_fraction)
@@ -390,7 +401,9 @@ class VerirlGRPOTrainer(GRPOTrainer):
             gated = super().get_high_entropy_mask(entropies, mask, threshold)
         self._log_gate(gated, mask)
         mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["timing/entropy_gate_s"].append(time.perf_counter() - start)
+        own = _Span().add_since(start)
+        self._metrics[mode]["timing/entropy_gate_s"].append(own.wall)
+        self._metrics[mode]["timing/entropy_gate_cpu_s"].append(own.cpu)
         return gated
 
     def _log_gate(self, gated: torch.Tensor, mask: torch.Tensor) -> None:
@@ -438,6 +451,34 @@ class VerirlGRPOTrainer(GRPOTrainer):
                 self.sampling_state = SamplingState.from_dict(data.get("sampling", {}))
                 self._refill = None
                 logger.info("restored sampling state from %s: %s", path, self.sampling_state)
+
+
+def _clock() -> tuple[float, float]:
+    """(wall, CPU) seconds now. CPU counts every thread of this process and the tool processes it has waited for
+    (the reward engine's), so it measures work: on a shared machine it barely moves with the load, wall time does."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), time.process_time() + children.ru_utime + children.ru_stime
+
+
+class _Span:
+    """Accumulated (wall, CPU) seconds."""
+
+    __slots__ = ("cpu", "wall")
+
+    def __init__(self, wall: float = 0.0, cpu: float = 0.0):
+        self.wall, self.cpu = wall, cpu
+
+    def add_since(self, start: tuple[float, float]) -> _Span:
+        wall, cpu = _clock()
+        self.wall += wall - start[0]
+        self.cpu += cpu - start[1]
+        return self
+
+    def minus(self, other: _Span) -> _Span:
+        return _Span(self.wall - other.wall, self.cpu - other.cpu)
+
+    def copy(self) -> _Span:
+        return _Span(self.wall, self.cpu)
 
 
 def _scorability_columns(reward_funcs, functional_index: int | None) -> list[int]:

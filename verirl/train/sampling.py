@@ -189,7 +189,33 @@ def concat_batches(batches: list[dict], pad_token_id: int) -> dict:
         else:
             value = 0
         out[key] = torch.cat([_pad_to(p, width, value, left) for p in parts], dim=0)
-    return out
+    return _trim_padding(out, pad_token_id)
+
+
+def _trim_padding(batch: dict, pad_token_id: int) -> dict:
+    """Drop the columns that are padding in every row: left prompt columns no row attends to, and right completion
+    columns that hold the pad token, outside every mask, in every row. Rows joined from several rounds are padded to
+    the widest round's width; without this the forward and backward passes would run over columns no kept row
+    needs (a batch generated in one round is only padded to its own widest row)."""
+    mask = batch.get("prompt_mask")
+    if mask is not None and mask.size(1):
+        used = torch.nonzero(mask.bool().any(dim=0)).view(-1)
+        start = int(used[0]) if used.numel() else mask.size(1)
+        if start > 0:
+            for key in PROMPT_KEYS:
+                if key in batch:
+                    batch[key] = batch[key][:, start:]
+    ids, cmask = batch.get("completion_ids"), batch.get("completion_mask")
+    if ids is not None and cmask is not None and ids.size(1):
+        padding = (ids == pad_token_id).all(dim=0) & ~cmask.bool().any(dim=0)
+        content = torch.nonzero(~padding).view(-1)
+        end = int(content[-1]) + 1 if content.numel() else 0
+        if end < ids.size(1):
+            for key in COMPLETION_KEYS:
+                value = batch.get(key)
+                if isinstance(value, torch.Tensor) and value.dim() == 2 and value.size(1) == ids.size(1):
+                    batch[key] = value[:, :end]
+    return batch
 
 
 @dataclass

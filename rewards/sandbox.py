@@ -375,8 +375,10 @@ def accounting() -> Iterator[dict[str, dict[str, float]]]:
 
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Tool runs inside the block are booked under stage ``name`` (see :func:`accounting`)."""
-    token = _STAGE.set(name)
+    """Tool runs inside the block are booked under stage ``name`` (see :func:`accounting`); inside another stage,
+    under ``outer/name`` (e.g. ``equivalence/simulate``)."""
+    outer = _STAGE.get()
+    token = _STAGE.set(name if outer == "other" else f"{outer}/{name}")
     try:
         yield
     finally:

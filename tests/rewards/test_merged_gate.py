@@ -162,18 +162,18 @@ def test_the_joint_log_reads_as_the_separate_compile(harness):
     assert separate_log.strip()  # the design does warn
 
 
-def test_a_reference_scored_as_its_own_candidate_is_checked_once(harness):
+def test_a_reference_scored_as_its_own_candidate_is_checked_once(harness, tmp_path, monkeypatch):
     """The first completion of a task that is the reference (up to the per-run renaming and blank lines) runs once:
     that run is the reference's own check."""
     from rewards import task_checks
 
+    monkeypatch.setenv("VERIRL_CACHE_DIR", str(tmp_path))  # nothing known about the task on this "machine"
     task_checks.forget()
     ref = harness.task.reference if harness.name != "verilog-eval" else \
         harness.task.reference.replace("RefModule", harness.top)
     score = score_completion(harness.task, f"Here it is.\n```verilog\n\n\n{ref}\n```", FULL)
     assert score.passed is True
-    assert score.detail["tools"] == {"compile": score.detail["tools"]["compile"],
-                                     "simulate": score.detail["tools"]["simulate"]}
-    assert score.detail["tools"]["compile"]["runs"] == score.detail["tools"]["simulate"]["runs"] == 1
+    assert {k: v["runs"] for k, v in score.detail["tools"].items()} == {"compile": 1, "reference/simulate": 1}
     wrong = score_completion(harness.task, harness.design("  assign s = a - b;\n"), FULL)
-    assert wrong.failure == "mismatch" and "reference" not in wrong.detail["tools"]  # known now
+    assert wrong.failure == "mismatch" and {k: v["runs"] for k, v in wrong.detail["tools"].items()} == {
+        "compile": 1, "simulate": 1}  # the facts are known now

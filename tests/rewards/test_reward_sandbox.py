@@ -103,8 +103,10 @@ def test_tool_runs_are_booked_by_stage():
             ws.run(["true"], timeout=5)
         with sandbox.accounting() as inner, sandbox.stage("second"):
             ws.run(["true"], timeout=5)
-    assert outer["first"]["runs"] == 2 and outer["second"]["runs"] == 1
-    assert set(inner) == {"second"} and inner["second"]["wall_s"] > 0
+            with sandbox.stage("nested"):
+                ws.run(["true"], timeout=5)
+    assert outer["first"]["runs"] == 2 and outer["second"]["runs"] == 1 and outer["second/nested"]["runs"] == 1
+    assert set(inner) == {"second", "second/nested"} and inner["second"]["wall_s"] > 0
 
 
 def test_output_flood_is_cut_and_killed():

@@ -93,12 +93,34 @@ def test_pool_order_and_duplicates(adder_task):
         assert again[0].passed and pool.cache.hits >= 1
 
 
-def test_pool_deadline_returns_unscorable(adder_task):
-    slow = ("```verilog\nmodule adder(input [3:0] a, b, output reg [4:0] s);\n"
-            "  always @(*) begin s = a + b; while (1) s = s + 1; end\nendmodule\n```")
+def test_pool_deadline_returns_unscorable(adder_task, monkeypatch):
+    # the jobs are held on an event until the batch has come back: the deadline passes first by construction, however
+    # fast or slow the machine is (a slow candidate would race its own CPU budget against the deadline)
+    import threading
+
+    from rewards import pool as pool_module
+
+    release, started = threading.Event(), threading.Event()
+
+    def held(task, completion, config):
+        started.set()
+        release.wait(60)  # without a working deadline the batch ends here, scored, and the test fails
+        return score_completion(task, completion, config)
+
+    monkeypatch.setattr(pool_module, "score_completion", held)
     with RewardPool(workers=1, batch_deadline=0.3) as pool:
-        scores = pool.score([(adder_task, slow), (adder_task, slow + " ")])
-    assert all(s.reward is None and s.failure == "infrastructure" for s in scores)
+        scores = pool.score([(adder_task, GOOD), (adder_task, WRONG)])
+        assert started.is_set()
+        assert all(s.reward is None and s.failure == "infrastructure" for s in scores)
+        assert all("batch deadline" in s.detail["reason"] for s in scores)
+        assert pool.stats["missed_deadline"] == 2
+        release.set()
+        executor = pool._executor
+        executor.shutdown(wait=True)  # the late jobs finish; their results land in the cache before this returns
+        hits = pool.stats["cache_hits"]
+        again = pool.score([(adder_task, GOOD), (adder_task, WRONG)])
+        assert pool.stats["cache_hits"] == hits + 2  # nothing ran again
+    assert [s.passed for s in again] == [True, False] and again[1].failure == "mismatch"
 
 
 def test_cache_is_bounded_and_persistent(tmp_path, adder_task):

@@ -164,3 +164,20 @@ def test_no_network():
                                            "print(s.connect_ex(('127.0.0.1', 22)))")], timeout=10)
     # in an empty network namespace even loopback is down: connect fails at once
     assert result.stdout.strip() not in ("0", "")
+
+
+COUNTER = ("module counter(input clk, input rst, output reg [7:0] q);\n"
+           "  always @(posedge clk) if (rst) q <= 8'd0; else q <= q + 8'd1;\nendmodule\n")
+
+
+def test_synthesis_that_runs_out_of_cpu_says_so(eda):
+    from rewards.synth import synthesize
+
+    # Yosys needs far more than 10 ms of CPU time to start: the budget is used up whatever the machine's load
+    starved = synthesize(COUNTER, "counter", timeout=0.01)
+    assert not starved.ok and starved.timed_out and starved.cells is None
+    done = synthesize(COUNTER, "counter", timeout=60)
+    assert done.ok and not done.timed_out and done.cells and done.cpu_seconds > 0.01
+    # a design Yosys refuses is a synthesis failure, not a timeout
+    broken = synthesize(COUNTER.replace("q + 8'd1", "missing_wire_fn(q)"), "counter", timeout=60)
+    assert not broken.ok and not broken.timed_out and broken.log

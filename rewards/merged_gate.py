@@ -37,6 +37,7 @@ import re
 import secrets
 
 from . import lexer
+from .preprocess import FILE_NAME as CANONICAL_FILE
 from .sanitize import Sanitized
 from .syntax import ParameterSet, gate_wrapper, image_scopes, scope_root
 
@@ -219,11 +220,13 @@ def filter_log(output: str, plan_: Plan) -> str:
 
 def standalone_log(output: str, candidate_file: str) -> str:
     """The joint compile's messages about the candidate's and the gate's files, named as the gate alone names them
-    (``cand.v``, ``gate.v``): the log of a syntax error."""
+    (``cand.v``, ``gate.v``): the log of a syntax error. The canonical text names itself ``candidate.v`` (its
+    `` `line`` directive), so that is how most of the candidate's messages begin."""
+    own = (CANONICAL_FILE + ":", candidate_file + ":", GATE_FILE + ":")
     lines = [line.replace(candidate_file, "cand.v", 1).replace(GATE_FILE, "gate.v", 1)
-             for line in output.splitlines()
-             if line.startswith((candidate_file + ":", GATE_FILE + ":")) or not re.match(r"^\S+:\d+:", line)]
-    return "\n".join(lines)
+             for line in output.splitlines(keepends=True)
+             if line.startswith(own) or not re.match(r"^\S+:\d+:", line)]
+    return "".join(lines)
 
 
 __all__ = ["GATE_FILE", "Inspection", "Plan", "filter_log", "inspect", "mergeable", "plan",

@@ -44,7 +44,7 @@ WARNINGS = {
     "correct_with_an_empty_always_comb": ("Prob001_and2", H + "  assign out = a & b;\n  always_comb begin end\n"
                                           "endmodule\n"),
     # a warning line naming a port `error_in`: sv-iv-analyze reads "error" and fails it (C), after 60 other
-    # warnings, so the engine's log (its last 4 KB) has lost that line and verirl recompiles to read it
+    # warnings, so the engine's log (its last 4 KB) has lost that line; verirl reads it in the kept compile_log
     "error_word_early_in_a_long_log": ("Prob001_and2", H + "  assign out = a & b;\n  flag f0 (.error_in(a));\n"
                                        + "".join(f"  pad8 p{i} (.x(a), .y());\n" for i in range(60))
                                        + "endmodule\n" + PAD),

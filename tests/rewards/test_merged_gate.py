@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 import pytest
 
@@ -177,3 +178,38 @@ def test_a_reference_scored_as_its_own_candidate_is_checked_once(harness, tmp_pa
     wrong = score_completion(harness.task, harness.design("  assign s = a - b;\n"), FULL)
     assert wrong.failure == "mismatch" and {k: v["runs"] for k, v in wrong.detail["tools"].items()} == {
         "compile": 1, "simulate": 1}  # the facts are known now
+
+
+
+#: many compiler warnings: the engine's ``log`` keeps the last few KB, ``compile_log`` the output from its beginning
+FLAG = "module first_flag(input [7:0] x);\nendmodule\nmodule pad8(input [7:0] x, output [7:0] y);\n  assign y = x;\nendmodule\n"
+NOISY = "  assign s = a + b;\n  first_flag f0 (.x(a));\n" + "".join(f"  pad8 p{i} (.x(a[0]), .y());\n" for i in range(80))
+NOISY_DESIGNS = {"right": (NOISY, (True, None)), "wrong": (NOISY.replace("a + b", "a - b"), (False, "mismatch")),
+                 "syntax_error": ("  assign s = a +;\n" + "  assign = ;\n" * 100, (False, "syntax"))}
+
+
+@pytest.mark.parametrize("kind", sorted(NOISY_DESIGNS))
+def test_the_compile_log_is_kept_from_its_beginning(harness, kind, monkeypatch):
+    """``verirl eval``'s official analysis reads the first matching line of the compiler's output; the engine keeps
+    that output (up to 64 KiB) in ``Score.detail["compile_log"]``, from the one compile that ran, and a syntax error
+    found by the joint run reads as the gate alone reports it."""
+    body, verdict = NOISY_DESIGNS[kind]
+    score = score_completion(harness.task, harness.design(body, extra=FLAG), FULL)
+    assert (score.passed, score.failure) == verdict, score
+    log, full = score.detail["log"], score.detail["compile_log"]
+    assert log.startswith("...\n") and len(full) > len(log)  # the tail alone has lost the first lines
+    first = full.splitlines()[0]
+    assert ("candidate.v:2: syntax error" if kind == "syntax_error" else "first_flag") in first, first
+    assert first not in log
+    assert score.detail["tools"]["compile"]["runs"] == 1  # kept from the one compile, nothing compiled again
+    monkeypatch.setattr(merged_gate, "mergeable", lambda *a: "turned off by the test")
+    separate = score_completion(harness.task, harness.design(body, extra=FLAG), FULL)
+    assert separate.detail["tools"]["gate"]["runs"] == 1
+    if kind == "syntax_error":  # the gate alone decided it: the joint run's messages are the gate's
+        assert (separate.detail["log"], separate.detail["compile_log"]) == (log, full)
+    else:
+        assert _unprefixed(separate.detail["compile_log"].splitlines()[0]) == _unprefixed(first)
+
+
+def _unprefixed(line: str) -> str:
+    return re.sub(r"verirl_c[0-9a-f]+_", "", line)  # the per-run module prefix

@@ -57,12 +57,12 @@ def test_an_unusable_cache_folder_degrades_to_per_process_facts(tmp_path, monkey
 
 
 def _score_in_new_process(completion: str, task: Task, env: dict) -> dict:
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import json, sys
         from rewards.hierarchy import score_completion
         from rewards.task import Task
         score = score_completion(Task.from_dict(json.loads(sys.argv[1])), sys.argv[2])
-        print(json.dumps({{"failure": score.failure, "tools": score.detail.get("tools", {{}})}}))
+        print(json.dumps({"failure": score.failure, "tools": score.detail.get("tools", {})}))
     """)
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(task.to_dict()), completion], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=False)

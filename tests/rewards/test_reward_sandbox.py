@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import select
-import time
+import signal
 
 import pytest
 
@@ -110,11 +110,13 @@ def test_tool_runs_are_booked_by_stage():
 
 
 def test_output_flood_is_cut_and_killed():
+    """Killed for its output, not left to use its CPU budget (without the cut, `yes` would run until timed out)."""
     config = SandboxConfig(limits=Limits(output_bytes=4096))
     with Workspace({}, config) as ws:
-        start = time.monotonic()
-        result = ws.run(["yes"], timeout=10)
-    assert result.output_flood and len(result.stdout) <= 4096 and time.monotonic() - start < 5
+        result = ws.run(["sh", "-c", "sleep 30 & echo $! >&2; exec yes"], timeout=10)
+    assert result.output_flood and len(result.stdout) <= 4096 and not result.ok
+    assert not result.timed_out and result.signal == signal.SIGKILL
+    assert _gone(int(result.stderr.split()[0]))  # the group went with it
 
 
 def test_memory_cap():

@@ -17,7 +17,9 @@ Component values:
 * ``format`` — the extractor's format score (1.0 wrapped code, 0.5 bare module, 0 none);
 * ``syntax`` — 1.0 when the canonical text passes the gate (it elaborates alone), else 0;
 * ``function`` — fraction of testbench checks passed (``partial_credit=True``) or 1/0;
-  with no testbench, equivalence against the reference (1/0); only behind the gate;
+  with no testbench, equivalence against the reference: 1/0 (an equivalence weaker than the
+  equivalence config's ``min_strength`` is 0), or the fraction of stimulus sequences without a
+  mismatch with the equivalence config's ``partial_credit``; only behind the gate;
 * ``ppa`` — :func:`rewards.synth.ppa_score` against the reference's synthesis figures.
 
 A component is ``None`` when its level is disabled, and 0.0 when it was not reached.
@@ -274,7 +276,8 @@ def _score_code(task: Task, code_text: str, format_score: float, config: RewardC
         timings["function"] = time.monotonic() - start
     detail["pass_fraction"] = fraction
     if config.enabled("function"):
-        components["function"] = fraction if config.partial_credit else (1.0 if passed else 0.0)
+        equivalence = not task.testbench  # its partial credit is EquivConfig.partial_credit's
+        components["function"] = fraction if config.partial_credit or equivalence else (1.0 if passed else 0.0)
     if not passed:
         return done(failure, False)
 
@@ -356,9 +359,13 @@ def _equivalence(task: Task, code: str, config: RewardConfig, detail: dict[str, 
             raise TaskError(f"task {task.id!r}: the reference cannot be checked: {eq.reason}")
         if eq.fault != "candidate":
             raise InfrastructureError(f"equivalence check failed: {eq.reason}")
-    passed = eq.verdict == "equivalent"
+    # binary by default; EquivConfig.partial_credit grants the fraction of stimulus sequences
+    # without a mismatch; an equivalence weaker than EquivConfig.min_strength does not pass
+    passed = eq.meets(eq_config.min_strength)
     if passed:
         failure = None
+    elif eq.verdict == "equivalent":
+        failure = "unproven"
     elif eq.verdict == "interface_mismatch":
         failure = "interface_mismatch"
     elif eq.verdict == "error":
@@ -366,8 +373,9 @@ def _equivalence(task: Task, code: str, config: RewardConfig, detail: dict[str, 
     else:
         failure = eq.fault if eq.fault in ("timeout", "compile", "elaboration", "resource") else "mismatch"
     fraction = 1.0 if passed else 0.0
-    if eq.passed is not None and eq.total and config.partial_credit and not passed and failure == "mismatch":
-        fraction = max(0.0, min(1.0, eq.passed / eq.total))
+    if eq_config.partial_credit and eq.verdict == "not_equivalent" and eq.sequence_fraction is not None:
+        fraction = eq.sequence_fraction
+    detail["strength"] = eq.strength
     detail["log"] = eq.reason or eq.log
     detail["method"] = f"equivalence/{eq.method}"
     detail["counterexample"] = eq.counterexample

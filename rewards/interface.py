@@ -3,17 +3,22 @@
 :func:`extract_interface` elaborates the source with the ``pyslang`` compiler front end (the
 SystemVerilog compiler slang; no regular expressions over source text) and reads:
 
-* every port of the top module: direction, width after parameter evaluation, signedness;
+* every port of the top module: direction, width after parameter evaluation, signedness, and the
+  unpacked dimensions of array ports (``input [7:0] mem [0:3]``);
 * its parameters (overridable and local) with their elaborated values;
 * its clocking: a module is *sequential* when any process in its hierarchy is triggered by a
   signal edge (``always @(posedge clk)``, ``always_ff``), *combinational* otherwise;
-* clocks: input ports that reach an edge event of such a process (through sub-module ports too),
-  with the edge(s) used;
+* clocks: input port bits that reach an edge event of such a process, directly or through
+  sub-module ports, bit selects (``posedge clks[0]``), inversions and nets that only rename or
+  invert a port (``wire nclk = ~clk``), with the edge(s) each is used on;
 * resets: input ports that clear state. *Asynchronous* when the port is in a process's edge list
   next to the clock and the process's first statement tests it (``if (!rst_n)``); *synchronous*
   when a clocked process's first statement tests the port and its branch only assigns constants
-  (``if (reset) q <= 0;``). Polarity comes from the test (``!rst`` / ``~rst`` / ``rst == 0`` are
-  active low).
+  (``if (reset) q <= 0;``), or, for a port named like a reset, when any ``if`` inside a clocked
+  process does so. The polarity always comes from the test in the design's logic (``!rst`` /
+  ``~rst`` / ``rst == 0`` are active low), never from the port's name;
+* internal clocks: edge-triggering signals that are not a single input port bit (divided clocks,
+  clocks gated by logic or derived from registers).
 
 The equivalence checker's testbench generator drives clocks and resets from this description;
 the data pipeline stores it with each task.
@@ -31,9 +36,8 @@ from .errors import VerirlRewardError
 logger = logging.getLogger(__name__)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
-#: Names that suggest a reset; used only to break ties between structurally plausible candidates.
+#: Names that suggest a reset: such a port is searched deeper for a reset test (polarity from the test).
 _RESET_NAME = re.compile(r"(^|_)(a?rst|a?reset|clr|clear)(_?n|_b|_l|_ni?)?($|_)", re.IGNORECASE)
-_ACTIVE_LOW_NAME = re.compile(r"(_?n|_b|_l|_ni)$", re.IGNORECASE)
 
 
 class InterfaceError(VerirlRewardError, ValueError):
@@ -53,10 +57,23 @@ class Port:
     width: int
     signed: bool = False
     packed: bool = True
-    """False for unpacked-array ports (``input [7:0] mem [0:3]``), which testbenches cannot drive simply."""
+    """False for unpacked-array ports (``input [7:0] mem [0:3]``)."""
+    unpacked: tuple[tuple[int, int], ...] = ()
+    """The unpacked dimensions of an array port as ``(left, right)`` ranges, outermost first;
+    ``width`` then counts every bit of every element."""
+
+    @property
+    def element_width(self) -> int:
+        """Bits of one element (the whole port when it is not an unpacked array)."""
+        count = 1
+        for left, right in self.unpacked:
+            count *= abs(left - right) + 1
+        return self.width // max(count, 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["unpacked"] = [list(r) for r in self.unpacked]
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +91,17 @@ class Parameter:
 class Clock:
     name: str
     edge: str
-    """``posedge``, ``negedge`` or ``both`` (processes triggered on both edges, or mixed)."""
+    """``posedge``, ``negedge`` or ``both`` (processes triggered on both edges, or mixed), as seen on
+    the port bit (``posedge nclk`` with ``nclk = ~clk`` is a ``negedge`` of ``clk``)."""
+    bit: int | None = None
+    """For a clock that is one bit of a vector port (``posedge clks[0]``): its index from the least
+    significant bit; ``None`` for a one-bit port."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = {"name": self.name, "edge": self.edge}
+        if self.bit is not None:
+            data["bit"] = self.bit
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,9 +140,13 @@ class ModuleInterface:
 
     @property
     def data_inputs(self) -> tuple[Port, ...]:
-        """Inputs that are neither clocks nor resets."""
+        """Inputs that are neither clocks nor resets (a vector port with a clock bit is neither)."""
         special = {c.name for c in self.clocks} | {r.name for r in self.resets}
         return tuple(p for p in self.inputs if p.name not in special)
+
+    def clock_bits(self, name: str) -> dict[int, Clock]:
+        """The bits of port ``name`` that are clocks (bit index -> clock)."""
+        return {c.bit or 0: c for c in self.clocks if c.name == name}
 
     def port(self, name: str) -> Port | None:
         return next((p for p in self.ports if p.name == name), None)
@@ -138,7 +166,8 @@ class ModuleInterface:
     def from_dict(cls, data: dict[str, Any]) -> ModuleInterface:
         return cls(
             name=data["name"],
-            ports=tuple(Port(**p) for p in data["ports"]),
+            ports=tuple(Port(**{**p, "unpacked": tuple(tuple(r) for r in p.get("unpacked", ()))})
+                        for p in data["ports"]),
             parameters=tuple(Parameter(**p) for p in data.get("parameters", [])),
             sequential=data.get("kind") == "sequential",
             clocks=tuple(Clock(**c) for c in data.get("clocks", [])),
@@ -203,7 +232,8 @@ def elaborate(source: str, top: str | None = None):
     comp = ast.Compilation(pyslang.Bag([options]))
     comp.addSyntaxTree(tree)
     root = comp.getRoot()
-    errors = [d for d in comp.getAllDiagnostics() if d.isError()]
+    # a design where only some modules have a `timescale is legal for Icarus (it warns): not an error here
+    errors = [d for d in comp.getAllDiagnostics() if d.isError() and d.code != pyslang.Diags.MissingTimeScale]
     if errors:
         text = pyslang.DiagnosticEngine.reportAll(comp.sourceManager, errors)
         raise InterfaceError(f"the Verilog source does not compile:\n{_truncate(text)}")
@@ -243,30 +273,40 @@ def interface_of_instance(inst) -> ModuleInterface:
         direction = {ast.ArgumentDirection.In: "input", ast.ArgumentDirection.Out: "output",
                      ast.ArgumentDirection.InOut: "inout"}.get(port.direction, "ref")
         ptype = port.type
-        ports.append(Port(port.name, direction, int(ptype.bitWidth), bool(ptype.isSigned),
-                          packed=not ptype.isUnpackedArray))
+        dims: list[tuple[int, int]] = []
+        element = ptype
+        while element.isUnpackedArray and hasattr(element, "range"):
+            dims.append((int(element.range.left), int(element.range.right)))
+            element = element.elementType
+        width = int(element.bitWidth)
+        for left, right in dims:
+            width *= abs(left - right) + 1
+        ports.append(Port(port.name, direction, width, bool(element.isSigned), packed=not dims,
+                          unpacked=tuple(dims)))
     params: list[Parameter] = []
     for member in body:
         if member.kind == ast.SymbolKind.Parameter:
             params.append(Parameter(member.name, str(member.value), bool(member.isLocalParam)))
-    analysis = _Clocking({p.name for p in ports if p.direction == "input"})
-    analysis.scan(body, {p.name: p.name for p in ports})
-    # a port that clears state asynchronously in one process is a reset even where another
+    analysis = _Clocking({p.name: p.width for p in ports if p.direction == "input" and p.packed})
+    analysis.scan_top(inst)
+    # a port bit that clears state asynchronously in one process is a reset even where another
     # process lists it without testing it (RTLLM's synchronizer does that)
-    async_resets = {name for name, (_, sync) in analysis.resets.items() if not sync}
-    clocks = tuple(Clock(name, "both" if len(edges) > 1 else next(iter(edges)))
-                   for name, edges in analysis.clocks.items() if name not in async_resets)
-    clock_names = {c.name for c in clocks}
-    resets = [Reset(name, low, sync) for name, (low, sync) in analysis.resets.items()
-              if name not in clock_names]
+    async_resets = {key for key, (_, sync) in analysis.resets.items() if not sync}
+    clocks = tuple(Clock(name, "both" if len(edges) > 1 else next(iter(edges)),
+                         bit if analysis.widths.get(name, 1) > 1 else None)
+                   for (name, bit), edges in analysis.clocks.items() if (name, bit) not in async_resets)
+    clock_keys = {(c.name, c.bit or 0) for c in clocks}
+    resets = [Reset(name, low, sync) for (name, bit), (low, sync) in analysis.resets.items()
+              if (name, bit) not in clock_keys and analysis.widths.get(name, 1) == 1]
     if analysis.sequential:
-        # a reset the structure did not reveal (``if (reset || q == 9)`` inside a loop): a one-bit
-        # input named like a reset, synchronous, polarity from its suffix (``rst_n`` is active low)
-        known = {r.name for r in resets} | clock_names
+        # a reset the first statements did not reveal (``if (reset || q == 9)`` inside a loop): a
+        # one-bit input named like a reset that some ``if`` inside a clocked process tests with a
+        # branch that only assigns constants; polarity from that test
+        known = {r.name for r in resets} | {c.name for c in clocks}
         for port in ports:
             if (port.direction == "input" and port.width == 1 and port.name not in known
-                    and _RESET_NAME.search(port.name)):
-                resets.append(Reset(port.name, bool(_ACTIVE_LOW_NAME.search(port.name)), True))
+                    and _RESET_NAME.search(port.name) and (port.name, 0) in analysis.deep_resets):
+                resets.append(Reset(port.name, analysis.deep_resets[(port.name, 0)], True))
     return ModuleInterface(
         name=inst.name,
         ports=tuple(ports),
@@ -278,51 +318,200 @@ def interface_of_instance(inst) -> ModuleInterface:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One bit of a top-level input port, possibly inverted: what a local signal bit really is."""
+
+    port: str
+    bit: int
+    inverted: bool = False
+
+    def flipped(self) -> Source:
+        return Source(self.port, self.bit, not self.inverted)
+
+
+class SignalResolver:
+    """Maps expressions inside the hierarchy to the top-level input bits they carry.
+
+    A sub-module port maps to whatever its connection carries; a net whose only driver is a
+    continuous assignment (or declaration initializer) of a port, a bit select, an inversion or a
+    concatenation of such is resolved through that driver. Anything else (logic of several
+    signals, registers) resolves to ``None``: it is not a plain input bit.
+    """
+
+    def __init__(self, top_widths: dict[str, int]):
+        self.top_widths = top_widths
+        self.sources: dict[str, list[Source | None]] = {}
+        self.drivers: dict[str, Any] = {}
+        self._resolving: set[str] = set()
+
+    def bind_top(self, body) -> None:
+        for port in body.portList:
+            width = self.top_widths.get(port.name)
+            internal = getattr(port, "internalSymbol", None)
+            if width is not None and internal is not None and width <= 4096:
+                self.sources[internal.hierarchicalPath] = [Source(port.name, i) for i in range(width)]
+
+    def collect_drivers(self, scope) -> None:
+        """Record single whole-net drivers declared directly in ``scope`` (not in sub-scopes)."""
+        from pyslang import ast
+
+        counts: dict[str, int] = {}
+        for member in scope:
+            if member.kind == ast.SymbolKind.Net and member.initializer is not None:
+                path = member.hierarchicalPath
+                counts[path] = counts.get(path, 0) + 1
+                self.drivers[path] = member.initializer
+            elif member.kind == ast.SymbolKind.ContinuousAssign:
+                assign = member.assignment
+                if assign.kind != ast.ExpressionKind.Assignment:
+                    continue
+                left = _strip(assign.left)
+                if left is not None and left.kind == ast.ExpressionKind.NamedValue:
+                    path = left.symbol.hierarchicalPath
+                    counts[path] = counts.get(path, 0) + 1
+                    self.drivers[path] = assign.right
+        for path, count in counts.items():
+            if count > 1:
+                self.drivers.pop(path, None)  # several drivers: not a plain renaming
+
+    def resolve(self, expr) -> list[Source | None] | None:
+        """Per-bit sources of ``expr`` (least significant first), or ``None`` when unknown."""
+        from pyslang import ast
+
+        expr = _strip(expr)
+        if expr is None:
+            return None
+        kind = expr.kind
+        if kind == ast.ExpressionKind.NamedValue:
+            path = expr.symbol.hierarchicalPath
+            if path in self.sources:
+                return self.sources[path]
+            driver = self.drivers.get(path)
+            if driver is None or path in self._resolving:
+                return None
+            self._resolving.add(path)
+            try:
+                found = self.resolve(driver)
+            finally:
+                self._resolving.discard(path)
+            if found is not None:
+                self.sources[path] = found
+            return found
+        if kind == ast.ExpressionKind.ElementSelect:
+            base = self.resolve(expr.value)
+            index = _constant_int_value(expr.selector)
+            pos = _bit_position(expr.value, index)
+            if base is None or pos is None or not 0 <= pos < len(base):
+                return None
+            return [base[pos]]
+        if kind == ast.ExpressionKind.RangeSelect:
+            base = self.resolve(expr.value)
+            left, right = _constant_int_value(expr.left), _constant_int_value(expr.right)
+            lo, hi = _bit_position(expr.value, right), _bit_position(expr.value, left)
+            if base is None or lo is None or hi is None or str(expr.selectionKind).split(".")[-1] != "Simple":
+                return None
+            lo, hi = min(lo, hi), max(lo, hi)
+            return base[lo:hi + 1] if 0 <= lo and hi < len(base) else None
+        if kind == ast.ExpressionKind.UnaryOp and expr.op in (ast.UnaryOperator.BitwiseNot,
+                                                              ast.UnaryOperator.LogicalNot):
+            inner = self.resolve(expr.operand)
+            if inner is None or (expr.op == ast.UnaryOperator.LogicalNot and len(inner) != 1):
+                return None
+            return [s.flipped() if s is not None else None for s in inner]
+        if kind == ast.ExpressionKind.Concatenation:
+            bits: list[Source | None] = []
+            for operand in reversed(list(expr.operands)):
+                part = self.resolve(operand)
+                if part is None:
+                    width = int(operand.type.bitWidth) if operand.type is not None else 0
+                    part = [None] * width
+                bits += part
+            return bits
+        return None
+
+    def bit(self, expr) -> Source | None:
+        """The input bit an edge or a test on ``expr`` follows (the least significant one)."""
+        found = self.resolve(expr)
+        return found[0] if found else None
+
+
+def _bit_position(value_expr, index: int | None) -> int | None:
+    """Position from the least significant bit of element ``index`` of a packed vector."""
+    if index is None:
+        return None
+    try:
+        rng = value_expr.type.getBitVectorRange()
+        left, right = int(rng.left), int(rng.right)
+    except Exception:  # noqa: BLE001 - not a simple vector
+        return None
+    return index - right if left >= right else right - index
+
+
+def _constant_int_value(expr) -> int | None:
+    """The value of a constant integer expression without unknown bits, else ``None``."""
+    expr = _strip(expr)
+    value = expr.constant if expr is not None else None
+    if value is None or value.hasUnknown():
+        return None
+    try:
+        return int(value.value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 class _Clocking:
     """Walks the hierarchy below a top instance and classifies edge-triggered processes."""
 
-    def __init__(self, top_inputs: set[str]):
-        self.top_inputs = top_inputs
-        self.clocks: dict[str, set[str]] = {}
-        self.resets: dict[str, tuple[bool, bool]] = {}
+    def __init__(self, top_widths: dict[str, int]):
+        self.widths = top_widths
+        self.resolver = SignalResolver(top_widths)
+        self.clocks: dict[tuple[str, int], set[str]] = {}
+        self.resets: dict[tuple[str, int], tuple[bool, bool]] = {}
+        self.deep_resets: dict[tuple[str, int], bool] = {}
         self.internal: set[str] = set()
         self.sequential = False
         self._depth = 0
 
-    # ports of a sub-module map to top-level inputs when wired straight to them
-    def scan(self, scope, mapping: dict[str, str]) -> None:
+    def scan_top(self, inst) -> None:
+        self.resolver.bind_top(inst.body)
+        self.scan(inst.body)
+
+    def scan(self, scope) -> None:
         from pyslang import ast
 
+        self.resolver.collect_drivers(scope)
         for member in scope:
             kind = member.kind
             if kind == ast.SymbolKind.ProceduralBlock:
-                self._process(member, mapping)
-            elif kind in (ast.SymbolKind.GenerateBlock,):
+                self._process(member)
+            elif kind == ast.SymbolKind.GenerateBlock:
                 if not member.isUninstantiated:
-                    self.scan(member, mapping)
+                    self.scan(member)
             elif kind == ast.SymbolKind.GenerateBlockArray:
                 for entry in member.entries:
-                    self.scan(entry, mapping)
+                    self.scan(entry)
             elif kind == ast.SymbolKind.Instance and member.isModule:
-                self._instance(member, mapping)
+                self._instance(member)
             elif kind == ast.SymbolKind.InstanceArray:
-                for element in member.elements:
-                    if element.kind == ast.SymbolKind.Instance and element.isModule:
-                        self._instance(element, mapping)
+                for element in _instance_elements(member):
+                    self._instance(element)
 
-    def _instance(self, inst, mapping: dict[str, str]) -> None:
+    def _instance(self, inst) -> None:
         if self._depth >= 32:
             return
-        child_map: dict[str, str] = {}
         for conn in inst.portConnections:
-            name = _signal_name(conn.expression) if conn.expression is not None else None
-            if name is not None and name in mapping:
-                child_map[conn.port.name] = mapping[name]
+            internal = getattr(conn.port, "internalSymbol", None)
+            if conn.expression is None or internal is None:
+                continue
+            found = self.resolver.resolve(conn.expression)
+            if found is not None:
+                self.resolver.sources[internal.hierarchicalPath] = found
         self._depth += 1
-        self.scan(inst.body, child_map)
+        self.scan(inst.body)
         self._depth -= 1
 
-    def _process(self, block, mapping: dict[str, str]) -> None:
+    def _process(self, block) -> None:
         from pyslang import ast
 
         stmt = block.body
@@ -335,35 +524,78 @@ class _Clocking:
             return
         self.sequential = True
         inner = _first_statement(stmt.stmt)
-        async_reset: dict[str, bool] = {}
+        sources = [(self.resolver.bit(expr), edge, expr) for expr, edge in events]
+        async_reset: dict[tuple[str, int], bool] = {}
         if len(events) > 1 and inner is not None and inner.kind == ast.StatementKind.Conditional:
             tested = _tested_signal(inner.conditions[0].expr)
-            if tested is not None and tested[0] in {n for n, _ in events}:
-                async_reset[tested[0]] = tested[1]
-        for local, edge in events:
-            top = mapping.get(local)
-            if top is None or top not in self.top_inputs:
-                self.internal.add(local)
+            src = self.resolver.bit(tested[0]) if tested is not None else None
+            if src is not None and any(s == src or s == src.flipped() for s, _, _ in sources if s is not None):
+                async_reset[(src.port, src.bit)] = tested[1] ^ src.inverted
+        for src, edge, expr in sources:
+            if src is None:
+                self.internal.add(_describe(expr))
                 continue
-            if local in async_reset:
-                if self.resets.get(top, (None, True))[1]:
-                    self.resets[top] = (async_reset[local], False)
+            key = (src.port, src.bit)
+            if key in async_reset:
+                if self.resets.get(key, (None, True))[1]:
+                    self.resets[key] = (async_reset[key], False)
             else:
-                self.clocks.setdefault(top, set()).add(edge)
+                if src.inverted:
+                    edge = {"posedge": "negedge", "negedge": "posedge"}.get(edge, edge)
+                self.clocks.setdefault(key, set()).add(edge)
+        clock_keys = {(s.port, s.bit) for s, _, _ in sources if s is not None}
         if len(events) == 1 and inner is not None and inner.kind == ast.StatementKind.Conditional:
             tested = _tested_signal(inner.conditions[0].expr)
-            if tested is not None and _assigns_only_constants(inner.ifTrue):
-                top = mapping.get(tested[0])
-                if top is not None and top in self.top_inputs and top not in self.clocks:
+            src = self.resolver.bit(tested[0]) if tested is not None else None
+            if src is not None and _assigns_only_constants(inner.ifTrue):
+                key = (src.port, src.bit)
+                if key not in clock_keys and key not in self.clocks:
                     # an asynchronous use elsewhere wins: the port then clears state between edges
-                    self.resets.setdefault(top, (tested[1], True))
+                    self.resets.setdefault(key, (tested[1] ^ src.inverted, True))
+        self._deep_reset_tests(stmt.stmt, clock_keys)
+
+    def _deep_reset_tests(self, stmt, clock_keys) -> None:
+        """Any ``if (<input test>) <constants only>`` in a clocked process: polarity of that input."""
+        from pyslang import ast
+
+        def visit(node):
+            if isinstance(node, ast.Statement) and node.kind == ast.StatementKind.Conditional:
+                tested = _tested_signal(node.conditions[0].expr)
+                src = self.resolver.bit(tested[0]) if tested is not None else None
+                if src is not None and (src.port, src.bit) not in clock_keys \
+                        and _assigns_only_constants(node.ifTrue):
+                    self.deep_resets.setdefault((src.port, src.bit), tested[1] ^ src.inverted)
+            return ast.VisitAction.Advance
+
+        stmt.visit(visit)
 
 
-def _edge_events(timing) -> list[tuple[str, str]]:
+def _instance_elements(array):
+    from pyslang import ast
+
+    for element in array.elements:
+        if element.kind == ast.SymbolKind.Instance and element.isModule:
+            yield element
+        elif element.kind == ast.SymbolKind.InstanceArray:
+            yield from _instance_elements(element)
+
+
+def _describe(expr) -> str:
+    expr = _strip(expr)
+    try:
+        return expr.symbol.name
+    except AttributeError:
+        text = str(expr.syntax) if getattr(expr, "syntax", None) is not None else "expression"
+        return " ".join(text.split())[:60]
+
+
+def _edge_events(timing) -> list[tuple[Any, str]]:
+    """``(expression, edge)`` of every event of an edge-triggered timing control; empty when any
+    event of the list is level-sensitive (a combinational process or a latch)."""
     from pyslang import ast
 
     controls = list(timing.events) if timing.kind == ast.TimingControlKind.EventList else [timing]
-    found: list[tuple[str, str]] = []
+    found: list[tuple[Any, str]] = []
     for ctl in controls:
         if ctl.kind != ast.TimingControlKind.SignalEvent:
             return []
@@ -375,9 +607,7 @@ def _edge_events(timing) -> list[tuple[str, str]]:
             edge = "both"
         else:
             return []  # a level-sensitive list: combinational or latch
-        name = _signal_name(ctl.expr)
-        if name is not None:
-            found.append((name, edge))
+        found.append((ctl.expr, edge))
     return found
 
 
@@ -399,16 +629,16 @@ def _signal_name(expr) -> str | None:
     return None
 
 
-def _tested_signal(expr) -> tuple[str, bool] | None:
-    """``(name, active_low)`` when ``expr`` tests one signal: ``rst``, ``!rst``, ``~rst``, ``rst == 0``."""
+def _tested_signal(expr) -> tuple[Any, bool] | None:
+    """``(signal expression, active_low)`` when ``expr`` tests one one-bit signal: ``rst``, ``!rst``,
+    ``~rst``, ``rst == 0``, ``rst[0]``; in ``a || b`` the one side that is such a test."""
     from pyslang import ast
 
     expr = _strip(expr)
     if expr is None:
         return None
-    name = _signal_name(expr)
-    if name is not None:
-        return (name, False) if expr.type.bitWidth == 1 else None
+    if expr.kind in (ast.ExpressionKind.NamedValue, ast.ExpressionKind.ElementSelect):
+        return (expr, False) if expr.type.bitWidth == 1 else None
     if expr.kind == ast.ExpressionKind.UnaryOp and expr.op in (ast.UnaryOperator.LogicalNot,
                                                                      ast.UnaryOperator.BitwiseNot):
         inner = _tested_signal(expr.operand)

@@ -10,7 +10,7 @@ LEVELS = ("format", "syntax", "function", "ppa")
 #: Failure classes. ``infrastructure`` and ``task_error`` are never the model's fault: their reward is None.
 FAILURE_CLASSES = (
     "format", "forbidden", "syntax", "compile", "elaboration", "timeout", "resource", "mismatch",
-    "missing_result", "interface_mismatch", "infrastructure", "task_error",
+    "missing_result", "interface_mismatch", "unproven", "infrastructure", "task_error",
 )
 NOT_MODEL_FAULTS = ("infrastructure", "task_error")
 

@@ -1,255 +1,102 @@
-"""Benchmark the equivalence checker on VerilogEval v2 spec-to-RTL references and their mutants.
+"""Benchmark the equivalence checker: soundness and kills per mutation operator, false alarms, speed.
 
-For every problem: the reference (module renamed ``TopModule``), two single-point mutants of it
-(operator swap, constant change, reset polarity flip, branch removal; each mutant must compile with
-the problem's own testbench), and two equivalent rewrites (a wrapper that adds a level of hierarchy,
-and a swap of the operands of a commutative operator where the source has one). Every pair is
-checked by simulation only, by formal only, and by the default ``auto`` method; the problem's own
-testbench is run on the same mutants. Printed: the mutation score of each method next to the
-testbenches' kills, false alarms on equivalent rewrites, and checks per second by method.
+For every VerilogEval v2 spec-to-RTL problem: the reference (module renamed ``TopModule``), mutants
+from every operator of :mod:`rewards.equiv_mutants` (clock edges, derived clocks, resets, X/Z,
+pragmas, multiple drivers, sensitivity lists, races, and the classic operator swap / constant change
+/ reset polarity flip / branch removal; each mutant must compile with the problem's own testbench),
+and equivalent rewrites (the reference itself, a wrapper, a commutative swap, clock aliases,
+pragmas the simulator ignores). Every pair is checked with each method; the problem's testbench is
+run on the same mutants. Printed per operator: mutants, the testbench's kills, each method's kills
+and verdict strengths, kills the testbench makes that a method misses, and **unsound proofs** (a
+mutant called ``proven`` or ``bounded`` although a simulation -- the testbench or the checker's own
+-- tells it apart); per rewrite: false alarms and strengths; per method: checks per second.
 
     python scripts/bench_equiv.py [--bench ../shared/bench/verilog-eval-v2] [--limit N] [--workers 2]
+                                  [--per-operator 1] [--operators a,b] [--methods auto,simulation,formal]
+                                  [--rtllm ../shared/bench/rtllm/v1.1] [--json out.json]
+
+Timings depend on the machine's load: run it on an idle machine for figures to compare.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import collections
 import json
 import os
-import random
 import statistics
 import sys
 import time
 from concurrent import futures
 
-SWAPS = {"&": "|", "|": "&", "^": "&", "+": "-", "-": "+", "==": "!=", "!=": "==", "<": ">", ">": "<",
-         ">=": "<", "&&": "||", "||": "&&", "<<": ">>", ">>": "<<", "*": "+"}
-COMMUTATIVE = ("&", "|", "^", "+", "==", "!=", "&&", "||")
-MUTATION_KINDS = ("operator_swap", "constant_change", "reset_polarity_flip", "branch_removal")
-
-
-@dataclasses.dataclass
-class Mutant:
-    kind: str
-    where: str
-    code: str
-
-
-def _body_tokens(tokens):
-    """Indices of significant tokens in module bodies, outside bracketed ranges (``[W-1:0]``)."""
-    from rewards.lexer import COMMENT, SPACE
-
-    out = []
-    depth = 0
-    in_header = False
-    for i, tok in enumerate(tokens):
-        if tok.kind in (SPACE, COMMENT):
-            continue
-        if tok.text == "module":
-            in_header = True
-        elif in_header and tok.text == ";":
-            in_header = False
-            continue
-        if tok.text == "[":
-            depth += 1
-        elif tok.text == "]":
-            depth -= 1
-        elif depth == 0 and not in_header:
-            out.append(i)
-    return out
-
-
-def _line(source: str, pos: int) -> int:
-    return source.count("\n", 0, pos) + 1
-
-
-def mutation_sites(source: str, reset_names: set[str]) -> dict[str, list[tuple[str, str]]]:
-    """For each mutation kind, the possible mutants as ``(where, code)``."""
-    from rewards.lexer import NUMBER, tokenize
-
-    tokens = tokenize(source)
-    body = _body_tokens(tokens)
-    sig = [i for i, t in enumerate(tokens) if t.significant]
-    nxt = {sig[k]: sig[k + 1] for k in range(len(sig) - 1)}
-    prv = {sig[k + 1]: sig[k] for k in range(len(sig) - 1)}
-
-    def rebuild(repl: dict[int, str]) -> str:
-        return "".join(repl.get(i, t.text) for i, t in enumerate(tokens))
-
-    sites: dict[str, list[tuple[str, str]]] = {k: [] for k in MUTATION_KINDS}
-    for i in body:
-        tok = tokens[i]
-        at = f"line {_line(source, tok.start)}"
-        if tok.text in SWAPS and tokens[prv.get(i, i)].text not in ("@", "#"):
-            if tok.text == "<=" or (tok.text in ("-", "+") and tokens[prv.get(i, i)].text in ("(", "=", ",")):
-                continue
-            sites["operator_swap"].append((f"{at}: {tok.text} -> {SWAPS[tok.text]}", rebuild({i: SWAPS[tok.text]})))
-        elif tok.kind == NUMBER and tokens[prv.get(i, i)].text != "#":
-            new = _bump(tok.text)
-            if new is not None:
-                sites["constant_change"].append((f"{at}: {tok.text} -> {new}", rebuild({i: new})))
-        elif tok.text in reset_names and tokens[prv.get(i, i)].text in ("(", "!", "~"):
-            before = prv[i]
-            after = nxt.get(i)
-            if after is None or tokens[after].text not in (")", "||", "&&"):
-                continue
-            if tokens[before].text in ("!", "~"):
-                sites["reset_polarity_flip"].append((f"{at}: {tokens[before].text}{tok.text} -> {tok.text}",
-                                                     rebuild({before: ""})))
-            elif _is_condition(tokens, prv, before):
-                sites["reset_polarity_flip"].append((f"{at}: {tok.text} -> !{tok.text}",
-                                                     rebuild({i: "!" + tok.text})))
-        elif tok.text == "else":
-            end = _statement_end(tokens, sig, sig.index(i) + 1)
-            if end is not None:
-                repl = {k: "" for k in range(i, end + 1)}
-                sites["branch_removal"].append((f"{at}: else branch removed", rebuild(repl)))
-    return sites
-
-
-def _is_condition(tokens, prv, open_paren: int) -> bool:
-    keyword = prv.get(open_paren)
-    return keyword is not None and tokens[keyword].text in ("if",)
-
-
-def _statement_end(tokens, sig, k: int) -> int | None:
-    """Token index of the end of the statement starting at significant position ``k``."""
-    if k >= len(sig):
-        return None
-    first = tokens[sig[k]].text
-    if first == "begin":
-        depth = 0
-        for j in range(k, len(sig)):
-            text = tokens[sig[j]].text
-            if text == "begin":
-                depth += 1
-            elif text == "end":
-                depth -= 1
-                if depth == 0:
-                    return sig[j]
-        return None
-    if first in ("if", "case", "casez", "casex", "for", "fork"):
-        return None
-    for j in range(k, len(sig)):
-        text = tokens[sig[j]].text
-        if text == ";":
-            return sig[j]
-        if text in ("begin", "end", "endcase", "if"):
-            return None
-    return None
-
-
-def _bump(text: str) -> str | None:
-    """A different constant of the same size: flip/increment the last digit."""
-    if text.startswith("'"):
-        body = text.lstrip("'")
-        signed = body[:1] in ("s", "S")
-        base = body[1:2] if signed else body[:1]
-        digits = body[2:] if signed else body[1:]
-        prefix = text[: len(text) - len(digits)]
-        if not digits or digits[-1].lower() in "xz?_":
-            return None
-        radix = {"b": 2, "o": 8, "d": 10, "h": 16}.get(base.lower())
-        if radix is None:
-            return None
-        last = int(digits[-1], radix)
-        new = (last + 1) % radix if last + 1 < radix else last - 1
-        return prefix + digits[:-1] + format(new, "x" if radix == 16 else "o" if radix == 8 else "d")
-    if text.isdigit():
-        return str(int(text) + 1)
-    return None
-
-
-def make_mutants(name: str, source: str, reset_names: set[str], count: int, seed: int, valid) -> list[Mutant]:
-    """Up to ``count`` mutants of different kinds (random site per kind) accepted by ``valid(code)``."""
-    rng = random.Random(f"{seed}:{name}")
-    sites = mutation_sites(source, reset_names)
-    kinds = [k for k in MUTATION_KINDS if sites[k]]
-    rng.shuffle(kinds)
-    chosen: list[Mutant] = []
-    for kind in kinds * 2:  # a second round when fewer kinds than wanted apply
-        if len(chosen) >= count:
-            break
-        options = [s for s in sites[kind] if s[1] != source and s[1] not in {m.code for m in chosen}]
-        rng.shuffle(options)
-        for where, code in options[:4]:
-            if valid(code):
-                chosen.append(Mutant(kind, where, code))
-                break
-    return chosen
-
-
-def wrapper_rewrite(source: str, iface, top: str) -> str:
-    """An equivalent design with one more level of hierarchy (ports connected by name)."""
-    from rewards.sanitize import rename_modules
-
-    inner = rename_modules(source, {top: f"{top}_core"})
-    decls = []
-    for p in iface.ports:
-        rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
-        decls.append(f"  {p.direction} wire {rng}{p.name}")
-    conns = ", ".join(f".{p.name}({p.name})" for p in iface.ports)
-    return inner + f"\nmodule {top} (\n" + ",\n".join(decls) + f"\n);\n  {top}_core u_core ({conns});\nendmodule\n"
-
-
-def commutative_rewrite(source: str) -> str | None:
-    """Swap the two operands of the first commutative operator whose operands are single identifiers."""
-    from rewards.lexer import IDENT, tokenize
-
-    tokens = tokenize(source)
-    sig = [i for i, t in enumerate(tokens) if t.significant]
-    body = set(_body_tokens(tokens))
-    safe = {"(", ")", "=", ";", ",", "?", ":", "<=", "begin"}
-    for k in range(2, len(sig) - 2):
-        op = tokens[sig[k]]
-        if op.text not in COMMUTATIVE or sig[k] not in body:
-            continue
-        left, right = tokens[sig[k - 1]], tokens[sig[k + 1]]
-        before, after = tokens[sig[k - 2]].text, tokens[sig[k + 2]].text
-        if left.kind == IDENT and right.kind == IDENT and before in safe and after in safe and before != ":":
-            repl = {sig[k - 1]: right.text, sig[k + 1]: left.text}
-            return "".join(repl.get(i, t.text) for i, t in enumerate(tokens))
-    return None
+KILLED = ("not_equivalent", "interface_mismatch")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", default=os.path.join(here, "..", "..", "shared", "bench", "verilog-eval-v2"))
     parser.add_argument("--limit", type=int, default=0, help="first N problems only (0: all)")
+    parser.add_argument("--step", type=int, default=1, help="every STEP-th problem only")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1, help="mutant selection seed")
+    parser.add_argument("--per-operator", type=int, default=1, help="mutants per operator and problem")
+    parser.add_argument("--operators", default="", help="comma-separated operators (default: all)")
+    parser.add_argument("--methods", default="auto,simulation,formal", help="methods to run, comma-separated")
     parser.add_argument("--json", default=None, help="write per-pair results to this JSON file")
     parser.add_argument("--rtllm", default=os.path.join(here, "..", "..", "shared", "bench", "rtllm", "v1.1"),
-                        help="RTLLM v1.1 folder: self-equivalence, rewrites and mutants of its verified designs "
-                        "with the auto method ('' to skip)")
+                        help="RTLLM v1.1 folder: rewrites and mutants of its verified designs ('' to skip)")
     args = parser.parse_args(argv)
 
-    from rewards.equivalence import EquivConfig, check_equivalence
+    from rewards.equiv_mutants import OPERATORS
+
+    operators = [o for o in args.operators.split(",") if o] or list(OPERATORS)
+    unknown = [o for o in operators if o not in OPERATORS]
+    if unknown:
+        print(f"unknown operator(s) {unknown}; known: {', '.join(OPERATORS)}", file=sys.stderr)
+        return 2
+    methods = [m for m in args.methods.split(",") if m]
+    folder = os.path.join(args.bench, "dataset_spec-to-rtl")
+    results: dict[str, list[dict]] = {}
+    if os.path.isdir(folder):
+        results.update(bench_verilog_eval(folder, args, operators, methods))
+    else:
+        print(f"benchmark folder not found: {folder} (pass --bench PATH/verilog-eval-v2)", file=sys.stderr)
+        if not args.rtllm:
+            return 2
+    if args.rtllm:
+        results["rtllm"] = bench_rtllm(args.rtllm, args, operators)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+    return 0
+
+
+def _pairs_for(name: str, gold: str, top: str, args, operators, valid) -> list[dict]:
+    from rewards.equiv_mutants import REWRITES, make_mutants
     from rewards.interface import extract_interface
+
+    iface = extract_interface(gold, top)
+    pairs = [{"problem": name, "role": "mutant", "family": m.family, "kind": m.kind, "where": m.where,
+              "code": m.code} for m in make_mutants(name, gold, iface, top, args.per_operator, args.seed, valid,
+                                                     operators)]
+    for kind, rewrite in REWRITES.items():
+        code = rewrite(gold, iface, top)
+        if code is not None:
+            pairs.append({"problem": name, "role": "rewrite", "family": "rewrite", "kind": kind, "where": "",
+                          "code": code})
+    return pairs
+
+
+def bench_verilog_eval(folder: str, args, operators: list[str], methods: list[str]) -> dict[str, list[dict]]:
+    from rewards.equivalence import EquivConfig, check_equivalence
     from rewards.sanitize import rename_modules, sanitize_candidate
     from rewards.simulate import simulate
     from rewards.task import Task
 
-    folder = os.path.join(args.bench, "dataset_spec-to-rtl")
-    if not os.path.isdir(folder):
-        print(f"benchmark folder not found: {folder} (pass --bench PATH/verilog-eval-v2)", file=sys.stderr)
-        return 2
-    names = sorted(f[: -len("_ref.sv")] for f in os.listdir(folder) if f.endswith("_ref.sv"))
+    names = sorted(f[: -len("_ref.sv")] for f in os.listdir(folder) if f.endswith("_ref.sv"))[:: args.step]
     if args.limit:
         names = names[: args.limit]
-
-    def tb_verdict(name: str, ref: str, test: str, code: str) -> str:
-        task = Task(id=name, prompt="", top="TopModule", reference=ref, testbench=test, harness="verilog-eval")
-        sim = simulate(task, sanitize_candidate(code, "TopModule").code, run_timeout=20.0)
-        if sim.passed:
-            return "pass"
-        return "fail" if sim.failure in ("mismatch", "timeout") else f"invalid:{sim.failure}"
-
-    # 1. problems, mutants (checked against the problem's own testbench), rewrites
-    t0 = time.monotonic()
-    problems = []
 
     def prepare(name: str):
         with open(os.path.join(folder, f"{name}_ref.sv")) as fh:
@@ -257,91 +104,107 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(folder, f"{name}_test.sv")) as fh:
             test = fh.read()
         gold = rename_modules(ref, {"RefModule": "TopModule"})
-        iface = extract_interface(gold, "TopModule")
-        tb_kills: dict[str, str] = {}
+        verdicts: dict[str, str] = {}
+        task = Task(id=name, prompt="", top="TopModule", reference=ref, testbench=test, harness="verilog-eval")
 
         def valid(code: str) -> bool:
-            verdict = tb_verdict(name, ref, test, code)
-            tb_kills[code] = verdict
-            return not verdict.startswith("invalid")
+            try:
+                sim = simulate(task, sanitize_candidate(code, "TopModule").code, run_timeout=20.0)
+            except Exception:  # noqa: BLE001 - a refused construct is not a valid mutant
+                return False
+            verdicts[code] = "pass" if sim.passed else (
+                "fail" if sim.failure in ("mismatch", "timeout") else f"invalid:{sim.failure}")
+            return not verdicts[code].startswith("invalid")
 
-        mutants = make_mutants(name, gold, {r.name for r in iface.resets}, 2, args.seed, valid)
-        pairs = [("mutant", m.kind, m.where, m.code, tb_kills[m.code]) for m in mutants]
-        pairs.append(("rewrite", "self", "", gold, None))
-        pairs.append(("rewrite", "wrapper", "", wrapper_rewrite(gold, iface, "TopModule"), None))
-        swapped = commutative_rewrite(gold)
-        if swapped is not None:
-            pairs.append(("rewrite", "commutative", "", swapped, None))
-        return name, gold, iface, pairs
+        pairs = _pairs_for(name, gold, "TopModule", args, operators, valid)
+        for pair in pairs:
+            pair["tb"] = verdicts.get(pair["code"])
+            pair["gold"] = gold
+        return pairs
 
+    t0 = time.monotonic()
     with futures.ThreadPoolExecutor(args.workers) as pool:
-        problems = list(pool.map(prepare, names))
-    prep_seconds = time.monotonic() - t0
-
-    # 2. the checks, by method
-    jobs = [(name, gold, iface, pair) for name, gold, iface, pairs in problems for pair in pairs]
+        jobs = [p for pairs in pool.map(prepare, names) for p in pairs]
+    prep = time.monotonic() - t0
     results: dict[str, list[dict]] = {}
     wall: dict[str, float] = {}
-    for method in ("simulation", "formal", "auto"):
+    for method in methods:
         config = EquivConfig(method=method)
 
-        def one(job, config=config):
-            name, gold, iface, (role, kind, where, code, tb) = job
+        def one(pair, config=config):
             start = time.monotonic()
-            res = check_equivalence(gold, code, "TopModule", config=config)
-            return {"problem": name, "role": role, "kind": kind, "where": where, "tb": tb, "verdict": res.verdict,
-                    "method": res.method, "seconds": time.monotonic() - start, "reason": res.reason[:200],
-                    "fault": res.fault,
-                    "sequential": iface.sequential}
+            res = check_equivalence(pair["gold"], pair["code"], "TopModule", config=config)
+            row = {k: v for k, v in pair.items() if k not in ("gold", "code")}
+            row.update(verdict=res.verdict, strength=res.strength, method=res.method, fault=res.fault,
+                       seconds=time.monotonic() - start, reason=res.reason[:200], hazards=res.hazards[:3])
+            return row
 
         start = time.monotonic()
         with futures.ThreadPoolExecutor(args.workers) as pool:
             results[method] = list(pool.map(one, jobs))
         wall[method] = time.monotonic() - start
+    report(results, wall, prep, len(names), f"VerilogEval v2 spec-to-RTL ({len(names)} problems)")
+    return results
 
-    # 3. report
-    mutants = [r for r in results["auto"] if r["role"] == "mutant"]
-    n_mut = len(mutants)
-    tb_killed = sum(r["tb"] == "fail" for r in mutants)
-    kinds = ", ".join(f"{k}={sum(r['kind'] == k for r in mutants)}" for k in MUTATION_KINDS)
-    print(f"VerilogEval v2 spec-to-RTL: {len(problems)} problems, {n_mut} valid mutants (kinds: {kinds}), "
-          f"prepared in {prep_seconds:.1f} s")
-    print(f"  benchmark testbenches kill {tb_killed}/{n_mut} of these mutants "
-          "(the issue quotes 223/249 on its own mutant set)")
-    for method in ("simulation", "formal", "auto"):
-        rows = results[method]
-        muts = [r for r in rows if r["role"] == "mutant"]
+
+def report(results: dict[str, list[dict]], wall: dict[str, float], prep: float, problems: int, title: str) -> None:
+    any_rows = next(iter(results.values()), [])
+    mutants = [r for r in any_rows if r["role"] == "mutant"]
+    print(f"{title}: {len(mutants)} mutants, {len(any_rows) - len(mutants)} rewrites, prepared in {prep:.1f} s")
+    # ground truth: a mutant is different when any simulation tells it apart
+    different: set[tuple] = set()
+    for rows in results.values():
+        for r in rows:
+            if r["role"] == "mutant" and (r.get("tb") == "fail" or (r["verdict"] in KILLED and r["method"])):
+                different.add((r["problem"], r["kind"], r["where"]))
+    ops = list(dict.fromkeys(r["kind"] for r in mutants))
+    header = f"  {'operator':24s} {'n':>4s} {'tb':>4s}"
+    for method in results:
+        header += f" | {method[:10]:>10s} kill miss unsound strengths"
+    print(header)
+    totals = collections.Counter()
+    for op in ops + ["ALL"]:
+        sel = [r for r in any_rows if r["role"] == "mutant" and (op == "ALL" or r["kind"] == op)]
+        keys = {(r["problem"], r["kind"], r["where"]) for r in sel}
+        tb_kills = sum(r.get("tb") == "fail" for r in sel)
+        line = f"  {op:24s} {len(sel):4d} {tb_kills:4d}"
+        for method, rows in results.items():
+            mine = [r for r in rows if (r["problem"], r["kind"], r["where"]) in keys and r["role"] == "mutant"]
+            killed = sum(r["verdict"] in KILLED for r in mine)
+            missed = sum(r.get("tb") == "fail" and r["verdict"] not in KILLED for r in mine)
+            unsound = [r for r in mine if r["strength"] in ("proven", "bounded")
+                       and (r["problem"], r["kind"], r["where"]) in different]
+            strengths = collections.Counter(r["strength"] or r["verdict"][:6] for r in mine)
+            line += f" | {'':10s} {killed:4d} {missed:4d} {len(unsound):7d} " + \
+                ",".join(f"{k}:{v}" for k, v in sorted(strengths.items()))
+            if op == "ALL":
+                totals[(method, "unsound")] = len(unsound)
+                for r in unsound[:10]:
+                    print(f"      UNSOUND {method}: {r['problem']} {r['kind']} {r['where']} -> {r['strength']}")
+            for r in mine:
+                if op != "ALL" and r.get("tb") == "fail" and r["verdict"] not in KILLED and method == "auto":
+                    print(f"      auto misses a testbench kill: {r['problem']} {r['kind']} {r['where']} -> "
+                          f"{r['verdict']}/{r['strength']} {r['reason'][:80]}")
+        print(line)
+    for method, rows in results.items():
         rewrites = [r for r in rows if r["role"] == "rewrite"]
-        killed = sum(r["verdict"] in ("not_equivalent", "interface_mismatch") for r in muts)
-        undecided = sum(r["verdict"] == "error" for r in muts)
-        false_alarms = [r for r in rewrites if r["verdict"] in ("not_equivalent", "interface_mismatch")]
-        unsupported = [r for r in rewrites if r["verdict"] == "error"]
-        missed_vs_tb = [r for r in muts if r["tb"] == "fail" and r["verdict"] not in ("not_equivalent",
-                                                                                     "interface_mismatch")]
-        times = [r["seconds"] for r in rows]
-        decided_by = {m: sum(r["method"] == m for r in rows) for m in ("formal", "simulation")}
-        print(f"  {method:10s}: killed {killed}/{n_mut} mutants ({100.0 * killed / max(n_mut, 1):.1f}%), "
-              f"errors/undecided {undecided}; missed where the testbench kills: {len(missed_vs_tb)}; "
-              f"rewrites {len(rewrites)}: false alarms {len(false_alarms)}, not decided {len(unsupported)} "
-              f"({', '.join(sorted({r['problem'] for r in unsupported})[:4])}{' ...' if len(unsupported) > 4 else ''})")
-        print(f"  {'':10s}  {len(rows)} checks in {wall[method]:.1f} s with {args.workers} workers = "
-              f"{len(rows) / wall[method]:.1f} checks/s; per check median {statistics.median(times):.3f} s, "
-              f"p90 {sorted(times)[int(0.9 * (len(times) - 1))]:.3f} s, max {max(times):.2f} s; decided by {decided_by}")
-        for r in missed_vs_tb[:10]:
-            print(f"      missed: {r['problem']} {r['kind']} {r['where']} -> {r['verdict']} {r['reason'][:80]}")
-        for r in false_alarms[:10]:
+        false = [r for r in rewrites if r["verdict"] in KILLED]
+        undecided = [r for r in rewrites if r["verdict"] == "error"]
+        strengths = collections.Counter(r["strength"] for r in rewrites if r["verdict"] == "equivalent")
+        times = sorted(r["seconds"] for r in rows)
+        print(f"  {method:10s}: rewrites {len(rewrites)}: false alarms {len(false)}, not decided {len(undecided)} "
+              f"({', '.join(sorted({r['problem'] for r in undecided})[:4])}), strengths {dict(strengths)}")
+        print(f"  {'':10s}  {len(rows)} checks in {wall[method]:.1f} s = {len(rows) / max(wall[method], 1e-9):.1f} "
+              f"checks/s; per check median {statistics.median(times):.3f} s, p90 "
+              f"{times[int(0.9 * (len(times) - 1))]:.3f} s, max {times[-1]:.2f} s; unsound proofs "
+              f"{totals[(method, 'unsound')]}")
+        for r in false[:10]:
             print(f"      FALSE ALARM: {r['problem']} {r['kind']} -> {r['verdict']} {r['reason'][:120]}")
-    if args.rtllm:
-        results["rtllm"] = bench_rtllm(args.rtllm, args.seed, args.workers)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1)
-    return 0
 
 
-def bench_rtllm(folder: str, seed: int, workers: int) -> list[dict]:
-    """RTLLM v1.1 verified designs: each against itself, a wrapper rewrite and two compiling mutants."""
-    from rewards.equivalence import check_equivalence
+def bench_rtllm(folder: str, args, operators: list[str]) -> list[dict]:
+    """RTLLM v1.1 verified designs: rewrites and compiling mutants, auto and simulation."""
+    from rewards.equivalence import EquivConfig, check_equivalence
     from rewards.interface import extract_interface, module_names
     from rewards.sanitize import sanitize_candidate
     from rewards.syntax import check_syntax
@@ -350,7 +213,8 @@ def bench_rtllm(folder: str, seed: int, workers: int) -> list[dict]:
         print(f"RTLLM folder not found: {folder} (skipped)")
         return []
     jobs = []
-    for design in sorted(os.listdir(folder)):
+    t0 = time.monotonic()
+    for design in sorted(os.listdir(folder))[:: args.step]:
         path = os.path.join(folder, design)
         files = sorted(f for f in os.listdir(path) if f.startswith("verified_") and f.endswith(".v")) \
             if os.path.isdir(path) else []
@@ -359,44 +223,37 @@ def bench_rtllm(folder: str, seed: int, workers: int) -> list[dict]:
         with open(os.path.join(path, files[0])) as fh:
             gold = fh.read()
         names = module_names(gold)
-        top = next((n for n in names if n == f"verified_{design}"), None)
-        iface = extract_interface(gold, top)
-        top = iface.name
+        top = extract_interface(gold, f"verified_{design}" if f"verified_{design}" in names else None).name
 
         def valid(code: str, top=top) -> bool:
-            return check_syntax(sanitize_candidate(code, top).code, top).ok
+            try:
+                return check_syntax(sanitize_candidate(code, top).code, top).ok
+            except Exception:  # noqa: BLE001
+                return False
 
-        mutants = make_mutants(design, gold, {r.name for r in iface.resets}, 2, seed, valid)
-        jobs.append((design, top, gold, "rewrite", "self", gold))
-        jobs.append((design, top, gold, "rewrite", "wrapper", wrapper_rewrite(gold, iface, top)))
-        jobs += [(design, top, gold, "mutant", m.kind, m.code) for m in mutants]
+        for pair in _pairs_for(design, gold, top, args, operators, valid):
+            pair.update(gold=gold, top=top)
+            jobs.append(pair)
+    prep = time.monotonic() - t0
+    results: dict[str, list[dict]] = {}
+    wall: dict[str, float] = {}
+    for method in ("auto", "simulation"):
+        config = EquivConfig(method=method)
 
-    def one(job):
-        design, top, gold, role, kind, code = job
+        def one(pair, config=config):
+            start = time.monotonic()
+            res = check_equivalence(pair["gold"], pair["code"], pair["top"], config=config)
+            row = {k: v for k, v in pair.items() if k not in ("gold", "code", "top")}
+            row.update(verdict=res.verdict, strength=res.strength, method=res.method, fault=res.fault,
+                       seconds=time.monotonic() - start, reason=res.reason[:200], hazards=res.hazards[:3])
+            return row
+
         start = time.monotonic()
-        res = check_equivalence(gold, code, top)
-        return {"design": design, "role": role, "kind": kind, "verdict": res.verdict, "method": res.method,
-                "seconds": time.monotonic() - start, "reason": res.reason[:200]}
-
-    start = time.monotonic()
-    with futures.ThreadPoolExecutor(workers) as pool:
-        rows = list(pool.map(one, jobs))
-    wall = time.monotonic() - start
-    muts = [r for r in rows if r["role"] == "mutant"]
-    rewrites = [r for r in rows if r["role"] == "rewrite"]
-    killed = sum(r["verdict"] in ("not_equivalent", "interface_mismatch") for r in muts)
-    ok = sum(r["verdict"] == "equivalent" for r in rewrites)
-    by = {m: sum(r["method"] == m for r in muts if r["verdict"] == "not_equivalent") for m in ("formal", "simulation")}
-    print(f"RTLLM v1.1: {len({r['design'] for r in rows})} designs; rewrites (self, wrapper) equivalent "
-          f"{ok}/{len(rewrites)}; mutants killed {killed}/{len(muts)} (auto; by {by}); "
-          f"{len(rows)} checks in {wall:.1f} s, median {statistics.median(r['seconds'] for r in rows):.3f} s")
-    for r in rewrites:
-        if r["verdict"] != "equivalent":
-            print(f"      rewrite not proven: {r['design']} {r['kind']} -> {r['verdict']} {r['reason'][:120]}")
-    for r in muts:
-        if r["verdict"] not in ("not_equivalent", "interface_mismatch"):
-            print(f"      mutant survived: {r['design']} {r['kind']} -> {r['verdict']} {r['reason'][:100]}")
-    return rows
+        with futures.ThreadPoolExecutor(args.workers) as pool:
+            results[method] = list(pool.map(one, jobs))
+        wall[method] = time.monotonic() - start
+    report(results, wall, prep, 0, "RTLLM v1.1")
+    return results["auto"]
 
 
 if __name__ == "__main__":

@@ -54,3 +54,31 @@ def test_missing_file_and_bad_top(files, capsys):
     assert "cannot read --golden" in json.loads(capsys.readouterr().out)["reason"]
     assert main(["equiv", "--golden", files("g.v", GOLD), "--candidate", files("c.v", SAME), "--top", "x;y"]) == 2
     assert "identifier" in json.loads(capsys.readouterr().out)["reason"]
+
+
+SEQ = """module s(input clk, input rst, input d, output reg q);
+  always @(posedge clk) if (rst) q <= 1'b0; else q <= d;
+endmodule
+"""
+SEQ_OTHER_NAMES = SEQ.replace("output reg q", "output q").replace(
+    "always @(posedge clk) if (rst) q <= 1'b0; else q <= d;",
+    "reg r; always @(posedge clk) if (rst) r <= 1'b0; else r <= d; assign q = r;")
+
+
+def test_json_carries_the_strength_and_min_strength_sets_the_exit_code(files, capsys):
+    golden = files("g.v", SEQ)
+    rc = main(["equiv", "--golden", golden, "--candidate", files("c.v", SEQ)])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["verdict"] == "equivalent" and out["strength"] == "proven"
+    rc = main(["equiv", "--golden", golden, "--candidate", files("c.v", SEQ), "--method", "simulation"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["strength"] == "simulated"
+    # a simulated equivalence is not enough when a proof is required: exit 2, verdict unchanged
+    bounded = ["equiv", "--golden", golden, "--candidate", files("d.v", SEQ_OTHER_NAMES),
+               "--formal-depth", "2", "--min-strength", "proven"]
+    rc = main(bounded)
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == "equivalent" and rc == (0 if out["strength"] == "proven" else 2)
+    rc = main(["equiv", "--golden", golden, "--candidate", files("c.v", SEQ), "--method", "simulation",
+               "--min-strength", "proven"])
+    assert rc == 2 and "min_strength" in json.loads(capsys.readouterr().out)["reason"]

@@ -112,3 +112,67 @@ def test_instance_arrays_and_generate_blocks():
     iface = extract_interface(src, "top")
     assert iface.sequential and [(c.name, c.edge) for c in iface.clocks] == [("clk", "posedge")]
     assert iface.internal_clocks == ()
+
+
+CLOCKING = """
+module sub(input c, input d, output reg q); always @(posedge c) q <= d; endmodule
+module top(input [1:0] clks, input clk, input rst_in, input d, output reg q, output q2, output reg q3,
+           output reg q4);
+  wire nclk = ~clk;
+  wire g;
+  reg div;
+  assign g = clks[1];
+  always @(posedge clks[0]) q <= d;
+  sub u(.c(nclk), .d(d), .q(q2));
+  always @(posedge g or posedge rst_in) if (rst_in) q3 <= 0; else q3 <= d;
+  always @(posedge clk) div <= ~div;
+  always @(posedge div) q4 <= d;
+endmodule
+"""
+
+
+def test_clocks_from_bit_selects_inverted_nets_and_renamed_nets():
+    iface = extract_interface(CLOCKING, "top")
+    clocks = {(c.name, c.bit): c.edge for c in iface.clocks}
+    assert clocks[("clks", 0)] == "posedge"          # posedge clks[0]
+    assert clocks[("clks", 1)] == "posedge"          # through `assign g = clks[1]`
+    assert clocks[("clk", None)] == "both"           # posedge clk and, through ~clk, its negedge
+    assert iface.internal_clocks == ("div",)         # a divided clock is not an input bit
+    assert [r.to_dict() for r in iface.resets] == [{"name": "rst_in", "polarity": "high", "kind": "async"}]
+    assert ModuleInterface.from_dict(iface.to_dict()) == iface
+
+
+@pytest.mark.parametrize("test, polarity", [
+    ("if (!rst_in) q <= 0;", "low"), ("if (rst_in) q <= 0;", "high"), ("if (rst_in == 1'b0) q <= 0;", "low"),
+    ("if (~rst_in) q <= 0;", "low"), ("if (rst_in != 1'b0) q <= 0;", "high"),
+])
+def test_reset_polarity_comes_from_the_logic(test, polarity):
+    # the name `rst_in` ends like an active-low name; only the test decides
+    src = f"""module c(input clk, input rst_in, input en, output reg [3:0] q);
+      always @(posedge clk) begin if (en) begin {test} else q <= q + 1; end end
+    endmodule"""
+    assert [r.to_dict() for r in extract_interface(src).resets] == [
+        {"name": "rst_in", "polarity": polarity, "kind": "sync"}]
+
+
+def test_a_port_named_like_a_reset_without_a_reset_test_is_data():
+    src = """module c(input clk, input rst_n, input [3:0] d, output reg [3:0] q);
+      always @(posedge clk) q <= d ^ {4{rst_n}};
+    endmodule"""
+    iface = extract_interface(src)
+    assert iface.resets == () and "rst_n" in [p.name for p in iface.data_inputs]
+
+
+def test_unpacked_array_and_dollar_ports_and_partial_timescale():
+    src = """module sub(input a, output y); assign y = a; endmodule
+`timescale 1ns/1ps
+module m(input a$b, input [1:0] c [0:2], output [1:0] z [0:2], output y);
+  sub u(.a(a$b), .y(y));
+  assign z = c;
+endmodule"""
+    iface = extract_interface(src, "m")   # only part of the file has a `timescale: legal for Icarus
+    ports = {p.name: p for p in iface.ports}
+    assert ports["a$b"].width == 1
+    assert ports["c"].unpacked == ((0, 2),) and ports["c"].width == 6 and ports["c"].element_width == 2
+    assert not ports["z"].packed
+    assert ModuleInterface.from_dict(iface.to_dict()) == iface

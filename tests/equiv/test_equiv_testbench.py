@@ -1,0 +1,164 @@
+"""The generated equivalence testbench: comparison policy, timing, and designs it must accept."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards.equiv_tb import InputLayout, Stimulus, generate_testbench, trace_testbench
+from rewards.equivalence import EquivConfig, check_equivalence
+from rewards.interface import extract_interface
+
+pytestmark = pytest.mark.usefixtures("eda")
+
+SIM = EquivConfig(method="simulation")
+
+
+def _sim(golden: str, candidate: str, top: str | None = None, **kw):
+    return check_equivalence(golden, candidate, top, config=EquivConfig(method="simulation", **kw))
+
+
+# ------------------------------------------------------------------------------ Z policy, bit by bit
+TRI = "module t(input a, input e, output [1:0] y); assign y = {a, e ? a : 1'bz}; endmodule"
+
+
+@pytest.mark.parametrize("candidate, verdict", [
+    (TRI, "equivalent"),                                                                     # zz vs zz
+    ("module t(input a, input e, output [1:0] y); assign y[1] = a; bufif1 b(y[0], a, e); endmodule", "equivalent"),
+    ("module t(input a, input e, output [1:0] y); assign y = {a, e ? a : 1'b0}; endmodule", "not_equivalent"),
+    ("module t(input a, input e, output [1:0] y); assign y = {a, e ? a : 1'bx}; endmodule", "not_equivalent"),
+    ("module t(input a, input e, output [1:0] y); assign y = {1'bz, e ? a : 1'bz}; endmodule", "not_equivalent"),
+])
+def test_a_golden_z_needs_a_candidate_z_bit_by_bit(candidate, verdict):
+    for method in ("simulation", "auto"):
+        assert check_equivalence(TRI, candidate, config=EquivConfig(method=method)).verdict == verdict
+
+
+def test_a_golden_x_accepts_any_candidate_bit_and_only_that_bit():
+    golden = "module t(input [1:0] a, output [1:0] y); assign y = {a[1], a[0] ? 1'bx : 1'b1}; endmodule"
+    assert _sim(golden, "module t(input [1:0] a, output [1:0] y); assign y = {a[1], 1'b1}; endmodule").equivalent
+    assert _sim(golden, "module t(input [1:0] a, output [1:0] y); assign y = {a[1], 1'bz}; endmodule").verdict \
+        == "not_equivalent"  # the X is only where a[0] = 1
+    assert _sim(golden, "module t(input [1:0] a, output [1:0] y); assign y = {~a[1], 1'b1}; endmodule").verdict \
+        == "not_equivalent"
+
+
+# ------------------------------------------------------------------------------ time zero and resets
+def test_resets_are_asserted_before_the_first_edge():
+    # Icarus' X-optimism: the golden's `if (q)` on an X takes the else branch and looks defined,
+    # the re-encoded candidate's ~q stays X; with the reset asserted first both start from 0
+    golden = """module r(input clk, input reset, output reg q);
+      always @(posedge clk) if (reset) q <= 1'b0; else if (q) q <= 1'b0; else q <= 1'b1;
+    endmodule"""
+    candidate = """module r(input clk, input reset, output reg q);
+      always @(posedge clk) q <= reset ? 1'b0 : ~q;
+    endmodule"""
+    assert _sim(golden, candidate).equivalent
+    assert check_equivalence(golden, candidate).equivalent
+
+
+def test_an_async_reset_acts_before_the_first_edge_and_a_sync_one_does_not():
+    asyn = """module a(input clk, input rst, output reg q);
+      always @(posedge clk or posedge rst) if (rst) q <= 1'b0; else q <= ~q;
+    endmodule"""
+    syn = asyn.replace("always @(posedge clk or posedge rst)", "always @(posedge clk)")
+    res = _sim(asyn, syn, sequences=1, cycles=4, long_cycles=0, reset_pulses=0)
+    assert res.verdict == "not_equivalent" and res.counterexample["time"] == 2  # the first check, no edge yet
+
+
+def test_clocks_that_always_coincide_are_also_driven_apart():
+    golden = """module two(input c1, input c2, input [3:0] d, output reg [3:0] y);
+      always @(posedge c1 or posedge c2) y <= d;
+    endmodule"""
+    # identical whenever every c2 edge coincides with a c1 edge
+    candidate = golden.replace("always @(posedge c1 or posedge c2)", "always @(posedge c1)")
+    assert _sim(golden, candidate).verdict == "not_equivalent"
+
+
+def test_inputs_change_one_group_at_a_time():
+    iface = extract_interface("""module m(input c1, input c2, input r, input [3:0] d, output reg [3:0] q);
+      always @(posedge c1 or posedge r) if (r) q <= 0; else q <= d;
+      always @(posedge c2) q <= ~d;
+    endmodule""")
+    layout = InputLayout.of(iface)
+    assert layout.clocks == (("c1", 0), ("c2", 0)) and layout.resets == (("r", 1),)
+    tb = generate_testbench(iface, Stimulus())
+    assert "reg [1:0] ck = 2'd0;" in tb          # clocks start at 0 without an edge
+    assert "reg [0:0] rs;" in tb                 # resets and data are X until time 1
+    # every change is followed by its own check
+    assert tb.count("settle;") >= 6
+
+
+def test_trace_replay_sets_one_step_at_a_time():
+    iface = extract_interface("module m(input clk, input r, input [1:0] d, output reg [1:0] q);"
+                              " always @(posedge clk) if (r) q <= 0; else q <= d; endmodule")
+    tb = trace_testbench(iface, [{"ck0": 0, "rs0": 1, "d": 2}, {"ck0": 1, "rs0": 1, "d": 2}])
+    assert tb.count("#1 check;") == 2 and "stim = 2'h2;" in tb and "ck[0] = 1'b1;" in tb
+
+
+# ------------------------------------------------------------------------------ no shared compilation unit
+@pytest.mark.parametrize("golden, candidate, wrong", [
+    # both define the same package
+    ("package p; localparam K = 3; endpackage\nmodule m(input [3:0] a, output [3:0] y); assign y = a + p::K; endmodule",
+     "package p; localparam K = 3; endpackage\nmodule m(input [3:0] a, output [3:0] y); import p::*; assign y = a + K; endmodule",
+     "package p; localparam K = 2; endpackage\nmodule m(input [3:0] a, output [3:0] y); assign y = a + p::K; endmodule"),
+    # both define the same $unit function, typedef and enum values
+    (("function automatic [3:0] f(input [3:0] x); f = x ^ 4'h5; endfunction\n"
+     "module m(input [3:0] a, output [3:0] y); assign y = f(a); endmodule"),
+     ("function automatic [3:0] f(input [3:0] x); f = x ^ 4'h5; endfunction\n"
+     "module m(input [3:0] a, output [3:0] y); assign y = f(a); endmodule"),
+     ("function automatic [3:0] f(input [3:0] x); f = x ^ 4'h6; endfunction\n"
+     "module m(input [3:0] a, output [3:0] y); assign y = f(a); endmodule")),
+    (("typedef enum logic [1:0] {A, B, C} st_t;\nmodule m(input [1:0] a, output [1:0] y); st_t s; "
+     "always @* if (a == 2'd1) s = B; else s = A; assign y = (s == B) ? 2'd3 : a; endmodule"),
+     ("typedef enum logic [1:0] {A, B, C} st_t;\nmodule m(input [1:0] a, output [1:0] y); "
+     "assign y = (a == B) ? 2'd3 : a; endmodule"),
+     ("typedef enum logic [1:0] {B, A, C} st_t;\nmodule m(input [1:0] a, output [1:0] y); "
+     "assign y = (a == B) ? 2'd3 : a; endmodule")),
+    # the golden's `default_nettype none must not reach the candidate's implicit net
+    ("`default_nettype none\nmodule m(input wire a, input wire b, output wire y); assign y = a & b; endmodule",
+     "module m(input a, input b, output y); assign t = a & b; assign y = t; endmodule",
+     "module m(input a, input b, output y); assign t = a | b; assign y = t; endmodule"),
+    # a `timescale that covers only part of a file, and macros of the golden design
+    ("`define W 4\n`timescale 1ns/1ps\nmodule m(input [`W-1:0] a, output [`W-1:0] y); assign y = ~a; endmodule",
+     ("module sub(input [3:0] a, output [3:0] y); assign y = ~a; endmodule\n`timescale 1ns/1ps\n"
+     "module m(input [3:0] a, output [3:0] y); sub u(.a(a), .y(y)); endmodule"),
+     ("`ifdef W\nmodule m(input [3:0] a, output [3:0] y); assign y = ~a; endmodule\n`else\n"
+     "module m(input [3:0] a, output [3:0] y); assign y = a; endmodule\n`endif\n")),
+])
+def test_golden_and_candidate_share_no_compilation_state(golden, candidate, wrong):
+    for method in ("simulation", "auto"):
+        config = EquivConfig(method=method)
+        res = check_equivalence(golden, candidate, "m", config=config)
+        assert res.verdict == "equivalent", (method, res.reason, res.log[-400:])
+        assert check_equivalence(golden, wrong, "m", config=config).verdict == "not_equivalent", method
+
+
+@pytest.mark.parametrize("golden, same, wrong", [
+    ("module m(input a$b, input c, output y$z); assign y$z = a$b & c; endmodule",
+     "module m(input a$b, input c, output y$z); assign y$z = ~(~a$b | ~c); endmodule",
+     "module m(input a$b, input c, output y$z); assign y$z = a$b | c; endmodule"),
+    ("module m(input \\a+b , input c, output y); assign y = \\a+b  ^ c; endmodule",
+     "module m(input \\a+b , input c, output y); assign y = c ^ \\a+b ; endmodule",
+     "module m(input \\a+b , input c, output y); assign y = c; endmodule"),
+    ("module m(input [1:0] c [0:2], output [1:0] z [0:2]); assign z = c; endmodule",
+     ("module m(input [1:0] c [0:2], output [1:0] z [0:2]); assign z[0] = c[0]; assign z[1] = c[1]; "
+     "assign z[2] = c[2]; endmodule"),
+     ("module m(input [1:0] c [0:2], output [1:0] z [0:2]); assign z[0] = c[0]; assign z[1] = c[2]; "
+     "assign z[2] = c[1]; endmodule")),
+    ("module m(input a, input en, inout io, output y); assign io = en ? a : 1'bz; assign y = io; endmodule",
+     "module m(input a, input en, inout io, output y); bufif1 b(io, a, en); assign y = io; endmodule",
+     "module m(input a, input en, inout io, output y); assign io = a; assign y = io; endmodule"),
+])
+def test_unusual_but_legal_ports(golden, same, wrong):
+    assert check_equivalence(golden, same, "m").verdict == "equivalent"
+    assert check_equivalence(golden, wrong, "m").verdict == "not_equivalent"
+
+
+def test_partial_credit_counts_sequences():
+    golden = """module c(input clk, input rst, input en, output reg [3:0] q);
+      always @(posedge clk) if (rst) q <= 0; else if (en) q <= q + 1;
+    endmodule"""
+    deep = golden.replace("q <= q + 1;", "q <= (q == 4'd12) ? 4'd0 : q + 1;")
+    res = check_equivalence(golden, deep, config=EquivConfig(method="simulation", partial_credit=True))
+    assert res.verdict == "not_equivalent" and res.sequences == 9
+    assert 0 <= res.sequences_passed < res.sequences and res.sequence_fraction < 1.0

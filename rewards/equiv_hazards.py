@@ -507,13 +507,30 @@ class _Walk:
 
     def _races(self) -> None:
         edges = [p for p in self.processes if p.kind == "edge"]
+        comb = [p for p in self.processes if p.kind in ("star", "level", "comb")]
         for p in edges:
+            if not p.blocking:
+                continue
+            # what the blocking writes reach within the same time step: nets and combinational
+            # processes computed from them
+            reach = set(p.blocking)
+            changed = True
+            while changed:
+                changed = False
+                for path, reads in self.net_reads.items():
+                    if path not in reach and reads & reach:
+                        reach.add(path)
+                        changed = True
+                for c in comb:
+                    if c.reads & reach and not c.writes <= reach:
+                        reach |= c.writes
+                        changed = True
             for q in edges:
-                if p is not q:
-                    shared = p.blocking & (q.reads | q.listed)
-                    if shared:
-                        self.add("race", f"{_short(min(shared))} is assigned with '=' in one clocked "
-                                 "process and read by another")
+                shared = reach & (q.reads | q.listed) if q is not p else set()
+                if shared:
+                    self.add("race", f"{_short(min(p.blocking & reach))} is assigned with '=' in one clocked "
+                             f"process and read (as {_short(min(shared))}) by another")
+                    break
 
     def _sensitivity(self) -> None:
         for p in self.processes:

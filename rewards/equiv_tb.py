@@ -128,12 +128,32 @@ class InputLayout:
                 out.append(f"{data}[{data_index[key]}]")
         return out
 
+    def port_expr(self, port: Port, clock: str, reset: str, data: str, lo: int = 0, hi: int | None = None) -> str:
+        """A Verilog concatenation of bits ``lo..hi`` of the port, contiguous runs as part selects
+        (a concatenation of single bits costs the simulator one net per bit)."""
+        bits = self.port_bits(port, clock, reset, data)[lo:hi]
+        return concat_bits(bits)
+
     def data_slices(self) -> dict[str, tuple[int, int]]:
         """``port -> (hi, lo)`` of the data vector for ports whose bits are all contiguous data."""
         found: dict[str, list[int]] = {}
         for j, (name, _) in enumerate(self.data):
             found.setdefault(name, []).append(j)
         return {name: (max(js), min(js)) for name, js in found.items() if max(js) - min(js) + 1 == len(js)}
+
+
+def concat_bits(bits: list[str]) -> str:
+    """``{...}`` of bit references given least significant first, merging ``v[k+1], v[k]`` runs."""
+    runs: list[tuple[str, int, int]] = []  # (vector, high, low), most significant first
+    for bit in reversed(bits):
+        name, _, rest = bit.partition("[")
+        index = int(rest.rstrip("]"))
+        if runs and runs[-1][0] == name and runs[-1][2] == index + 1:
+            runs[-1] = (name, runs[-1][1], index)
+        else:
+            runs.append((name, index, index))
+    parts = [f"{n}[{h}]" if h == lo else f"{n}[{h}:{lo}]" for n, h, lo in runs]
+    return "{" + ", ".join(parts) + "}"
 
 
 def _decl(width: int) -> str:
@@ -180,15 +200,14 @@ def _head(iface: ModuleInterface, layout: InputLayout, stim: Stimulus, ref_prefi
              "  integer seed, passed, total, seq, cycle, i, k, r, b, seq_passed, seq_total;",
              "  reg reported, seq_bad;"]
     for port in iface.inputs:
-        bits = layout.port_bits(port, "ck", "rs", "stim")
         if port.unpacked:
             ew = port.element_width
             lines.append(f"  wire {_decl(ew)}{_sig(port.name)}{_unpacked(port)};")
             for e, suffix in enumerate(_elements(port)):
-                chunk = bits[e * ew:(e + 1) * ew]
-                lines.append(f"  assign {_sig(port.name)}{suffix} = {{{', '.join(reversed(chunk))}}};")
+                chunk = layout.port_expr(port, "ck", "rs", "stim", e * ew, (e + 1) * ew)
+                lines.append(f"  assign {_sig(port.name)}{suffix} = {chunk};")
         else:
-            lines.append(f"  wire {_decl(port.width)}{_sig(port.name)} = {{{', '.join(reversed(bits))}}};")
+            lines.append(f"  wire {_decl(port.width)}{_sig(port.name)} = {layout.port_expr(port, 'ck', 'rs', 'stim')};")
     for port in outputs:
         for prefix in ("dut", "gold"):
             lines.append(f"  wire {_decl(port.element_width)}{_out(prefix, port)}{_unpacked(port)};")

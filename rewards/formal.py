@@ -144,8 +144,7 @@ def _group_ports(layout: InputLayout) -> list[str]:
 def _input_connections(iface: ModuleInterface, layout: InputLayout) -> list[str]:
     conns = []
     for port in iface.inputs:
-        bits = layout.port_bits(port, "verirl_ck", "verirl_rs", "verirl_d")
-        conns.append(f".{vname(port.name)}({{{', '.join(reversed(bits))}}})")
+        conns.append(f".{vname(port.name)}({layout.port_expr(port, 'verirl_ck', 'verirl_rs', 'verirl_d')})")
     return conns
 
 

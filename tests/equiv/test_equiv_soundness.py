@@ -309,3 +309,15 @@ def test_timing_controls_in_the_candidate_are_flagged_and_out_of_step():
     delayed = COMB.replace("assign z = ^a;", "assign #1 z = ^a;")
     res = check_equivalence(COMB, delayed)
     assert any("timing" in h for h in res.hazards) and res.strength in (None, "simulated")
+
+
+def test_races_through_nets_and_combinational_logic_are_hazards():
+    via_net = PIPE.replace("always @(posedge clk) b <= a;\n  always @(posedge clk) c <= b;",
+                           "always @(posedge clk) b = a;\n  wire [3:0] w = ~b;\n  always @(posedge clk) c <= ~w;")
+    via_comb = PIPE.replace("always @(posedge clk) b <= a;\n  always @(posedge clk) c <= b;",
+                            "reg [3:0] w;\n  always @(posedge clk) b = a;\n  always @(*) w = b;\n"
+                            "  always @(posedge clk) c <= w;")
+    for candidate in (via_net, via_comb):
+        res = check_equivalence(PIPE, candidate)
+        assert any("race" in h for h in res.hazards), res.hazards
+        assert res.strength in (None, "simulated")

@@ -226,8 +226,11 @@ def operator_swap(src: _Src, ctx) -> list[tuple[str, str]]:
         prev = src.prv(i)
         prev_t = src.text(prev) if prev is not None else ""
         if t in SWAPS and prev_t not in ("@", "#"):
+            nxt = src.nxt(i)
             if t in ("-", "+") and prev_t in ("(", "=", ",", "<="):
                 continue
+            if t == "*" and prev_t == "(" and nxt is not None and src.text(nxt) == ")":
+                continue  # @(*)
             out.append((f"{src.line(i)}: {t} -> {SWAPS[t]}", src.rebuild({i: SWAPS[t]})))
     return out
 

@@ -34,6 +34,7 @@ counterexample. Infrastructure faults (missing tool, crashed tool) are raised as
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from typing import Any
@@ -160,11 +161,11 @@ class EquivResult:
         return dataclasses.asdict(self)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Design:
     code: str
     iface: ModuleInterface
-    hazards: list[str]
+    hazards: tuple[str, ...]
     unit_names: tuple[str, ...] = ()
     """Names the source declares outside modules (``$unit``): renamed apart in the golden file."""
 
@@ -188,10 +189,10 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
             return EquivResult("error", reason=f"golden design: {exc}", fault="golden")
     gold = _prepare(golden, top, "golden", candidate=False)
     if isinstance(gold, EquivResult):
-        return gold
+        return dataclasses.replace(gold)
     cand = _prepare(candidate, top, "candidate", candidate=True)
     if isinstance(cand, EquivResult):
-        return cand
+        return dataclasses.replace(cand)
     timings["interface"] = time.monotonic() - start
     problems = interface_differences(gold.iface, cand.iface)
     if problems:
@@ -219,8 +220,10 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
     return result
 
 
+@functools.lru_cache(maxsize=64)
 def _prepare(source: str, top: str, role: str, *, candidate: bool) -> _Design | EquivResult:
-    """Sanitize, elaborate, extract the interface and the hazards of one side."""
+    """Sanitize, elaborate, extract the interface and the hazards of one side (cached: a reward
+    run checks many candidates against the same golden design)."""
     from .equiv_hazards import find_hazards
     from .interface import elaborate, interface_of_instance
     from .sanitize import Forbidden, sanitize_candidate
@@ -254,7 +257,7 @@ def _prepare(source: str, top: str, role: str, *, candidate: bool) -> _Design | 
             vname(port.name)
     except ValueError as exc:
         return EquivResult("error", reason=f"{role} design: {exc}", fault=role)
-    return _Design(code, iface, hazards, unit_names)
+    return _Design(code, iface, tuple(hazards), unit_names)
 
 
 def _formal_then_simulation(gold: _Design, cand: _Design, iface: ModuleInterface, config: EquivConfig,

@@ -18,21 +18,21 @@ def _kinds(src: str, top: str | None = None, candidate: bool = True) -> set[str]
 
 
 CLEAN = [
-    "module m(input clk, input rst, input en, output reg [3:0] q); always @(posedge clk) if (rst) q <= 0; "
-    "else if (en) q <= q + 1; endmodule",
-    "module m(input clk, input [3:0] a, output reg [3:0] q, output reg [3:0] r); integer i; "
+    ("module m(input clk, input rst, input en, output reg [3:0] q); always @(posedge clk) if (rst) q <= 0; "
+    "else if (en) q <= q + 1; endmodule"),
+    ("module m(input clk, input [3:0] a, output reg [3:0] q, output reg [3:0] r); integer i; "
     "always @(posedge clk) for (i = 0; i < 4; i = i + 1) q[i] <= a[i]; "
-    "always @* begin r = 0; for (i = 0; i < 4; i = i + 1) r[i] = a[3 - i]; end endmodule",
+    "always @* begin r = 0; for (i = 0; i < 4; i = i + 1) r[i] = a[3 - i]; end endmodule"),
     "module m(input a, input b, output reg y); always @(a or b) y = a & b; endmodule",
     "module m(input a, input b, output reg [1:0] y); always @* y[0] = a; always @* y[1] = b; endmodule",
-    "module m(input [3:0] a, output reg [1:0] y); always @* casez (a) 4'b1???: y = 3; 4'b01??: y = 2; "
-    "default: y = 0; endcase endmodule",
-    "module m(input clk, input rst, input in, output reg out); reg s; always @(posedge clk or posedge rst) "
-    "if (rst) s <= 0; else s <= in; always @* case (s) 1'b0: out = 0; default: out = 1; endcase endmodule",
-    "module m(input clk, input [3:0] a, output reg [3:0] c); reg [3:0] b; "
-    "always @(posedge clk) begin c = b; b = a; end endmodule",
-    "module s(input a, output y); assign y = a; endmodule\n"
-    "module m(input [1:0] a, output [1:0] y); s u0(.a(a[0]), .y(y[0])); s u1(.a(a[1]), .y(y[1])); endmodule",
+    ("module m(input [3:0] a, output reg [1:0] y); always @* casez (a) 4'b1???: y = 3; 4'b01??: y = 2; "
+    "default: y = 0; endcase endmodule"),
+    ("module m(input clk, input rst, input in, output reg out); reg s; always @(posedge clk or posedge rst) "
+    "if (rst) s <= 0; else s <= in; always @* case (s) 1'b0: out = 0; default: out = 1; endcase endmodule"),
+    ("module m(input clk, input [3:0] a, output reg [3:0] c); reg [3:0] b; "
+    "always @(posedge clk) begin c = b; b = a; end endmodule"),
+    ("module s(input a, output y); assign y = a; endmodule\n"
+    "module m(input [1:0] a, output [1:0] y); s u0(.a(a[0]), .y(y[0])); s u1(.a(a[1]), .y(y[1])); endmodule"),
     "module m(input [1:0] s, input a, output reg y); always_comb begin y = 0; if (s == 2'd1) y = a; end endmodule",
 ]
 
@@ -45,25 +45,25 @@ def test_ordinary_designs_have_no_hazards(src):
 @pytest.mark.parametrize("src, kind", [
     ("module m(input a, input b, output reg y); always @(a) y = a & b; endmodule", "sensitivity"),
     ("module m(input a, input b, input c, output reg y); always @(a or c) y = a & b | c; endmodule", "sensitivity"),
-    ("module m(input [3:0] a, input [3:0] b, output reg [3:0] y); function [3:0] f(input [3:0] x); "
-     "f = x + b; endfunction always @* y = f(a); endmodule", "sensitivity"),
+    (("module m(input [3:0] a, input [3:0] b, output reg [3:0] y); function [3:0] f(input [3:0] x); "
+     "f = x + b; endfunction always @* y = f(a); endmodule"), "sensitivity"),
     ("module m(input a, input b, output y); assign y = a; assign y = b; endmodule", "multi_driver"),
-    ("module m(input clk, input a, input b, output reg y); always @(posedge clk) y <= a; "
-     "always @(posedge clk) y <= b; endmodule", "multi_driver"),
+    (("module m(input clk, input a, input b, output reg y); always @(posedge clk) y <= a; "
+     "always @(posedge clk) y <= b; endmodule"), "multi_driver"),
     ("module m(input a, output y); assign a = 1'b0; assign y = a; endmodule", "multi_driver"),
-    ("module s(input a, output y); assign y = a; endmodule\n"
-     "module m(input a, input b, output y); s u1(.a(a), .y(y)); s u2(.a(b), .y(y)); endmodule", "multi_driver"),
+    (("module s(input a, output y); assign y = a; endmodule\n"
+     "module m(input a, input b, output y); s u1(.a(a), .y(y)); s u2(.a(b), .y(y)); endmodule"), "multi_driver"),
     ("module m(input [1:0] a, output [1:0] y); assign y[0] = a[0]; assign y[1:0] = a; endmodule", "multi_driver"),
-    ("module m(input clk, input a, output reg y, output reg z); always @(posedge clk) y = a; "
-     "always @(posedge clk) z = y; endmodule", "race"),
+    (("module m(input clk, input a, output reg y, output reg z); always @(posedge clk) y = a; "
+     "always @(posedge clk) z = y; endmodule"), "race"),
     ("module m(input a, input en, output y); assign y = en ? a : 1'bz; endmodule", "tristate"),
     ("module m(input [3:0] a, output [3:0] y); assign y = 'z; endmodule", "tristate"),
     ("module m(input a, output y); tri t; assign t = a; assign y = t; endmodule", "tristate"),
     ("module m(input a, input e, output y); bufif1 g(y, a, e); endmodule", "tristate"),
     ("module m(inout a, input b); assign a = b; endmodule", "tristate"),
     ("module m(input a, output y); wand w; assign w = a; assign y = w; endmodule", "tristate"),
-    ("module m(input [3:0] a, output reg [1:0] y); always @* casex (a) 4'b1xxx: y = 3; default: y = 0; endcase "
-     "endmodule", "casex"),
+    (("module m(input [3:0] a, output reg [1:0] y); always @* casex (a) 4'b1xxx: y = 3; default: y = 0; endcase "
+     "endmodule"), "casex"),
     ("module m(input a, output y); assign #1 y = a; endmodule", "timing"),
     ("module m(input a, output reg y); always #5 y = a; endmodule", "timing"),
     ("module m(output reg clk); initial begin clk = 0; forever #5 clk = ~clk; end endmodule", "timing"),
@@ -72,8 +72,8 @@ def test_ordinary_designs_have_no_hazards(src):
     ("module m(input clk, input a, output reg y); always @(posedge clk) begin wait (a); y <= a; end endmodule",
      "timing"),
     ("module m(input a, output reg y); always @* begin force y = a; end endmodule", "procedural"),
-    ("module m(input clk, input rst, input in, output reg out); reg s; always @(posedge clk) "
-     "if (rst) s <= 0; else s <= in; always @* case (s) 1'b0: out = 0; default: out = 1; endcase endmodule",
+    (("module m(input clk, input rst, input in, output reg out); reg s; always @(posedge clk) "
+     "if (rst) s <= 0; else s <= in; always @* case (s) 1'b0: out = 0; default: out = 1; endcase endmodule"),
      "time_zero"),
     ("module m(output reg [1:0] y); always @* y = 2'd1; endmodule", "time_zero"),
 ])

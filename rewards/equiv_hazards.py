@@ -18,6 +18,10 @@ of their inputs' values sampled at clock edges. :func:`find_hazards` walks an el
     of the simulation: the simulator leaves its outputs X until one of its inputs changes, where
     the model already computes them. Waking sources are the data and reset inputs (driven at the
     first step), variables an asynchronous reset branch sets, and anything computed from them.
+``comb_x``
+    (candidate only) an X constant assigned in a combinational process: where such a process
+    becomes a latch (any ``case`` that an X selector can miss), Yosys reads the X as "keep the old
+    value", the simulator as X.
 ``multi_driver``
     a net or variable (bits of it) driven from two places: Yosys merges the drivers, the
     simulator resolves them (X) or lets the last writer win.
@@ -46,7 +50,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-HAZARD_KINDS = ("timing", "sensitivity", "time_zero", "multi_driver", "race", "tristate", "casex",
+HAZARD_KINDS = ("timing", "sensitivity", "time_zero", "comb_x", "multi_driver", "race", "tristate", "casex",
                 "procedural", "internal_clock")
 
 _TRI_NETS = ("Tri", "TriAnd", "TriOr", "TriReg", "WAnd", "WOr", "Tri0", "Tri1", "Interconnect")
@@ -77,6 +81,7 @@ class _Process:
     writes: set[str] = dataclasses.field(default_factory=set)
     reset_writes: set[str] = dataclasses.field(default_factory=set)
     loop_vars: set[str] = dataclasses.field(default_factory=set)
+    assigns_x: bool = False
     async_reset: bool = False
 
 
@@ -370,6 +375,8 @@ class _Walk:
                     if node.isCompound:
                         for path, _ in targets:
                             proc.reads.add(path)
+                    if _has_x_literal(node.right):
+                        proc.assigns_x = True
                     self._expression(node.right, proc.reads, proc.hidden_reads, "z")
                     return ast.VisitAction.Skip
                 self._expression(node, proc.reads, proc.hidden_reads, "z")
@@ -489,6 +496,10 @@ class _Walk:
         self._sensitivity()
         if candidate:
             self._time_zero(clock_ports)
+            for p in self.processes:
+                if p.kind in ("star", "level", "comb") and p.assigns_x:
+                    self.add("comb_x", f"{p.where} assigns an X constant (Yosys reads it as 'keep the old "
+                             "value' in a latch)")
         return list(self.hazards)
 
     def _multi_drivers(self) -> None:
@@ -597,6 +608,26 @@ def _width(expr) -> int:
         return int(expr.type.bitWidth)
     except (AttributeError, TypeError):
         return 0
+
+
+def _has_x_literal(expr) -> bool:
+    from pyslang import ast
+
+    found = {"x": False}
+
+    def visit(node):
+        if isinstance(node, ast.Expression) and node.kind in (
+                ast.ExpressionKind.IntegerLiteral, ast.ExpressionKind.UnbasedUnsizedIntegerLiteral):
+            try:
+                if int(node.value.countXs()) > 0:
+                    found["x"] = True
+                    return ast.VisitAction.Interrupt
+            except (AttributeError, TypeError, ValueError):
+                pass
+        return ast.VisitAction.Advance
+
+    expr.visit(visit)
+    return found["x"]
 
 
 def _has_z(literal) -> bool:

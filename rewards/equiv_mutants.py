@@ -558,7 +558,8 @@ def commutative_rewrite(source: str) -> str | None:
     """Swap the two operands of the first commutative operator whose operands are single identifiers."""
     src = _Src(source)
     body = set(src.body())
-    safe = {"(", ")", "=", ";", ",", "?", ":", "<=", "begin"}
+    # operands bound to the operator by nothing of higher precedence (`<=` may be a comparison)
+    safe = {"(", ")", "=", ";", ",", "?", ":"}
     sig = src.sig
     for k in range(2, len(sig) - 2):
         op = src.tokens[sig[k]]

@@ -8,8 +8,9 @@ and equivalent rewrites (the reference itself, a wrapper, a commutative swap, cl
 pragmas the simulator ignores). Every pair is checked with each method; the problem's testbench is
 run on the same mutants. Printed per operator: mutants, the testbench's kills, each method's kills
 and verdict strengths, kills the testbench makes that a method misses, and **unsound proofs** (a
-mutant called ``proven`` or ``bounded`` although a simulation -- the testbench or the checker's own
--- tells it apart); per rewrite: false alarms and strengths; per method: checks per second.
+mutant called ``proven`` although a simulation -- the testbench or the checker's own -- tells it
+apart; ``bounded`` mutants a deeper simulation refutes are counted apart: a bound is not a proof);
+per rewrite: false alarms and strengths; per method: checks per second.
 
     python scripts/bench_equiv.py [--bench ../shared/bench/verilog-eval-v2] [--limit N] [--workers 2]
                                   [--per-operator 1] [--operators a,b] [--methods auto,simulation,formal]
@@ -112,8 +113,9 @@ def bench_verilog_eval(folder: str, args, operators: list[str], methods: list[st
                 sim = simulate(task, sanitize_candidate(code, "TopModule").code, run_timeout=20.0)
             except Exception:  # noqa: BLE001 - a refused construct is not a valid mutant
                 return False
-            verdicts[code] = "pass" if sim.passed else (
-                "fail" if sim.failure in ("mismatch", "timeout") else f"invalid:{sim.failure}")
+            # a testbench kill is a mismatch; a timeout (with no mismatch) is reported apart
+            verdicts[code] = "pass" if sim.passed else ("fail" if sim.failure == "mismatch" else "timeout"
+                                                         if sim.failure == "timeout" else f"invalid:{sim.failure}")
             return not verdicts[code].startswith("invalid")
 
         pairs = _pairs_for(name, gold, "TopModule", args, operators, valid)
@@ -150,7 +152,9 @@ def bench_verilog_eval(folder: str, args, operators: list[str], methods: list[st
 def report(results: dict[str, list[dict]], wall: dict[str, float], prep: float, problems: int, title: str) -> None:
     any_rows = next(iter(results.values()), [])
     mutants = [r for r in any_rows if r["role"] == "mutant"]
-    print(f"{title}: {len(mutants)} mutants, {len(any_rows) - len(mutants)} rewrites, prepared in {prep:.1f} s")
+    timeouts = sum(r.get("tb") == "timeout" for r in mutants)
+    print(f"{title}: {len(mutants)} mutants, {len(any_rows) - len(mutants)} rewrites, prepared in {prep:.1f} s; "
+          f"the testbenches time out on {timeouts} mutants without a mismatch (not counted as kills)")
     # ground truth: a mutant is different when any simulation tells it apart
     different: set[tuple] = set()
     for rows in results.values():
@@ -172,13 +176,16 @@ def report(results: dict[str, list[dict]], wall: dict[str, float], prep: float, 
             mine = [r for r in rows if (r["problem"], r["kind"], r["where"]) in keys and r["role"] == "mutant"]
             killed = sum(r["verdict"] in KILLED for r in mine)
             missed = sum(r.get("tb") == "fail" and r["verdict"] not in KILLED for r in mine)
-            unsound = [r for r in mine if r["strength"] in ("proven", "bounded")
+            unsound = [r for r in mine if r["strength"] == "proven"
+                       and (r["problem"], r["kind"], r["where"]) in different]
+            shallow = [r for r in mine if r["strength"] == "bounded"
                        and (r["problem"], r["kind"], r["where"]) in different]
             strengths = collections.Counter(r["strength"] or r["verdict"][:6] for r in mine)
             line += f" | {'':10s} {killed:4d} {missed:4d} {len(unsound):7d} " + \
                 ",".join(f"{k}:{v}" for k, v in sorted(strengths.items()))
             if op == "ALL":
                 totals[(method, "unsound")] = len(unsound)
+                totals[(method, "shallow")] = len(shallow)
                 for r in unsound[:10]:
                     print(f"      UNSOUND {method}: {r['problem']} {r['kind']} {r['where']} -> {r['strength']}")
             for r in mine:
@@ -197,7 +204,8 @@ def report(results: dict[str, list[dict]], wall: dict[str, float], prep: float, 
         print(f"  {'':10s}  {len(rows)} checks in {wall[method]:.1f} s = {len(rows) / max(wall[method], 1e-9):.1f} "
               f"checks/s; per check median {statistics.median(times):.3f} s, p90 "
               f"{times[int(0.9 * (len(times) - 1))]:.3f} s, max {times[-1]:.2f} s; unsound proofs "
-              f"{totals[(method, 'unsound')]}")
+              f"{totals[(method, 'unsound')]}; bounded checks that a deeper simulation refutes "
+              f"{totals[(method, 'shallow')]}")
         for r in false[:10]:
             print(f"      FALSE ALARM: {r['problem']} {r['kind']} -> {r['verdict']} {r['reason'][:120]}")
 

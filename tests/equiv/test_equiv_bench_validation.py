@@ -163,3 +163,12 @@ def test_rtllm_designs_are_equivalent_to_themselves_and_refute_clock_mutants():
             assert not (sim.verdict == "not_equivalent" and auto.verdict == "equivalent"), (design, mutant.where)
         checked += 1
     assert checked >= 8
+
+
+def test_commutative_rewrite_respects_precedence():
+    from rewards.equiv_mutants import commutative_rewrite
+
+    src = "module m(input a, input [3:0] c, output y); assign y = a && c <= 4'd7; endmodule"
+    assert commutative_rewrite(src) is None  # swapping a and c would regroup the comparison
+    src = "module m(input a, input b, output y); assign y = (a & b); endmodule"
+    assert "(b & a)" in commutative_rewrite(src)

@@ -302,11 +302,18 @@ def negedge_submodule(src: _Src, ctx) -> list[tuple[str, str]]:
 
 
 def _insert_after_header(src: _Src, ctx, decl: str, repl: dict[int, str]) -> str | None:
+    """Insert ``decl`` before the first process of module ``top`` (after its port declarations,
+    ANSI or not), with the edits ``repl``."""
     end = src.header_end(ctx.top)
     if end is None:
         return None
+    stop = src.module_end(ctx.top)
+    first = next((i for i in src.sig[src.pos[end] + 1:] if src.text(i) in (
+        "always", "always_ff", "always_comb", "always_latch", "initial") or i == stop), None)
+    if first is None:
+        return None
     repl = dict(repl)
-    repl[end] = repl.get(end, src.text(end)) + "\n  " + decl
+    repl[first] = decl + "\n  " + repl.get(first, src.text(first))
     return src.rebuild(repl)
 
 
@@ -580,11 +587,7 @@ def clock_alias_rewrite(source: str, iface, top: str) -> str | None:
     if not repl:
         return None
     decl = " ".join(f"wire verirl_alias_{c} = ~(~{c});" for c in sorted(clocks))
-    end = src.header_end(top)
-    if end is None:
-        return None
-    repl[end] = src.text(end) + "\n  " + decl
-    return src.rebuild(repl)
+    return _insert_after_header(src, _Context(iface, top), decl, repl)
 
 
 def pragma_rewrite(source: str) -> str | None:

@@ -65,7 +65,7 @@ class Stimulus:
     long_cycles: int = 1200
     vectors: int = 2000
     exhaustive_bits: int = 16
-    reset_pulses: int = 2
+    reset_pulses: int = 4
     stop_on_mismatch: bool = True
 
 

@@ -71,7 +71,7 @@ class EquivConfig:
     cycles: int = dataclasses.field(default=150, metadata={"help": "sequential: clock cycles per sequence"})
     long_cycles: int = dataclasses.field(default=1200, metadata={"help": (
         "sequential: cycles of a final sequence without mid-sequence resets, to reach deep states (0: none)")})
-    reset_pulses: int = dataclasses.field(default=2, metadata={"help": (
+    reset_pulses: int = dataclasses.field(default=4, metadata={"help": (
         "sequential: extra reset pulses (short and long, at random) inside each sequence")})
     vectors: int = dataclasses.field(default=2000, metadata={"help": "combinational: random vectors"})
     exhaustive_bits: int = dataclasses.field(default=16, metadata={"help": (
@@ -168,8 +168,6 @@ class _Design:
     hazards: tuple[str, ...]
     unit_names: tuple[str, ...] = ()
     """Names the source declares outside modules (``$unit``): renamed apart in the golden file."""
-
-
 
 
 def check_equivalence(golden: str, candidate: str, top: str | None = None, *,

@@ -91,6 +91,7 @@ def _pairs_for(name: str, gold: str, top: str, args, operators, valid) -> list[d
 
 def bench_verilog_eval(folder: str, args, operators: list[str], methods: list[str]) -> dict[str, list[dict]]:
     from rewards.equivalence import EquivConfig, check_equivalence
+    from rewards.interface import extract_interface
     from rewards.sanitize import rename_modules, sanitize_candidate
     from rewards.simulate import simulate
     from rewards.task import Task
@@ -110,6 +111,7 @@ def bench_verilog_eval(folder: str, args, operators: list[str], methods: list[st
 
         def valid(code: str) -> bool:
             try:
+                extract_interface(code, "TopModule")  # the checker's front end must read it too
                 sim = simulate(task, sanitize_candidate(code, "TopModule").code, run_timeout=20.0)
             except Exception:  # noqa: BLE001 - a refused construct is not a valid mutant
                 return False
@@ -235,6 +237,7 @@ def bench_rtllm(folder: str, args, operators: list[str]) -> list[dict]:
 
         def valid(code: str, top=top) -> bool:
             try:
+                extract_interface(code, top)
                 return check_syntax(sanitize_candidate(code, top).code, top).ok
             except Exception:  # noqa: BLE001
                 return False

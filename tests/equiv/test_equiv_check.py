@@ -284,10 +284,10 @@ endmodule"""
 def test_registers_that_do_not_match_by_name_get_a_bounded_check():
     # six cycles of history, stored reversed and inverted: no register correspondence, and the
     # k-induction from reset does not close within its depth; the bounded check still holds
-    config = EquivConfig(method="formal", formal_depth=12, formal_timeout=20)
+    config = EquivConfig(method="formal", formal_depth=12, formal_timeout=120)
     res = check_equivalence(SHIFT6, SHIFT6_INVERTED, config=config)
     assert res.verdict == "equivalent" and res.strength == "bounded" and res.bound >= 12
-    auto = check_equivalence(SHIFT6, SHIFT6_INVERTED, config=EquivConfig(formal_depth=12, formal_timeout=20))
+    auto = check_equivalence(SHIFT6, SHIFT6_INVERTED, config=EquivConfig(formal_depth=12, formal_timeout=120))
     assert auto.verdict == "equivalent" and auto.strength == "bounded" and auto.passed == auto.total > 0
     bug = SHIFT6_INVERTED.replace("6'h3f", "6'h3e")  # one reset bit wrong: visible six cycles later
     res = check_equivalence(SHIFT6, bug)

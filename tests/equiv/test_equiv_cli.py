@@ -67,7 +67,7 @@ SEQ_OTHER_NAMES = SEQ.replace("output reg q", "output q").replace(
 
 def test_json_carries_the_strength_and_min_strength_sets_the_exit_code(files, capsys):
     golden = files("g.v", SEQ)
-    rc = main(["equiv", "--golden", golden, "--candidate", files("c.v", SEQ)])
+    rc = main(["equiv", "--golden", golden, "--candidate", files("c.v", SEQ), "--formal-timeout", "120"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["verdict"] == "equivalent" and out["strength"] == "proven"
     rc = main(["equiv", "--golden", golden, "--candidate", files("c.v", SEQ), "--method", "simulation"])

@@ -29,8 +29,9 @@ def _fence(code: str) -> str:
 
 def test_a_non_equivalent_candidate_scores_far_below_an_equivalent_one():
     # the case: an async-reset counter against a sync-reset reference scored 1.198 of 1.2
-    good = score_completion(_task(), _fence(SYNC))
-    wrong = score_completion(_task(), _fence(ASYNC))
+    patient = RewardConfig(equivalence={"formal_timeout": 120})  # a loaded machine must not turn a proof into a bound
+    good = score_completion(_task(), _fence(SYNC), patient)
+    wrong = score_completion(_task(), _fence(ASYNC), patient)
     assert good.passed and good.components["function"] == 1.0 and good.detail["strength"] == "proven"
     assert wrong.passed is False and wrong.failure == "mismatch"
     assert wrong.components["function"] == 0.0 and wrong.reward == pytest.approx(good.reward - 1.0)

@@ -174,7 +174,7 @@ class _Src:
             ctl_end = i
             if j is not None and self.text(j) == "@":
                 k = self.nxt(j)
-                if k is not None and self.text(k) == "*":
+                if k is not None and self.text(k) in ("*", "(*)"):
                     ctl_end = k
                 elif k is not None and self.text(k) == "(":
                     depth = 0
@@ -518,7 +518,7 @@ def extra_driver(src: _Src, ctx) -> list[tuple[str, str]]:
 def incomplete_sensitivity(src: _Src, ctx) -> list[tuple[str, str]]:
     out = []
     for start, ctl_end, end in src.always_blocks():
-        if src.text(ctl_end) not in ("*", ")") or src.text(start) != "always":
+        if src.text(ctl_end) not in ("*", ")", "(*)") or src.text(start) != "always":
             continue
         at = src.nxt(start)
         if at is None or src.text(at) != "@":

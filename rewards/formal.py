@@ -99,6 +99,12 @@ def formal_text(code: str) -> str:
                 raise Unfaithful(f"`{name} {target}: conditional compilation on a macro a tool defines by itself")
             elif name in ("__FILE__", "__LINE__"):
                 raise Unfaithful(f"`{name} differs between the simulator's and Yosys's file")
+        if tok.text == "(*" and tok.kind != lexer.COMMENT:  # an attribute instance (lexers that keep it whole)
+            end = next((j for j in sig if j > i and tokens[j].text == "*)"), None)
+            if end is not None:
+                out.append(_blank(tok.text))
+                skip_until = end
+                continue
         if tok.text == "(" and i in nxt and tokens[nxt[i]].text == "*":
             star = nxt[i]
             after = nxt.get(star)

@@ -583,7 +583,10 @@ def clock_alias_rewrite(source: str, iface, top: str) -> str | None:
     """Every edge on a clock taken through ``wire alias = ~~clk`` (equivalent)."""
     src = _Src(source)
     clocks = {c.name for c in iface.clocks}
-    repl = {s: f"verirl_alias_{name}" for _, s, name in src.edge_events() if name in clocks}
+    start, stop = src.header_end(top), src.module_end(top)
+    if start is None or stop is None:
+        return None
+    repl = {s: f"verirl_alias_{name}" for _, s, name in src.edge_events() if name in clocks and start < s < stop}
     if not repl:
         return None
     decl = " ".join(f"wire verirl_alias_{c} = ~(~{c});" for c in sorted(clocks))

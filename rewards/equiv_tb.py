@@ -36,7 +36,12 @@ between two clock edges (an asynchronous reset acts, a synchronous one must not)
 spanning edges. Sequence 0 drives all-zero data, sequence 1 all ones, then sequences cycle through
 fast-changing random inputs and slow-changing ones (each input takes a new value one time in 8, or
 in 64 slots, so conditions that must hold for many cycles occur); the long sequence is
-slow-changing. Everything is drawn from ``$random(seed)``, so a seed gives the same run.
+slow-changing. **Strobes** (one-bit inputs that gate state: enables, write strobes, ``valid``,
+``start``; see :mod:`rewards.interface`) are data inputs, but in the short slow-changing sequences
+they stay at their inactive level except for one-cycle pulses at a per-sequence rate (one slot in
+16 to one in 256): a transaction started by a pulse runs to its end before the next one; a strobe
+that loads constants like a synchronous reset is also held active at the start of every
+sequence. Everything is drawn from ``$random(seed)``, so a seed gives the same run.
 
 The first mismatch prints a counterexample (time, sequence, cycle, every input, expected and got
 outputs) on ``VERIRL-EQUIV-*`` lines; the verdict is the runner's secret ``VERIRL_REPORT`` macro
@@ -268,7 +273,8 @@ def _corner(width: int, which: str) -> str:
 def _random_task(iface: ModuleInterface, layout: InputLayout) -> list[str]:
     """``drive_inputs(mode)``: 0 all zeros, 1 all ones, 2 every input random (7 times in 16 a corner
     value), 3 and 4 the same values but each input takes a new one only one time in 8 (3) or in 64
-    (4): stable stretches of varied length."""
+    (4): stable stretches of varied length. In modes 3 and 4, when the sequence set ``strobe_mask``,
+    strobes are inactive but for one-cycle pulses; before ``open_until`` clearing strobes are active."""
     nd = len(layout.data)
     if nd == 0:
         return ["  task drive_inputs;", "    input integer mode;", "    begin", "    end", "  endtask"]
@@ -302,8 +308,33 @@ def _random_task(iface: ModuleInterface, layout: InputLayout) -> list[str]:
     scattered = [j for j, (name, _) in enumerate(layout.data) if name not in slices]
     for j in scattered:
         lines.append(f"          if (($random(seed) & (mode == 3 ? 7 : 63)) == 0) stim[{j}] = fresh[{j}];")
-    lines += ["        end", "      end", "    end", "  endtask"]
+    lines += ["        end", "      end"]
+    strobes = _strobe_bits(iface, layout)
+    if strobes:
+        # pulse sequences: every strobe is inactive but for one-cycle pulses (two slots: one edge of
+        # each kind) at the sequence's rate; a clearing strobe is held active at the start of a
+        # sequence, like a reset
+        lines.append("      if (strobe_mask != 0 && mode >= 3) begin")
+        for k, (j, level, _) in enumerate(strobes):
+            lines += [(f"        if (sp[{k}] > 0) begin sp[{k}] = sp[{k}] - 1; "
+                       f"stim[{j}] = sp[{k}] ? 1'b{level} : 1'b{1 - level}; end"),
+                      (f"        else begin stim[{j}] = 1'b{1 - level}; "
+                       f"if (($random(seed) & strobe_mask) == 0) begin stim[{j}] = 1'b{level}; sp[{k}] = 2; end end")]
+        lines.append("      end")
+        for j, level, clears in strobes:
+            if clears:
+                lines.append(f"      if (slot < open_until) stim[{j}] = 1'b{level};")
+        lines = [f"  integer sp [0:{len(strobes) - 1}];", "  integer open_until, strobe_mask;", *lines]
+    lines += ["    end", "  endtask"]
     return lines
+
+
+def _strobe_bits(iface: ModuleInterface, layout: InputLayout) -> list[tuple[int, int, bool]]:
+    """``(data bit, active level, clears)`` of every strobe of a clocked design."""
+    if not (iface.sequential or layout.clocks):
+        return []
+    index = {key: j for j, key in enumerate(layout.data)}
+    return [(index[(s.name, 0)], s.active_level, s.clears) for s in iface.strobes if (s.name, 0) in index]
 
 
 def _init_lines(stim: Stimulus) -> list[str]:
@@ -403,6 +434,16 @@ def _sequential_body(iface: ModuleInterface, layout: InputLayout, stim: Stimulus
     lines.append("      slowest = 1;")
     for k in range(1, nc):
         lines.append(f"      if (half[{k}] > slowest) slowest = half[{k}];")
+    strobes = _strobe_bits(iface, layout)
+    if strobes:
+        # short sequences of modes 3 and 4 pulse the strobes, one slot in 16 to one in 256: quiet
+        # stretches long enough for a transaction to finish (mode 2 gives fast random strobes, the
+        # long sequence slow levels: an enable held for many cycles)
+        lines += [f"      for (k = 0; k < {len(strobes)}; k = k + 1) sp[k] = 0;",
+                  "      strobe_mask = 0;",
+                  "      if (mode == 3) strobe_mask = (16 << ($unsigned($random(seed)) % 4)) - 1;",
+                  "      if (mode == 4 && allow_pulse) strobe_mask = (128 << ($unsigned($random(seed)) % 2)) - 1;",
+                  "      open_until = slot + 4 * slowest;"]
     if nr:
         # every sequence starts with every reset asserted for 1-3 cycles of the slowest clock
         lines += ["      assert_resets;",
@@ -423,7 +464,11 @@ def _sequential_body(iface: ModuleInterface, layout: InputLayout, stim: Stimulus
     lines += ["    #1;"]
     if nr:
         lines.append("    rs = RS_ACTIVE;")
-    lines += ["    stim = 0;", "    settle;",
+    lines.append("    stim = 0;")
+    if strobes:
+        lines.append("    open_until = 0; strobe_mask = 0;")
+        lines += [f"    stim[{j}] = 1'b{level};" for j, level, clears in strobes if clears]
+    lines += ["    settle;",
               f"    for (seq = 0; seq < {stim.sequences}; seq = seq + 1)",
               f"      run_sequence({stim.cycles}, seq < 2 ? seq : 2 + seq % 3, 1);"]
     if stim.long_cycles > 0:

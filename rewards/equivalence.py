@@ -385,15 +385,19 @@ def interface_differences(golden: ModuleInterface, candidate: ModuleInterface) -
 
 
 def merge_clocking(golden: ModuleInterface, candidate: ModuleInterface) -> ModuleInterface:
-    """Golden's interface, with clock bits and resets only the candidate uses added (both must be
-    exercised: a candidate that clocks on a golden data input gets that input toggled as a clock)."""
+    """Golden's interface, with clock bits, resets and strobes only the candidate uses added (both
+    must be exercised: a candidate that clocks on a golden data input gets that input toggled as a
+    clock, one that gates state on it gets it pulsed)."""
     clocks = list(golden.clocks)
     reset_names = {r.name for r in golden.resets}
     keys = {(c.name, c.bit or 0) for c in clocks}
     clocks += [c for c in candidate.clocks if (c.name, c.bit or 0) not in keys and c.name not in reset_names]
     clock_names = {c.name for c in clocks}
     resets = list(golden.resets) + [r for r in candidate.resets if r.name not in reset_names | clock_names]
-    return dataclasses.replace(golden, clocks=tuple(clocks), resets=tuple(resets),
+    special = clock_names | {r.name for r in resets}
+    strobes = [s for s in golden.strobes if s.name not in special]
+    strobes += [s for s in candidate.strobes if s.name not in special | {g.name for g in strobes}]
+    return dataclasses.replace(golden, clocks=tuple(clocks), resets=tuple(resets), strobes=tuple(strobes),
                                sequential=golden.sequential or candidate.sequential,
                                internal_clocks=tuple(sorted(set(golden.internal_clocks) | set(candidate.internal_clocks))))
 

@@ -16,7 +16,15 @@ SystemVerilog compiler slang; no regular expressions over source text) and reads
   when a clocked process's first statement tests the port and its branch only assigns constants
   (``if (reset) q <= 0;``), or, for a port named like a reset, when any ``if`` inside a clocked
   process does so. The polarity always comes from the test in the design's logic (``!rst`` /
-  ``~rst`` / ``rst == 0`` are active low), never from the port's name;
+  ``~rst`` / ``rst == 0`` are active low), never from the port's name. A port that only the
+  synchronous rule finds is a reset when it is also named like one (``rst``, ``rst_n``, ``reset``,
+  ``areset``, ``srst``, ``clr``, ``init``...); otherwise it is a strobe that loads a constant
+  (``if (i_wr) busy <= 1;``);
+* strobes: one-bit data inputs that gate state (enables, write/read strobes, ``valid``, ``start``):
+  tested by an ``if`` or a ``?:`` in any process of a sequential design, or, untested, named like
+  one (``i_wr``, ``i_ce``, ``wr_en``, ``valid``...). Their active level comes from the test
+  (``if (!we_n)`` is active low), else from a ``_n``/``_b``/``_l`` suffix. The testbench pulses them
+  (a strobe held at its inactive level never exercises the design);
 * internal clocks: edge-triggering signals that are not a single input port bit (divided clocks,
   clocks gated by logic or derived from registers).
 
@@ -37,7 +45,14 @@ logger = logging.getLogger(__name__)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 #: Names that suggest a reset: such a port is searched deeper for a reset test (polarity from the test).
-_RESET_NAME = re.compile(r"(^|_)(a?rst|a?reset|clr|clear)(_?n|_b|_l|_ni?)?($|_)", re.IGNORECASE)
+_RESET_NAME = re.compile(r"(^|_)(a?rst|a?reset|[sn]rst|nreset|s?clr|clear|init)(_?n|_b|_l|_ni?)?($|_)"
+                         r"|^(a?rst|a?reset|[sn]rst|nreset)", re.IGNORECASE)
+#: Names that suggest a strobe or an enable (one-bit inputs only; the logic test comes first).
+_STROBE_NAME = re.compile(
+    r"(^|_)(wr|we|wen|write|rd|re|ren|read|en|ena|enable|ce|cen|clk_?en|valid|vld|start|go|req|request|"
+    r"stb|strobe|load|ld|push|pop|shift|trig|trigger|next|update|latch|capture|sample|inc|dec|cs)"
+    r"(_?n|_b|_l|_i|_in)?($|_)|(En|Enable|Valid|Start|Req|Wr|Rd|Load)(_?n)?$")
+_ACTIVE_LOW_SUFFIX = re.compile(r"(_n|_b|_l|N)$")
 
 
 class InterfaceError(VerirlRewardError, ValueError):
@@ -120,6 +135,24 @@ class Reset:
 
 
 @dataclasses.dataclass(frozen=True)
+class Strobe:
+    """A one-bit data input that gates state (an enable, a write/read strobe, ``valid``, ``start``)."""
+
+    name: str
+    active_low: bool
+    clears: bool = False
+    """True when some clocked process loads only constants while it is active (``if (i_wr) busy
+    <= 1;``): the testbench also holds it active at the start of every sequence, as it does a reset."""
+
+    @property
+    def active_level(self) -> int:
+        return 0 if self.active_low else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "polarity": "low" if self.active_low else "high", "clears": self.clears}
+
+
+@dataclasses.dataclass(frozen=True)
 class ModuleInterface:
     name: str
     ports: tuple[Port, ...]
@@ -129,6 +162,8 @@ class ModuleInterface:
     resets: tuple[Reset, ...] = ()
     internal_clocks: tuple[str, ...] = ()
     """Edge-triggering signals that are not input ports (divided or gated clocks, internal strobes)."""
+    strobes: tuple[Strobe, ...] = ()
+    """One-bit data inputs that gate state (enables, strobes); still data inputs, driven as pulses."""
 
     @property
     def inputs(self) -> tuple[Port, ...]:
@@ -160,6 +195,7 @@ class ModuleInterface:
             "clocks": [c.to_dict() for c in self.clocks],
             "resets": [r.to_dict() for r in self.resets],
             "internal_clocks": list(self.internal_clocks),
+            "strobes": [s.to_dict() for s in self.strobes],
         }
 
     @classmethod
@@ -174,6 +210,8 @@ class ModuleInterface:
             resets=tuple(Reset(r["name"], r["polarity"] == "low", r["kind"] == "sync")
                          for r in data.get("resets", [])),
             internal_clocks=tuple(data.get("internal_clocks", [])),
+            strobes=tuple(Strobe(s["name"], s.get("polarity") == "low", bool(s.get("clears", False)))
+                          for s in data.get("strobes", [])),
         )
 
 
@@ -296,8 +334,17 @@ def interface_of_instance(inst) -> ModuleInterface:
                          bit if analysis.widths.get(name, 1) > 1 else None)
                    for (name, bit), edges in analysis.clocks.items() if (name, bit) not in async_resets)
     clock_keys = {(c.name, c.bit or 0) for c in clocks}
-    resets = [Reset(name, low, sync) for (name, bit), (low, sync) in analysis.resets.items()
-              if (name, bit) not in clock_keys and analysis.widths.get(name, 1) == 1]
+    resets: list[Reset] = []
+    clearing: dict[str, bool] = {}
+    for (name, bit), (low, sync) in analysis.resets.items():
+        if (name, bit) in clock_keys or analysis.widths.get(name, 1) != 1:
+            continue
+        if sync and not _RESET_NAME.search(name):
+            # the synchronous rule alone cannot tell ``if (rst) q <= 0;`` from ``if (i_wr) busy <= 1;``:
+            # the name decides, and a strobe is still held active at the start like a reset
+            clearing[name] = low
+            continue
+        resets.append(Reset(name, low, sync))
     if analysis.sequential:
         # a reset the first statements did not reveal (``if (reset || q == 9)`` inside a loop): a
         # one-bit input named like a reset that some ``if`` inside a clocked process tests with a
@@ -307,6 +354,8 @@ def interface_of_instance(inst) -> ModuleInterface:
             if (port.direction == "input" and port.width == 1 and port.name not in known
                     and _RESET_NAME.search(port.name) and (port.name, 0) in analysis.deep_resets):
                 resets.append(Reset(port.name, analysis.deep_resets[(port.name, 0)], True))
+    strobes = _strobes(ports, analysis, clearing, {r.name for r in resets} | {c.name for c in clocks}) \
+        if analysis.sequential else []
     return ModuleInterface(
         name=inst.name,
         ports=tuple(ports),
@@ -315,7 +364,25 @@ def interface_of_instance(inst) -> ModuleInterface:
         clocks=clocks,
         resets=tuple(resets),
         internal_clocks=tuple(sorted(analysis.internal)),
+        strobes=tuple(strobes),
     )
+
+
+def _strobes(ports: list[Port], analysis: _Clocking, clearing: dict[str, bool], special: set[str]) -> list[Strobe]:
+    """One-bit data inputs of a sequential design that gate state: tested by a condition (polarity
+    from the test) or named like a strobe (polarity from a ``_n``-like suffix)."""
+    found: list[Strobe] = []
+    for port in ports:
+        if port.direction != "input" or port.width != 1 or not port.packed or port.name in special:
+            continue
+        key = (port.name, 0)
+        if port.name in clearing:
+            found.append(Strobe(port.name, clearing[port.name], clears=True))
+        elif key in analysis.gates:
+            found.append(Strobe(port.name, analysis.gates[key]))
+        elif _STROBE_NAME.search(port.name):
+            found.append(Strobe(port.name, bool(_ACTIVE_LOW_SUFFIX.search(port.name))))
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,6 +536,8 @@ class _Clocking:
         self.clocks: dict[tuple[str, int], set[str]] = {}
         self.resets: dict[tuple[str, int], tuple[bool, bool]] = {}
         self.deep_resets: dict[tuple[str, int], bool] = {}
+        self.gates: dict[tuple[str, int], bool] = {}
+        """Input bits tested by a condition (``if``, ``?:``) in any process: bit -> active low."""
         self.internal: set[str] = set()
         self.sequential = False
         self._depth = 0
@@ -485,6 +554,10 @@ class _Clocking:
             kind = member.kind
             if kind == ast.SymbolKind.ProceduralBlock:
                 self._process(member)
+            elif kind == ast.SymbolKind.ContinuousAssign:
+                self._gate_tests(member.assignment)
+            elif kind == ast.SymbolKind.Net and member.initializer is not None:
+                self._gate_tests(member.initializer)
             elif kind == ast.SymbolKind.GenerateBlock:
                 if not member.isUninstantiated:
                     self.scan(member)
@@ -515,6 +588,8 @@ class _Clocking:
         from pyslang import ast
 
         stmt = block.body
+        if block.procedureKind not in (ast.ProceduralBlockKind.Initial, ast.ProceduralBlockKind.Final):
+            self._gate_tests(stmt)
         if block.procedureKind not in (ast.ProceduralBlockKind.Always, ast.ProceduralBlockKind.AlwaysFF):
             return
         if stmt.kind != ast.StatementKind.Timed:
@@ -553,6 +628,22 @@ class _Clocking:
                     # an asynchronous use elsewhere wins: the port then clears state between edges
                     self.resets.setdefault(key, (tested[1] ^ src.inverted, True))
         self._deep_reset_tests(stmt.stmt, clock_keys)
+
+    def _gate_tests(self, node) -> None:
+        """Record every input bit a condition (``if``, ``?:``) tests, with the level that selects
+        the first branch (``if (!we_n)``: active low)."""
+        from pyslang import ast
+
+        def visit(item):
+            if ((isinstance(item, ast.Statement) and item.kind == ast.StatementKind.Conditional)
+                    or (isinstance(item, ast.Expression) and item.kind == ast.ExpressionKind.ConditionalOp)):
+                for sig, low in _condition_terms(item.conditions[0].expr):
+                    src = self.resolver.bit(sig)
+                    if src is not None:
+                        self.gates.setdefault((src.port, src.bit), low ^ src.inverted)
+            return ast.VisitAction.Advance
+
+        node.visit(visit)
 
     def _deep_reset_tests(self, stmt, clock_keys) -> None:
         """Any ``if (<input test>) <constants only>`` in a clocked process: polarity of that input."""
@@ -660,6 +751,26 @@ def _tested_signal(expr) -> tuple[Any, bool] | None:
                     low = not low
                 return inner[0], low
     return None
+
+
+def _condition_terms(expr, depth: int = 0) -> list[tuple[Any, bool]]:
+    """Every one-bit test inside ``&&``/``||`` (and one-bit ``&``/``|``) of a condition:
+    ``(signal expression, active_low)``."""
+    from pyslang import ast
+
+    expr = _strip(expr)
+    if expr is None or depth > 16:
+        return []
+    if expr.kind == ast.ExpressionKind.BinaryOp and (
+            expr.op in (ast.BinaryOperator.LogicalAnd, ast.BinaryOperator.LogicalOr)
+            or (expr.op in (ast.BinaryOperator.BinaryAnd, ast.BinaryOperator.BinaryOr) and expr.type.bitWidth == 1)):
+        return _condition_terms(expr.left, depth + 1) + _condition_terms(expr.right, depth + 1)
+    if expr.kind == ast.ExpressionKind.UnaryOp and expr.op == ast.UnaryOperator.LogicalNot:
+        inner = _condition_terms(expr.operand, depth + 1)
+        if len(inner) == 1:
+            return [(inner[0][0], not inner[0][1])]
+    tested = _tested_signal(expr)
+    return [tested] if tested is not None else []
 
 
 def _constant_int(expr) -> int | None:

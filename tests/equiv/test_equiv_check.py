@@ -292,3 +292,17 @@ def test_registers_that_do_not_match_by_name_get_a_bounded_check():
     bug = SHIFT6_INVERTED.replace("6'h3f", "6'h3e")  # one reset bit wrong: visible six cycles later
     res = check_equivalence(SHIFT6, bug)
     assert res.verdict == "not_equivalent"
+
+
+def test_merged_interface_keeps_strobes_of_both_sides_unless_a_side_makes_them_a_clock_or_reset():
+    from rewards.equivalence import merge_clocking
+    from rewards.interface import extract_interface
+
+    head = "module m(input clk, input a, input b, input c, output reg q);"
+    gold = extract_interface(head + " always @(posedge clk) if (a) q <= b; endmodule")
+    cand = extract_interface(head + " always @(posedge clk) if (b) q <= c; else if (c) q <= a; endmodule")
+    assert [s.name for s in merge_clocking(gold, cand).strobes] == ["a", "b", "c"]
+    clocked = extract_interface(head + " always @(posedge c or posedge b) if (b) q <= 0; else q <= a; endmodule")
+    merged = merge_clocking(gold, clocked)
+    assert [s.name for s in merged.strobes] == ["a"] and [r.name for r in merged.resets] == ["b"]
+    assert [c.name for c in merged.clocks] == ["clk", "c"]

@@ -176,3 +176,77 @@ endmodule"""
     assert ports["c"].unpacked == ((0, 2),) and ports["c"].width == 6 and ports["c"].element_width == 2
     assert not ports["z"].packed
     assert ModuleInterface.from_dict(iface.to_dict()) == iface
+
+
+# ------------------------------------------------------------------------------ strobes and enables
+@pytest.mark.parametrize("port, test, body, reset", [
+    # a constant loaded while the port is active: a reset only when the name says so
+    ("i_wr", "if (i_wr)", "busy <= 1'b1; else busy <= 1'b0;", None),
+    ("load", "if (load)", "busy <= 1'b1; else busy <= ~busy;", None),
+    ("go_n", "if (!go_n)", "busy <= 1'b0; else busy <= ~busy;", None),
+    ("i_reset", "if (i_reset)", "busy <= 1'b0; else busy <= ~busy;", ("high", "sync")),
+    ("srst", "if (srst)", "busy <= 1'b0; else busy <= ~busy;", ("high", "sync")),
+    ("clear", "if (clear == 1'b1)", "busy <= 1'b0; else busy <= ~busy;", ("high", "sync")),
+    ("rst_in", "if (!rst_in)", "busy <= 1'b0; else busy <= ~busy;", ("low", "sync")),
+    ("resetn", "if (~resetn)", "busy <= 1'b0; else busy <= ~busy;", ("low", "sync")),
+    ("init", "if (init)", "busy <= 1'b0; else busy <= ~busy;", ("high", "sync")),
+])
+def test_a_synchronous_constant_load_is_a_reset_only_when_named_like_one(port, test, body, reset):
+    src = f"module m(input clk, input {port}, output reg busy); always @(posedge clk) {test} {body} endmodule"
+    iface = extract_interface(src)
+    if reset is None:
+        assert iface.resets == ()
+        low = test.startswith("if (!")
+        assert [s.to_dict() for s in iface.strobes] == [
+            {"name": port, "polarity": "low" if low else "high", "clears": True}]
+        assert port in [p.name for p in iface.data_inputs]  # still driven as data (pulsed)
+    else:
+        assert [r.to_dict() for r in iface.resets] == [{"name": port, "polarity": reset[0], "kind": reset[1]}]
+        assert iface.strobes == ()
+
+
+def test_an_asynchronous_reset_is_a_reset_whatever_its_name():
+    src = """module m(input clk, input zap, input d, output reg q);
+      always @(posedge clk or posedge zap) if (zap) q <= 0; else q <= d;
+    endmodule"""
+    iface = extract_interface(src)
+    assert [r.to_dict() for r in iface.resets] == [{"name": "zap", "polarity": "high", "kind": "async"}]
+    assert iface.strobes == ()
+
+
+@pytest.mark.parametrize("decl, logic, expected", [
+    # an enable tested by an if, and an active-low write strobe
+    ("input en, input we_n, input [3:0] d", "always @(posedge clk) if (en) q <= d; else if (!we_n) q <= 0;",
+     {"en": "high", "we_n": "low"}),
+    # through an inverting net and inside a conjunction
+    ("input wr_n, input valid, input [3:0] d", "wire w = ~wr_n;\n always @(posedge clk) if (w && valid) q <= d;",
+     {"wr_n": "low", "valid": "high"}),
+    # a conjunction negated as a whole says nothing about either signal's level
+    ("input a, input b, input [3:0] d", "always @(posedge clk) if (!(a && b)) q <= d;", {}),
+    # a condition of a combinational process (a next-state decoder) and of a ?: in an assign
+    ("input start, input stop, input [3:0] d",
+     ("reg [3:0] n; wire [3:0] m = stop ? 4'd0 : n;\n always @* begin n = q; if (start) n = d; end\n"
+      " always @(posedge clk) q <= m;"), {"start": "high", "stop": "high"}),
+    # no test at all: named like a strobe (active low from the suffix); `data` is not
+    ("input i_ce, input rd_n, input data", "always @(posedge clk) q <= {q[1:0], i_ce ^ rd_n, data};",
+     {"i_ce": "high", "rd_n": "low"}),
+    # through a sub-module port
+    ("input ena, input [3:0] d", "sub u(.c(clk), .e(ena), .d(d), .q(q));", {"ena": "high"}),
+])
+def test_strobes_from_the_logic_first_and_the_name_second(decl, logic, expected):
+    sub = ("module sub(input c, input e, input [3:0] d, output reg [3:0] q); "
+           "always @(posedge c) if (e) q <= d; endmodule\n")
+    src = sub + f"module m(input clk, input rst, {decl}, output reg [3:0] q);\n {logic}\nendmodule"
+    iface = extract_interface(src, "m")
+    assert {s.name: s.to_dict()["polarity"] for s in iface.strobes} == expected
+    assert all(not s.clears for s in iface.strobes)
+    assert ModuleInterface.from_dict(iface.to_dict()) == iface
+
+
+def test_no_strobes_in_a_combinational_design_nor_on_vectors_clocks_or_resets():
+    comb = extract_interface("module m(input en, input [1:0] a, output y); assign y = en ? a[0] : a[1]; endmodule")
+    assert comb.strobes == ()
+    seq = extract_interface("""module m(input clk, input rst_n, input [1:0] en, output reg q);
+      always @(posedge clk or negedge rst_n) if (!rst_n) q <= 0; else if (en[0] && clk) q <= en[1];
+    endmodule""")
+    assert seq.strobes == ()

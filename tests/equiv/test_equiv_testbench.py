@@ -89,8 +89,8 @@ def test_inputs_change_one_group_at_a_time():
 
 
 def test_trace_replay_sets_one_step_at_a_time():
-    iface = extract_interface("module m(input clk, input r, input [1:0] d, output reg [1:0] q);"
-                              " always @(posedge clk) if (r) q <= 0; else q <= d; endmodule")
+    iface = extract_interface("module m(input clk, input rst, input [1:0] d, output reg [1:0] q);"
+                              " always @(posedge clk) if (rst) q <= 0; else q <= d; endmodule")
     tb = trace_testbench(iface, [{"ck0": 0, "rs0": 1, "d": 2}, {"ck0": 1, "rs0": 1, "d": 2}])
     assert tb.count("#1 check;") == 2 and "stim = 2'h2;" in tb and "ck[0] = 1'b1;" in tb
 
@@ -176,3 +176,64 @@ def test_partial_credit_counts_sequences():
     res = check_equivalence(golden, deep, config=EquivConfig(method="simulation", partial_credit=True))
     assert res.verdict == "not_equivalent" and res.sequences == 9
     assert 0 <= res.sequences_passed < res.sequences and res.sequence_fraction < 1.0
+
+
+# ------------------------------------------------------------------------------ strobes
+# Before, a strobe that loads a constant (`if (i_wr) busy <= 1;`) was taken for a synchronous reset:
+# held inactive except for a few reset pulses, so a bug that needs many writes was never reached.
+WRITES = """module wc(input clk, input rst, input {p}, input [3:0] d, output reg busy, output reg [3:0] last,
+  output full);
+  reg [2:0] n;
+  always @(posedge clk) if ({t}) busy <= 1'b1; else busy <= 1'b0;
+  always @(posedge clk) if (rst) n <= 0; else if ({t}) begin n <= n + 1; last <= d; end
+  assign full = {full};
+endmodule"""
+
+
+@pytest.mark.parametrize("port, test", [("i_wr", "i_wr"), ("wr_n", "!wr_n"), ("push", "push == 1'b1"),
+                                        ("wen", "~wen")])
+def test_a_strobe_that_loads_a_constant_is_exercised_not_held_like_a_reset(port, test):
+    golden = WRITES.format(p=port, t=test, full="(n == 3'd7)")
+    wrong = WRITES.format(p=port, t=test, full="(n == 3'd7) & ~(n[0] & n[1] & n[2])")  # after 7 writes
+    result = _sim(golden, wrong)
+    assert result.verdict == "not_equivalent"
+    assert [r["name"] for r in result.interface["resets"]] == ["rst"]
+    assert [s["name"] for s in result.interface["strobes"]] == [port]
+    assert _sim(golden, golden).equivalent and check_equivalence(golden, golden).equivalent
+
+
+# A one-shot: a one-cycle `start` runs 24 cycles; a start while busy is an error until reset. Its end
+# is reached only by a single-cycle pulse followed by 24 quiet cycles, which random or slowly
+# changing levels (the only stimulus before strobes were pulsed) almost never give.
+ONE_SHOT = """module os(input clk, input rst, input {p}, output reg busy, output reg done);
+  reg [4:0] n; reg err;
+  always @(posedge clk)
+    if (rst) begin busy <= 0; n <= 0; done <= 0; err <= 0; end
+    else if ({t}) begin if (busy) err <= 1'b1; busy <= ~busy & ~err; n <= 0; done <= 0; end
+    else if (busy) begin n <= n + 1; if (n == 5'd23) begin busy <= 0; done <= {d}; end end
+endmodule"""
+
+
+@pytest.mark.parametrize("port, test, seed", [("start", "start", 1), ("start", "start", 2),
+                                              ("go_n", "!go_n", 3), ("i_stb", "i_stb == 1'b1", 4)])
+def test_strobes_are_pulsed_with_quiet_stretches_at_their_active_level(port, test, seed):
+    golden, wrong = (ONE_SHOT.format(p=port, t=test, d=d) for d in ("1'b1", "1'b0"))
+    assert _sim(golden, wrong, seed=seed).verdict == "not_equivalent"
+    assert _sim(golden, golden, seed=seed).equivalent
+
+
+def test_the_testbench_pulses_strobes_and_holds_clearing_ones_at_the_start():
+    iface = extract_interface("""module m(input clk, input rst, input we_n, input ld, input [1:0] d,
+        output reg [1:0] q, output reg f);
+      always @(posedge clk) if (rst) q <= 0; else if (!we_n) q <= d;
+      always @(posedge clk) if (ld) f <= 1'b1; else f <= 1'b0;
+    endmodule""")
+    assert [(s.name, s.active_low, s.clears) for s in iface.strobes] == [("we_n", True, False), ("ld", False, True)]
+    tb = generate_testbench(iface, Stimulus())
+    layout = InputLayout.of(iface)
+    we, ld = layout.data.index(("we_n", 0)), layout.data.index(("ld", 0))
+    assert f"stim[{we}] = sp[0] ? 1'b0 : 1'b1;" in tb and f"stim[{we}] = 1'b0; sp[0] = 2;" in tb
+    assert f"stim[{ld}] = sp[1] ? 1'b1 : 1'b0;" in tb
+    assert f"if (slot < open_until) stim[{ld}] = 1'b1;" in tb and f"open_until) stim[{we}]" not in tb
+    comb = extract_interface("module c(input en, input [1:0] a, output y); assign y = en ? a[0] : a[1]; endmodule")
+    assert "strobe_mask" not in generate_testbench(comb, Stimulus())

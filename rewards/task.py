@@ -1,4 +1,4 @@
-"""The Verilog task schema shared by every stage of verirl (see docs/tasks.md)."""
+"""The Verilog task schema shared by every stage of verirl (see docs/architecture.md, "The task schema")."""
 
 from __future__ import annotations
 
@@ -97,6 +97,13 @@ def _check_text(text: str, where: str) -> None:
                         "fix the task file") from None
 
 
+def json_error_text(exc: json.JSONDecodeError) -> str:
+    """``exc``'s reason and column as one phrase (some of json's reasons already end in "at", e.g. "Unterminated
+    string starting at")."""
+    joiner = " column" if exc.msg.endswith(" at") else " at column"
+    return f"{exc.msg}{joiner} {exc.colno}"
+
+
 def iter_jsonl(path: str, error: type[Exception] = TaskError) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` from a JSONL file, streaming.
 
@@ -109,8 +116,7 @@ def iter_jsonl(path: str, error: type[Exception] = TaskError) -> Iterator[tuple[
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise error(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                            "fix or delete that line") from None
+                raise error(f"{path}:{lineno}: not valid JSON ({json_error_text(exc)}); fix or delete that line") from None
             if not isinstance(obj, dict):
                 raise error(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj

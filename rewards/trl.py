@@ -290,7 +290,7 @@ def tasks_from_columns(columns: Mapping[str, Any], n: int) -> list[Task]:
     """Rebuild one :class:`Task` per completion from TRL's per-row dataset columns."""
     if "top" not in columns or ("testbench" not in columns and "reference" not in columns):
         raise TaskError("the dataset needs a `top` column and a `testbench` or `reference` column "
-                        "(see docs/tasks.md); got columns: " + ", ".join(sorted(k for k in columns if k not in (
+                        "(see docs/architecture.md); got columns: " + ", ".join(sorted(k for k in columns if k not in (
                             "trainer_state", "log_extra", "log_metric"))))
     tasks = []
     for i in range(n):

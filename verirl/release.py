@@ -1,12 +1,13 @@
 """``verirl push``: publish a trained model with its model card to the Hugging Face Hub.
 
     verirl push --model-dir runs/grpo --repo-id my-org/verilog-coder --eval runs/ve-spec --eval runs/rtllm \\
-        --recipe recipes/qwen2.5-coder-1.5b/grpo/config_dapo.yaml [--revision v1] [--private] [--dry-run]
+        [--revision v1] [--private] [--dry-run]
 
 Steps: (1) a staging folder is built with the weights (``*.safetensors`` / ``pytorch_model*.bin`` / PEFT adapter),
 ``config.json``, ``generation_config.json`` (derived from the model config when the folder has none), the tokenizer
-files, the recipe, the evaluation summaries and a ``README.md`` model card; optimizer states, RNG states and
-intermediate checkpoints are left out. (2) The folder is validated offline: config and tokenizer load with
+files, the run record ``verirl_run.json`` that ``verirl train`` wrote (the recipe as run, with its command-line
+overrides, and the versions), the recipe, the evaluation summaries and a ``README.md`` model card
+(:mod:`verirl.model_card`); optimizer states, RNG states and intermediate checkpoints are left out. (2) The folder is validated offline: config and tokenizer load with
 ``transformers``, weights are present, the card's YAML metadata parses, every eval summary has ``pass_at_k``.
 (3) Unless ``--dry-run``, it is uploaded with ``huggingface_hub`` in one commit. An existing revision that already
 holds files is never overwritten unless ``--overwrite`` is given (which replaces its content).
@@ -137,102 +138,6 @@ def load_eval_summary(path: str) -> dict:
     return summary
 
 
-def training_summary(model_dir: str, extra: str | None = None) -> dict:
-    """Steps, epochs and the last logged metrics from ``trainer_state.json`` (the folder or its last checkpoint),
-    merged with a user-given JSON file."""
-    out: dict = {}
-    candidates = [os.path.join(model_dir, "trainer_state.json")]
-    checkpoints = sorted(glob.glob(os.path.join(model_dir, "checkpoint-*", "trainer_state.json")),
-                         key=lambda p: int(re.sub(r"\D", "", os.path.basename(os.path.dirname(p))) or 0))
-    candidates += checkpoints[::-1]
-    for path in candidates:
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as fh:
-                state = json.load(fh)
-            out["global_step"] = state.get("global_step")
-            out["epoch"] = state.get("epoch")
-            last: dict = {}
-            for entry in state.get("log_history", []):
-                last.update({k: v for k, v in entry.items() if isinstance(v, (int, float))})
-            out["last_logged"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in last.items()
-                                  if k not in ("step", "epoch")}
-            break
-    if extra:
-        with open(extra, encoding="utf-8") as fh:
-            out.update(json.load(fh))
-    return out
-
-
-def render_model_card(*, repo_id: str, base_model: str | None, recipe_name: str | None, recipe_text: str | None,
-                      data: str | None, training: dict, evals: list[dict], license: str,
-                      tools: dict | None = None, verirl_version: str | None = None) -> str:
-    """The README.md of the release: YAML metadata, then description, training, evaluation, tools, limits."""
-    import yaml
-
-    meta: dict = {"license": license, "library_name": "transformers",
-                  "tags": ["verilog", "hardware-design", "code", "reinforcement-learning", "verirl"],
-                  "pipeline_tag": "text-generation"}
-    if base_model:
-        meta["base_model"] = base_model
-    name = repo_id.split("/", 1)[1]
-    lines = ["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "", f"# {name}", ""]
-    lines.append(f"A language model that writes Verilog, trained with verirl "
-                 f"from {'`' + base_model + '`' if base_model else 'a base model'} with rewards from Icarus "
-                 "Verilog simulation and Yosys synthesis.")
-    lines += ["", "## Training", ""]
-    lines.append(f"- Base model: `{base_model or 'not recorded'}`")
-    lines.append(f"- Recipe: `{recipe_name}`" if recipe_name else "- Recipe: not recorded")
-    lines.append(f"- Data: {data}" if data else "- Data: not recorded")
-    if training:
-        for key in ("global_step", "epoch"):
-            if training.get(key) is not None:
-                lines.append(f"- {key.replace('_', ' ')}: {training[key]}")
-        last = training.get("last_logged") or {}
-        if last:
-            lines.append("- last logged metrics: " + ", ".join(f"{k} = {v}" for k, v in sorted(last.items())))
-        for key, value in training.items():
-            if key not in ("global_step", "epoch", "last_logged"):
-                lines.append(f"- {key}: {value}")
-    if recipe_text:
-        lines += ["", "<details><summary>Recipe</summary>", "", "```yaml", recipe_text.rstrip(), "```", "",
-                  "</details>"]
-    lines += ["", "## Evaluation", ""]
-    if evals:
-        lines += ["| benchmark | task | n | metric | score |", "|---|---|---|---|---|"]
-        for s in evals:
-            b = s["benchmark"]
-            bench = f"{b.get('name')} {b.get('version') or ''}".strip()
-            for k, v in s["pass_at_k"].items():
-                lines.append(f"| {bench} | {b.get('task') or '—'} | {s['n']} | pass@{k} | {100 * v:.2f}% |")
-        lines.append("")
-        for s in evals:
-            b = s["benchmark"]
-            broken = s.get("known_broken_results") or {}
-            samp = s.get("sampling") or {}
-            lines.append(f"- {b.get('name')} {b.get('task') or ''}: commit `{b.get('commit') or 'unknown'}`, "
-                         f"{s.get('problems')} problems, temperature {samp.get('temperature', 'n/a')}, top-p "
-                         f"{samp.get('top_p', 'n/a')}; known-broken problems ({len(broken)}) "
-                         f"{'excluded' if s.get('excluded_known_broken') else 'included'}.")
-        lines.append("- Scored with `verirl eval` (unbiased pass@k estimator; sanitized candidates, no early-$finish "
-                     "or hierarchical-reference passes).")
-    else:
-        lines.append("Not evaluated yet (run `verirl eval` and pass `--eval` to `verirl push`).")
-    tools = tools or (evals[0].get("tools") if evals else None) or {}
-    lines += ["", "## Tools", ""]
-    lines.append(f"- verirl {verirl_version or 'unknown'}")
-    for tool, version in tools.items():
-        lines.append(f"- {tool}: {version or 'not installed'}")
-    lines += ["", "## Intended use and limits", "",
-              ("- Intended for research on LLM-assisted RTL design: drafting Verilog modules from natural-language "
-              "specifications, to be reviewed and verified by an engineer."),
-              ("- Generated designs can be functionally wrong, unsynthesizable or inefficient even when they compile; "
-              "always simulate and verify them against your own testbenches before use."),
-              ("- Benchmark scores were measured with Icarus Verilog; other simulators and synthesis flows can "
-              "disagree. Rewards were computed on small self-checking testbenches that do not prove correctness."),
-              "- Not intended for safety-critical hardware without independent verification.", ""]
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------------------------------- upload
 
 
@@ -287,9 +192,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the content of a revision that already holds files")
     parser.add_argument("--eval", action="append", default=[],
                         help="a `verirl eval --out` folder whose results go into the card (repeatable)")
-    parser.add_argument("--recipe", help="the training recipe YAML (copied into the repo and the card)")
-    parser.add_argument("--base-model", help="base model id (default: the recipe's model_name_or_path, or the "
-                                             "adapter's base model)")
+    parser.add_argument("--recipe", help="the training recipe YAML, for a model trained without a run record "
+                                         "(`verirl train` records the recipe it ran in <output_dir>/verirl_run.json, "
+                                         "which wins)")
+    parser.add_argument("--base-model", help="base model id (default: from the run record, else the recipe's "
+                                             "model_name_or_path, else the adapter's base model)")
     parser.add_argument("--data", help="one line describing the training data (e.g. the data manifest)")
     parser.add_argument("--training-summary", help="JSON file with extra training figures for the card")
     parser.add_argument("--license", default="apache-2.0", help="license id for the card (default apache-2.0)")
@@ -297,38 +204,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                             "kept after --dry-run)")
 
 
-def build_release(args: argparse.Namespace) -> tuple[str, str]:
-    """Stage, card and validate; returns (folder, card text)."""
+def _recipe_from_file(path: str) -> tuple[str, dict]:
     import yaml
 
+    if not os.path.isfile(path):
+        raise ReleaseError(f"--recipe {path} does not exist")
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ReleaseError(f"--recipe {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ReleaseError(f"--recipe {path} is not a recipe (a YAML mapping of settings)")
+    return text, data
+
+
+def _recipe_from_record(record: dict) -> str | None:
+    """The recorded recipe (YAML mapping with the overrides merged in) as YAML text, headed by where it came from."""
+    import yaml
+
+    data = record.get("recipe")
+    if not isinstance(data, dict) or not data:
+        return None
+    head = [f"# the recipe as run: {record.get('recipe_file') or 'built in Python'}"]
+    if record.get("overrides"):
+        head.append(f"# with command-line overrides: {json.dumps(record['overrides'], sort_keys=True)}")
+    return "\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False)
+
+
+def build_release(args: argparse.Namespace, *, warn=None) -> tuple[str, str]:
+    """Stage, card and validate; returns (folder, card text). ``warn`` receives one line per inconsistency found
+    between the inputs (default: the logger)."""
+    from verirl.model_card import render_model_card, resolve_base_model, training_summary
+    from verirl.train.provenance import RUN_RECORD, RunRecordError, read_run_record
+
+    warn = warn or logger.warning
     if not _REPO_ID.match(args.repo_id or ""):
         raise ReleaseError(f"--repo-id must look like ORG/NAME, got {args.repo_id!r}")
     if args.revision and not _REVISION.match(args.revision):
         raise ReleaseError(f"--revision {args.revision!r} is not a valid branch name")
     evals = [load_eval_summary(p) for p in args.eval]
-    recipe_text = recipe_name = None
-    recipe: dict = {}
-    if args.recipe:
-        if not os.path.isfile(args.recipe):
-            raise ReleaseError(f"--recipe {args.recipe} does not exist")
-        with open(args.recipe, encoding="utf-8") as fh:
-            recipe_text = fh.read()
-        try:
-            recipe = yaml.safe_load(recipe_text) or {}
-        except yaml.YAMLError as exc:
-            raise ReleaseError(f"--recipe {args.recipe} is not valid YAML: {exc}") from None
-        recipe_name = os.path.basename(args.recipe)
+    try:
+        record = read_run_record(args.model_dir) if os.path.isdir(args.model_dir) else None
+    except RunRecordError as exc:
+        raise ReleaseError(f"{exc}; fix or remove it (the card would otherwise misstate the training)") from None
+    file_text, file_recipe = _recipe_from_file(args.recipe) if args.recipe else (None, {})
+    recorded_text = _recipe_from_record(record) if record else None
+    if recorded_text:
+        recipe_text, recipe_name = recorded_text, os.path.basename(record.get("recipe_file") or "") or RUN_RECORD
+        if file_recipe:
+            differ = sorted(k for k in set(file_recipe) | set(record["recipe"])
+                            if file_recipe.get(k) != record["recipe"].get(k))
+            if differ:
+                warn(f"--recipe {args.recipe} differs from the recipe recorded in {record['_path']} (keys: "
+                     f"{', '.join(differ[:8])}); the card shows the recorded one, which is what was run")
+    else:
+        recipe_text, recipe_name = file_text, (os.path.basename(args.recipe) if args.recipe else None)
     stage = args.stage_dir or tempfile.mkdtemp(prefix="verirl-release-")
     if os.path.isdir(stage) and os.listdir(stage):
         raise ReleaseError(f"--stage-dir {stage} is not empty; give an empty or new folder")
     stage_model(args.model_dir, stage)
-    base_model = args.base_model or (recipe.get("model_name_or_path") if isinstance(recipe, dict) else None)
+    adapter_base = None
     adapter_cfg = os.path.join(stage, "adapter_config.json")
-    if not base_model and os.path.isfile(adapter_cfg):
+    if os.path.isfile(adapter_cfg):
         with open(adapter_cfg, encoding="utf-8") as fh:
-            base_model = json.load(fh).get("base_model_name_or_path")
+            adapter_base = json.load(fh).get("base_model_name_or_path")
+    base = resolve_base_model(args.base_model, record, file_recipe, adapter_base)
     if recipe_text:
-        shutil.copy2(args.recipe, os.path.join(stage, "recipe.yaml"))
+        with open(os.path.join(stage, "recipe.yaml"), "w", encoding="utf-8") as fh:
+            fh.write(recipe_text)
+    if record:
+        with open(os.path.join(stage, RUN_RECORD), "w", encoding="utf-8") as fh:
+            json.dump({k: v for k, v in record.items() if k != "_path"}, fh, indent=2)
+            fh.write("\n")
     for summary in evals:
         b = summary["benchmark"]
         sub = os.path.join(stage, "eval", re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(
@@ -341,8 +290,8 @@ def build_release(args: argparse.Namespace) -> tuple[str, str]:
     from .eval.report import _tool_versions, _verirl_version
 
     card = render_model_card(
-        repo_id=args.repo_id, base_model=base_model, recipe_name=recipe_name, recipe_text=recipe_text,
-        data=args.data, training=training_summary(args.model_dir, args.training_summary), evals=evals,
+        repo_id=args.repo_id, base=base, recipe_name=recipe_name, recipe_text=recipe_text, data=args.data,
+        training=training_summary(args.model_dir, args.training_summary, record), evals=evals, record=record,
         license=args.license, tools=_tool_versions(), verirl_version=_verirl_version())
     with open(os.path.join(stage, "README.md"), "w", encoding="utf-8") as fh:
         fh.write(card)
@@ -354,7 +303,7 @@ def build_release(args: argparse.Namespace) -> tuple[str, str]:
 
 def run(args: argparse.Namespace, api=None) -> int:
     try:
-        folder, card = build_release(args)
+        folder, card = build_release(args, warn=lambda line: print(f"verirl push: warning: {line}", file=sys.stderr))
     except (ReleaseError, OSError) as exc:
         print(f"verirl push: error: {exc}", file=sys.stderr)
         return 2

@@ -201,7 +201,13 @@ def render_model_card(*, repo_id: str, base: BaseModel, recipe_name: str | None,
     if record:
         lines.append(f"- Trainer: {record.get('trainer') or 'unknown'}; command: `{record.get('command') or '?'}`")
     lines.append(f"- Recipe: `{recipe_name}`" if recipe_name else "- Recipe: not recorded")
-    lines.append(f"- Data: {data}" if data else "- Data: not recorded")
+    recorded_data = ((record or {}).get("recipe") or {}).get("dataset")
+    if data:
+        lines.append(f"- Data: {data}")
+    elif recorded_data:
+        lines.append(f"- Data: `{recorded_data}` (the recipe's dataset, from the run record)")
+    else:
+        lines.append("- Data: not recorded (pass --data)")
     for key in ("global_step", "epoch"):
         if training.get(key) is not None:
             lines.append(f"- {key.replace('_', ' ')}: {training[key]}")

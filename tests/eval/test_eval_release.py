@@ -59,8 +59,8 @@ def test_dry_run_builds_a_valid_folder_and_card(model_dir, eval_dir, tmp_path, c
     card = (stage / "README.md").read_text()
     assert card.startswith("---\nlicense: apache-2.0")
     assert "base_model: Qwen/Qwen2.5-Coder-1.5B-Instruct" in card
-    assert "| verilog-eval-v2 v2 | spec-to-rtl | 10 | pass@1 | 25.00% |" in card
-    assert "global step: 20" in card and "loss = 1.25" in card and "## Intended use and limits" in card
+    assert "| verilog-eval-v2 v2 | spec-to-rtl | 156 | 10 | pass@1 | 25.00% |" in card
+    assert "global step: 20" in card and "| `loss` | 1.25 | 20 |" in card and "## Intended use and limits" in card
     assert "nothing was uploaded" in out
 
 

@@ -120,14 +120,29 @@ def test_results_are_resumed_not_rescored(eda, ve_dir, pool, tmp_path):
     assert second[0] == first[0] and second[1]["passed"] is False
 
 
-def test_results_scored_with_other_settings_are_not_reused(eda, ve_dir, pool, tmp_path):
+def test_ppa_is_added_to_reused_verdicts_not_rescored(eda, ve_dir, pool, tmp_path):
+    """PPA is not a verdict setting: a rerun with --ppa keeps the scored verdicts and adds the synthesis figures."""
+    from verirl.eval.scoring import eval_ppa_config
+
     bench = load_benchmark("verilog-eval-v2", ve_dir)
     path = str(tmp_path / "results.jsonl")
     samples = [Sample("Prob001_and2", 0, AND_OK)]
-    score_samples(bench, samples, pool, results_path=path)
-    with make_pool(workers=1, ppa=True) as ppa_pool:
-        (row,) = score_samples(bench, samples, ppa_pool, results_path=path)
-    assert row["passed"] and row["ppa"]["candidate"]["cells"] >= 1   # rescored with synthesis
+    (first,) = score_samples(bench, samples, pool, results_path=path)
+
+    class Counting:
+        calls = 0
+        config, workers = pool.config, 1
+
+        def score(self, pairs):
+            Counting.calls += len(pairs)
+            return pool.score(pairs)
+
+        def map_ppa(self, pairs, config):
+            return pool.map_ppa(pairs, config)
+
+    (row,) = score_samples(bench, samples, Counting(), results_path=path, ppa=eval_ppa_config())
+    assert Counting.calls == 0 and row["passed"] == first["passed"] is True
+    assert row["ppa"]["candidate"]["cells"] >= 1
 
 
 def test_reference_check_can_be_switched_off():

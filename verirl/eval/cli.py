@@ -9,6 +9,13 @@
 
 Defaults follow the official VerilogEval v2 flow (sampling, extraction, verdicts); see docs/eval.md for the prompts
 sent, the extraction rules, the outputs, the failure classes and how a run compares with the published flows.
+
+Ctrl-C (SIGINT) or SIGTERM stops a run at once: samples and results are on disk as they are made (a few samples in
+flight at most are lost), and one line says how many are saved and that the same command resumes. On a terminal a
+progress bar shows the pass rate so far; elsewhere the command is quiet until its summary.
+
+Test switch: ``VERIRL_EVAL_STOP_AFTER=N`` (or ``N:SIGTERM``) makes the process signal itself once at least N
+samples are scored and saved, so interruption tests stop at an exact point instead of racing a timer.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 
 logger = logging.getLogger(__name__)
@@ -110,10 +119,21 @@ def run(args: argparse.Namespace) -> int:
     from .passk import PassKError
     from .report import RunRefused
 
+    progress = _Progress(args)
     try:
         if getattr(args, "eval_command", None) == "compare":
             return _compare(args)
-        return _evaluate(args)
+        with _stop_on_signals():
+            return _evaluate(args, progress)
+    except (KeyboardInterrupt, Stopped) as exc:
+        progress.close()
+        signame = exc.signame if isinstance(exc, Stopped) else "SIGINT"
+        print(f"verirl eval: stopped by {signame}; {progress.saved_line()}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Leave now: scoring threads still running a tool would otherwise hold the interpreter until they finish
+        # (the tools run in their own sessions under CPU and time limits, and end by themselves).
+        os._exit(128 + getattr(signal, signame))
     except GenerationError as exc:
         print(f"verirl eval: generation failed: {exc}", file=sys.stderr)
         return 1
@@ -123,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
     except (BenchmarkError, PassKError, CompareError, ValueError) as exc:
         print(f"verirl eval: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"verirl eval: error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}",
+              file=sys.stderr)
+        return 2
     except Exception as exc:
         from rewards.errors import VerirlRewardError
 
@@ -130,6 +154,111 @@ def run(args: argparse.Namespace) -> int:
             print(f"verirl eval: reward engine error ({type(exc).__name__}): {exc}", file=sys.stderr)
             return 3
         raise
+    finally:
+        progress.close()
+
+
+class Stopped(BaseException):
+    """SIGTERM arrived while evaluating (SIGINT arrives as KeyboardInterrupt)."""
+
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame = signame
+
+
+class _stop_on_signals:
+    """SIGTERM raises :class:`Stopped` in the main thread while evaluating (the previous handler is restored)."""
+
+    def __enter__(self):
+        self._saved = None
+        if threading.current_thread() is threading.main_thread():
+            self._saved = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Stopped(signal.Signals(signum).name)
+
+    def __exit__(self, *exc_info):
+        if self._saved is not None:
+            signal.signal(signal.SIGTERM, self._saved)
+        return False
+
+
+STOP_AFTER = "VERIRL_EVAL_STOP_AFTER"
+
+
+class _Progress:
+    """What the user sees while a run works: a bar with the pass rate so far on a terminal (stderr), nothing
+    elsewhere; and what a stopped run has saved."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.out = getattr(args, "out", None)
+        self.phase = None  # "generation" or "scoring"
+        self.done = self.total = self.passed = 0
+        self.bar = None
+        self.stop_after, self.stop_signal = _stop_after()
+
+    def resumed(self, reused: int, total: int) -> None:
+        self.phase, self.done, self.total = "scoring", reused, total
+        if reused:
+            where = os.path.join(self.out, "results.jsonl") if self.out else "results.jsonl"
+            print(f"resuming: {reused} of {total} samples already scored in {where}; scoring the other "
+                  f"{total - reused}", file=sys.stderr)
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=reused, desc="scoring", unit="sample", file=sys.stderr,
+                            dynamic_ncols=True)
+        self._maybe_stop()
+
+    def update(self, done: int, total: int, passed: int) -> None:
+        self.done, self.total, self.passed = done, total, passed
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix_str(f"pass {100 * passed / max(done, 1):.1f}%", refresh=False)
+        self._maybe_stop()
+
+    def _maybe_stop(self) -> None:
+        if self.stop_after is not None and self.done >= self.stop_after:
+            self.stop_after = None
+            os.kill(os.getpid(), self.stop_signal)
+
+    def saved_line(self) -> str:
+        if self.phase == "scoring":
+            where = os.path.join(self.out, "results.jsonl") if self.out else "results.jsonl"
+            return (f"{self.done} of {self.total} samples scored and saved in {where}; run the same command again to "
+                    "resume (scored samples are not scored again)")
+        if self.phase == "generation":
+            path = os.path.join(self.out, "samples.jsonl")
+            saved = _count_lines(path)
+            return (f"{saved} samples generated and saved in {path}; run the same command again to resume (only the "
+                    "missing samples are generated)")
+        return "nothing was saved yet"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _stop_after() -> tuple[int | None, int]:
+    value = os.environ.get(STOP_AFTER)
+    if not value:
+        return None, signal.SIGINT
+    count, _, name = value.partition(":")
+    try:
+        return int(count), getattr(signal, name or "SIGINT")
+    except (ValueError, AttributeError):
+        raise ValueError(f"{STOP_AFTER}={value!r}: expected N or N:SIGINT / N:SIGTERM") from None
+
+
+def _count_lines(path: str) -> int:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
 
 
 def sampling_settings(args: argparse.Namespace):
@@ -147,6 +276,23 @@ def sampling_settings(args: argparse.Namespace):
     return SamplingSettings(**given, max_tokens=args.max_tokens, seed=args.seed)
 
 
+def _check_ks_before_scoring(ks, samples, path: str) -> None:
+    """pass@k needs k <= the samples of every problem: fail before any sample is scored."""
+    from collections import Counter
+
+    from .passk import PassKError
+
+    per_problem = Counter(s.task_id for s in samples)
+    task_id, n = min(per_problem.items(), key=lambda item: item[1])
+    too_big = [k for k in ks if k > n]
+    if too_big:
+        fewer = sum(1 for v in per_problem.values() if v < max(too_big))
+        raise PassKError(f"pass@{too_big[0]} is undefined with n={n} samples per problem (needs k <= n): {path} has "
+                         f"{n} for {task_id}" + (f" ({fewer} problems have fewer than {max(too_big)})" if fewer > 1
+                                                 else "")
+                         + f"; drop k={','.join(map(str, too_big))} from --k or add samples (nothing was scored)")
+
+
 def _compare(args) -> int:
     from .compare import compare_runs, render
 
@@ -161,14 +307,21 @@ def _compare(args) -> int:
     return 0
 
 
-def _evaluate(args) -> int:
+def _evaluate(args, progress: _Progress) -> int:
     from .benchmarks import BenchmarkError, load_benchmark
     from .extraction import check_rule
     from .generate import generate_samples, make_backend, recorded_settings
     from .passk import check_ks, parse_ks
     from .prompts import PromptSettings
     from .report import check_unscorable, summarize, write_outputs
-    from .scoring import check_analysis, load_completions, make_pool, reference_samples, score_samples
+    from .scoring import (
+        check_analysis,
+        eval_ppa_config,
+        load_completions,
+        make_pool,
+        reference_samples,
+        score_samples,
+    )
 
     # ---- validate everything before any work
     if not args.benchmark or not args.bench_dir:
@@ -189,6 +342,13 @@ def _evaluate(args) -> int:
                              "--no-reference-check")
     if not 0 <= args.max_unscorable <= 1:
         raise BenchmarkError(f"--max-unscorable is a fraction of the samples in [0, 1], got {args.max_unscorable}")
+    if args.liberty and not args.ppa:
+        raise BenchmarkError("--liberty only applies with --ppa")
+    if args.liberty and not os.path.isfile(args.liberty):
+        raise BenchmarkError(f"--liberty {args.liberty} does not exist")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise BenchmarkError(f"--out {args.out} is a file; give a folder (it will hold samples.jsonl, results.jsonl, "
+                             "summary.json, report.md)")
     sampling = None
     if args.model:
         sampling = sampling_settings(args)
@@ -222,6 +382,7 @@ def _evaluate(args) -> int:
         backend = make_backend(args.backend, args.model, args.prompt_style, revision=args.revision,
                                base_url=args.base_url, seed=args.seed, **kwargs)
         samples_path = os.path.join(args.out, "samples.jsonl")
+        progress.phase = "generation"
         start = time.monotonic()
         generate_samples(benchmark, problems, backend, sampling, prompt_settings, samples_path, model=args.model,
                          revision=args.revision, batch_size=args.batch_size)
@@ -234,6 +395,7 @@ def _evaluate(args) -> int:
         samples = [s for s in load_completions(args.completions, benchmark) if s.task_id in selected]
         if not samples:
             raise BenchmarkError(f"{args.completions} has no rows for the selected problems")
+        _check_ks_before_scoring(ks, samples, args.completions)
         source = os.path.abspath(args.completions)
         recorded = recorded_settings(args.completions)  # a samples.jsonl written by verirl says how it was sampled
         model_info = recorded.get("model") or {}
@@ -242,27 +404,28 @@ def _evaluate(args) -> int:
         source = "reference designs"
 
     # ---- score
-    if args.liberty and not args.ppa:
-        raise BenchmarkError("--liberty only applies with --ppa")
     if args.ray_address:  # the pool reads the address from RAY_ADDRESS
         os.environ["RAY_ADDRESS"] = args.ray_address
-    pool = make_pool(workers=args.workers, ppa=args.ppa, liberty=args.liberty,
-                     reference_check=not args.no_reference_check, backend="ray" if args.ray_address else "local")
+    pool = make_pool(workers=args.workers, reference_check=not args.no_reference_check,
+                     backend="ray" if args.ray_address else "local")
     start = time.monotonic()
     total = len(samples)
-    rows = score_samples(benchmark, samples, pool, results_path=os.path.join(args.out, "results.jsonl"),
-                         progress=lambda done, n: logger.info("scored %d/%d", done, n), extraction=rule,
-                         analysis=analysis)
-    close = getattr(pool, "close", None)
-    if close:
-        close()
+    try:
+        rows = score_samples(benchmark, samples, pool, results_path=os.path.join(args.out, "results.jsonl"),
+                             progress=progress.update, resumed=progress.resumed, extraction=rule,
+                             analysis=analysis, ppa=eval_ppa_config(args.liberty) if args.ppa else None)
+    finally:
+        close = getattr(pool, "close", None)
+        if close:
+            close()
+        progress.close()
     timings["scoring_seconds"] = round(time.monotonic() - start, 3)
     if sampling is not None:
         recorded = {"sampling": sampling.record(), "prompt": dataclasses.asdict(prompt_settings)}
     summary = summarize(benchmark, rows, ks, exclude_broken=args.exclude_broken, model=model_info,
                         sampling=recorded.get("sampling"), prompt=recorded.get("prompt"), timings=timings,
                         source=source, extraction=rule, analysis=analysis,
-                        reference_check=not args.no_reference_check)
+                        reference_check=not args.no_reference_check, selected=[p.task_id for p in problems])
     check_unscorable(summary, rows, args.max_unscorable)
     paths = write_outputs(args.out, summary, rows, plots=not args.no_plots)
 
@@ -276,6 +439,13 @@ def _evaluate(args) -> int:
         for t in failing:
             print(f"  {t}: {summary['per_problem'][t]['failures']}")
     print(summary["comparable_to"]["line"])
+    ppa = summary.get("ppa")
+    if ppa is not None:
+        failed = ppa.get("reference_failures") or {}
+        print(f"PPA: {ppa['compared']} passing samples compared with the reference"
+              + (f"; the reference of {len(failed)} problems does not synthesize ({', '.join(list(failed)[:5])}"
+                 f"{', ...' if len(failed) > 5 else ''}): no PPA for them, verdicts and pass@k unchanged (see "
+                 "report.md)" if failed else ""))
     if summary["unscorable_samples"]:
         print(f"warning: {summary['unscorable_samples']} samples could not be scored and count as failures; "
               "see 'reason' in results.jsonl", file=sys.stderr)

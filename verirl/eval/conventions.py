@@ -64,6 +64,16 @@ def _max_tokens_note(s: dict, limit: int, lengths: dict) -> str | None:
     return f"max tokens {mine} (the flow cuts at {limit}; completion lengths not recorded)"
 
 
+def _subset_note(summary: dict) -> str | None:
+    """"scored on 7 of 156 problems" when the run covers part of the benchmark (--limit, --problems, or problems
+    without samples); None for a whole-benchmark run."""
+    total = summary.get("problems_in_benchmark")
+    scored = len(summary.get("per_problem") or {}) or summary.get("problems")
+    if not isinstance(total, int) or not isinstance(scored, int) or scored >= total:
+        return None
+    return f"scored on {scored} of the benchmark's {total} problems (a subset)"
+
+
 def deviations(summary: dict, lengths: dict) -> dict[str, list[str]]:
     """For each flow that applies to the run's benchmark, the list of ways the run differs from it."""
     bench = summary["benchmark"]["name"]
@@ -72,8 +82,9 @@ def deviations(summary: dict, lengths: dict) -> dict[str, list[str]]:
     rule, analysis = summary["extraction"]["rule"], summary["analysis"]["name"]
     sim = summary.get("simulator")
     out: dict[str, list[str]] = {}
+    subset = _subset_note(summary)
     if bench == "verilog-eval-v2":
-        off: list[str] = []
+        off: list[str] = [subset] if subset else []
         if rule != "official":
             off.append(f"extraction {rule} (official: sv-generate)")
         if analysis != "official":
@@ -93,7 +104,7 @@ def deviations(summary: dict, lengths: dict) -> dict[str, list[str]]:
             off.append(f"simulator {sim or 'unknown'} (official: Icarus Verilog {OFFICIAL_SIMULATOR_MAJOR})")
         out["official"] = off
     if bench in ("verilog-eval-v2", "rtllm"):
-        codev: list[str] = []
+        codev: list[str] = [subset] if subset else []
         if rule != CODEV_R1["extraction"]:
             codev.append(f"extraction {rule} (CodeV-R1: last ```verilog block of the answer)")
         if bench == "verilog-eval-v2" and analysis != "official":

@@ -71,8 +71,12 @@ def completion_lengths(rows: Sequence[dict]) -> dict:
 def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, exclude_broken: bool = False,
               model: dict | None = None, sampling: dict | None = None, prompt: dict | None = None,
               timings: dict | None = None, source: str | None = None, extraction: str | None = None,
-              analysis: str | None = None, reference_check: bool = True) -> dict:
-    """Build ``summary.json`` from result rows. Raises :class:`PassKError` when a problem has fewer than k samples."""
+              analysis: str | None = None, reference_check: bool = True,
+              selected: Sequence[str] | None = None) -> dict:
+    """Build ``summary.json`` from result rows. Raises :class:`PassKError` when a problem has fewer than k samples.
+
+    ``selected``: the problems this run asked for (``--problems``/``--limit``; default all); problems without samples
+    are counted among them only."""
     from .extraction import RULES, check_rule
     from .scoring import ANALYSES, check_analysis
 
@@ -95,7 +99,8 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
     for e in counts.values():
         failures.update(e["failures"])
     unscorable = sum(e["unscorable"] for e in counts.values())
-    missing = [t for t in benchmark.problems if t not in counts]
+    wanted = list(selected) if selected is not None else list(benchmark.problems)
+    missing = [t for t in wanted if t not in counts]
     tools = _tool_versions()
     simulator = re.sub(r"\s*\(\)\s*$", "", tools.get("iverilog") or "") or None  # "... (stable) ()" → "... (stable)"
     lengths = completion_lengths(rows)
@@ -119,6 +124,7 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
         "excluded_known_broken": bool(exclude_broken and broken),
         "problems": len(counted),
         "problems_in_benchmark": len(benchmark.problems),
+        "problems_selected": len(wanted),
         "problems_without_samples": missing,
         "samples": sum(e["n"] for e in counted.values()),
         "passed_samples": sum(e["c"] for e in counted.values()),
@@ -150,8 +156,9 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
     if source == "reference designs":
         summary["comparable_to"]["line"] = "Comparable to: not applicable (the benchmark's reference designs)."
     if missing:
-        logger.warning("%d of %d problems have no samples (%s...)", len(missing), len(benchmark.problems),
-                       ", ".join(missing[:3]))
+        scope = "selected " if len(wanted) < len(benchmark.problems) else ""
+        logger.warning("%d of %d %sproblems have no samples (%s%s)", len(missing), len(wanted), scope,
+                       ", ".join(missing[:3]), ", ..." if len(missing) > 3 else "")
     if unscorable:
         logger.warning("%d samples could not be scored (infrastructure or task faults); they count as failures — "
                        "see 'reason' in results.jsonl", unscorable)
@@ -179,20 +186,34 @@ def _first(text: str) -> str:
 
 
 def ppa_comparison(rows: Sequence[dict]) -> dict | None:
-    """For passing samples with synthesis figures: how many beat, match or lose to the reference on area, depth."""
-    points = []
+    """With ``--ppa``: for passing samples with synthesis figures, how many beat, match or lose to the reference on
+    area, depth and cells; the problems whose reference does not synthesize (``reference_failures``, problem → why:
+    they keep their verdicts, they only lack PPA figures); passing samples whose own synthesis failed. None when the
+    run had no PPA stage."""
+    if not any("ppa" in row or "ppa_with" in row for row in rows):
+        return None
+    points, reference_failures, candidate_failures = [], {}, 0
     for row in rows:
         ppa = row.get("ppa")
-        if not row.get("passed") or not isinstance(ppa, dict):
+        if not isinstance(ppa, dict):
+            continue
+        if ppa.get("reference_failed"):
+            reference_failures.setdefault(row["task_id"], ppa.get("error") or "the reference does not synthesize")
+            continue
+        if not row.get("passed"):
             continue
         cand, ref = ppa.get("candidate") or {}, ppa.get("reference") or {}
+        if not cand or not ref:
+            candidate_failures += 1
+            continue
         point = {"task_id": row["task_id"], "sample_index": row["sample_index"]}
         for metric in ("area", "depth", "cells"):
             point[metric] = (cand.get(metric), ref.get(metric))
         points.append(point)
-    if not points:
-        return None
-    out: dict = {"compared": len(points)}
+    out: dict = {"compared": len(points), "reference_failures": reference_failures,
+                 "candidate_synthesis_failures": candidate_failures,
+                 "policy": "PPA is computed after the verdict, for passing samples only; it changes no verdict, no "
+                           "problem count and no pass@k"}
     for metric in ("area", "depth", "cells"):
         tally = Counter()
         for p in points:
@@ -219,6 +240,10 @@ def render_markdown(summary: dict) -> str:
                  f"`{bench.get('commit') or 'unknown'}`, {summary['problems']} problems, n = {summary['n']}"
                  + (f"–{summary['n_max']}" if summary.get("n_max", summary["n"]) != summary["n"] else "")
                  + " samples per problem.")
+    total, scored = summary.get("problems_in_benchmark"), len(summary.get("per_problem") or {})
+    if isinstance(total, int) and scored < total:
+        lines.append(f"**A subset: {scored} of the benchmark's {total} problems were scored; these figures are not "
+                     f"the benchmark's pass@k.**")
     lines += ["", "| metric | score |", "|---|---|"]
     for k, value in summary["pass_at_k"].items():
         lines.append(f"| pass@{k} | {100 * value:.2f}% |")
@@ -254,11 +279,21 @@ def render_markdown(summary: dict) -> str:
     ppa = summary.get("ppa")
     if ppa:
         lines += ["## PPA against the reference design (passing samples)", "",
+                  f"{ppa.get('compared', 0)} passing samples compared; PPA changes no verdict and no pass@k.", "",
                   "| metric | better | equal | worse |", "|---|---|---|---|"]
         for metric in ("area", "depth", "cells"):
             t = ppa.get(metric) or {}
             lines.append(f"| {metric} | {t.get('better', 0)} | {t.get('equal', 0)} | {t.get('worse', 0)} |")
         lines.append("")
+        if ppa.get("candidate_synthesis_failures"):
+            lines += [(f"{ppa['candidate_synthesis_failures']} passing samples did not synthesize themselves (no PPA "
+                      "figures; their verdicts stand)."), ""]
+        if ppa.get("reference_failures"):
+            lines += [("The reference of these problems does not synthesize with Yosys, so their samples have no PPA "
+                      "comparison; their verdicts and pass@k are unaffected:"), "",
+                      "| problem | why |", "|---|---|"]
+            lines += [f"| {t} | {why.replace('|', '/')} |" for t, why in ppa["reference_failures"].items()]
+            lines.append("")
     lines += ["## Per problem", "", "`.` pass; other letters are failure classes (see above).", "",
               "| problem | passed / n | samples |", "|---|---|---|"]
     for t, e in summary["per_problem"].items():

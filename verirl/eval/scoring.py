@@ -8,9 +8,13 @@ extraction rule (:mod:`verirl.eval.extraction`); for VerilogEval the engine's lo
 ``sv-iv-analyze`` reads it (``analysis="official"``, the default: warnings included, see
 :func:`verirl.eval.failures.official_class`).
 
-Scoring is resumable: ``results.jsonl`` is appended chunk by chunk, and a rerun reuses every row already scored
-for the same completion text, task, reward settings, extraction rule and analysis (rows that were not scorable —
-infrastructure faults — are scored again).
+Scoring is resumable: ``results.jsonl`` is appended (and synced) every few samples, two per worker, and a rerun
+reuses every row already scored for the same completion text, task, reward settings, extraction rule and analysis
+(rows that were not scorable — infrastructure faults — are scored again).
+
+PPA (``--ppa``) is a separate stage after the verdict: only passing samples are synthesized, against their problem's
+reference, so a reference that Yosys refuses (e.g. a latch in an ``always_comb``) is reported for its problem and
+changes no verdict, no problem count and no pass@k.
 """
 
 from __future__ import annotations
@@ -158,49 +162,73 @@ def engine_completion(code: str) -> tuple[str, str | None]:
     return as_completion(neutral), "markup the engine's extractor cuts at (``` or <answer>) neutralised in the code"
 
 
-def make_pool(workers: int | None = None, ppa: bool = False, liberty: str | None = None, backend: str = "local",
-              reference_check: bool = True):
-    """The reward pool used for evaluation (see :func:`eval_reward_config`)."""
+def make_pool(workers: int | None = None, backend: str = "local", reference_check: bool = True):
+    """The reward pool used for evaluation: the functional verdict only (see :func:`eval_reward_config`); PPA is
+    computed afterwards for passing samples (:func:`eval_ppa_config`, ``score_samples(ppa=...)``)."""
     from rewards.pool import RewardPool
 
     kwargs = {"backend": backend}
     if workers:
         kwargs["workers"] = workers
-    return RewardPool(eval_reward_config(ppa, liberty, reference_check), **kwargs)
+    return RewardPool(eval_reward_config(reference_check), **kwargs)
 
 
-def eval_reward_config(ppa: bool = False, liberty: str | None = None, reference_check: bool = True):
-    """Reward settings for evaluation: only the functional verdict counts; with ``ppa``, passing designs and the
-    reference are synthesized too (``score.detail["ppa"]``), with µm² areas when a Liberty file is given.
+def eval_reward_config(reference_check: bool = True):
+    """Reward settings for the functional verdict of evaluation: only the function level counts, all or nothing.
 
     ``reference_check``: simulate each problem's reference once first, so a reference that fails its own testbench
     is reported as broken (not as the model's failure) and timeouts follow the reference's run time. Without it
-    a sample of a broken problem simply fails, and every simulation may run up to the 20 s limit."""
+    a sample of a broken problem simply fails, and every simulation may run up to the 20 s limit.
+
+    PPA is never part of this config: whether a design (or the reference) synthesizes must not change a verdict,
+    the set of problems or pass@k."""
     from rewards.hierarchy import RewardConfig
 
-    return RewardConfig(weights={"format": 0.0, "syntax": 0.0, "function": 1.0, "ppa": 1.0 if ppa else 0.0},
-                        partial_credit=False, liberty=liberty, validate_reference=reference_check,
-                        reasoning=EVAL_REASONING)
+    return RewardConfig(weights={"format": 0.0, "syntax": 0.0, "function": 1.0, "ppa": 0.0},
+                        partial_credit=False, validate_reference=reference_check, reasoning=EVAL_REASONING)
+
+
+def eval_ppa_config(liberty: str | None = None):
+    """Settings of the PPA comparison (``--ppa``): passing designs and the reference are synthesized with Yosys, with
+    µm² areas when a Liberty file is given. Used only after the functional verdict is known."""
+    from rewards.hierarchy import RewardConfig
+
+    return RewardConfig(weights={"format": 0.0, "syntax": 0.0, "function": 0.0, "ppa": 1.0}, partial_credit=False,
+                        liberty=liberty, validate_reference=False, reasoning=EVAL_REASONING)
+
+
+def default_chunk(pool) -> int:
+    """Samples scored between two appends to ``results.jsonl``: two per worker, so an interrupted run loses at most
+    the samples that were being scored, and the workers stay busy."""
+    return max(4, 2 * int(getattr(pool, "workers", 4) or 4))
 
 
 def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results_path: str | None = None,
-                  chunk_size: int = 256, progress: Callable[[int, int], None] | None = None,
-                  extraction: str | None = None, analysis: str | None = None) -> list[dict]:
+                  chunk_size: int | None = None, progress: Callable[[int, int, int], None] | None = None,
+                  extraction: str | None = None, analysis: str | None = None, ppa=None,
+                  resumed: Callable[[int, int], None] | None = None) -> list[dict]:
     """Score ``samples`` and return one result row per sample (see :func:`result_row`).
 
     ``extraction`` and ``analysis`` default to the benchmark's (:data:`verirl.eval.extraction.DEFAULT_RULE`,
     :func:`check_analysis`). With ``results_path``, rows already there for the same completion, task content,
-    reward settings, rule and analysis are reused, and new rows are appended after every chunk, so an interrupted
-    run loses at most one chunk.
+    reward settings, rule and analysis are reused (``resumed(reused, total)`` is told how many), and new rows are
+    appended and synced every ``chunk_size`` samples (default :func:`default_chunk`), so an interrupted run loses
+    at most the samples in flight. ``progress(done, total, passed)`` follows every append.
+
+    ``ppa`` (:func:`eval_ppa_config`): after the verdict, passing samples are synthesized and compared with the
+    reference (``row["ppa"]``); a problem whose reference does not synthesize gets ``reference_failed`` in the
+    ``ppa`` of its rows. Verdicts never depend on it.
     """
     rule = check_rule(extraction, benchmark.name)
     analysis = check_analysis(analysis, benchmark.name)
+    chunk_size = chunk_size or default_chunk(pool)
     previous = _previous_results(results_path) if results_path else {}
     rows: dict[tuple[str, int], dict] = {}
     todo: list[Sample] = []
     tasks: dict[str, object] = {}
     config_fp = getattr(getattr(pool, "config", None), "fingerprint", "")
     stamps: dict[str, str] = {}
+    ppa_stage = _PPAStage(pool, ppa, tasks, rule) if ppa is not None else None
 
     def stamp(task_id: str) -> str:
         """What a row was scored against: the task's content, the reward settings, the rule and the analysis."""
@@ -221,7 +249,18 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
             todo.append(sample)
     if rows:
         logger.info("reusing %d scored samples from %s", len(rows), results_path)
+    if resumed:
+        resumed(len(rows), len(samples))
+    if ppa_stage is not None:  # reused rows scored without (or with other) PPA settings get their PPA now
+        stale = [(s, rows[(s.task_id, s.sample_index)]) for s in samples if (s.task_id, s.sample_index) in rows
+                 and rows[(s.task_id, s.sample_index)].get("ppa_with") != ppa_stage.stamp]
+        for start in range(0, len(stale), chunk_size):
+            part = stale[start:start + chunk_size]
+            ppa_stage.add(benchmark, [s for s, _ in part], [r for _, r in part])
+            if results_path:
+                _append(results_path, [r for _, r in part])
     done = len(rows)
+    passed = sum(1 for r in rows.values() if r.get("passed"))
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start:start + chunk_size]
         pairs, codes, notes = [], [], []
@@ -238,14 +277,74 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
         new_rows = [{**result_row(benchmark, s, sc, code, analysis, note, completion),
                      "scored_with": stamp(s.task_id)}
                     for s, sc, code, note, (_, completion) in zip(chunk, scores, codes, notes, pairs)]
+        if ppa_stage is not None:
+            ppa_stage.add(benchmark, chunk, new_rows)
         for row in new_rows:
             rows[(row["task_id"], row["sample_index"])] = row
         if results_path:
             _append(results_path, new_rows)
         done += len(chunk)
+        passed += sum(1 for r in new_rows if r.get("passed"))
         if progress:
-            progress(done, len(samples))
+            progress(done, len(samples), passed)
     return [rows[(s.task_id, s.sample_index)] for s in samples]
+
+
+class _PPAStage:
+    """PPA of passing samples against their problem's reference, after (and independent of) the verdict."""
+
+    def __init__(self, pool, config, tasks: dict, rule: str):
+        self.pool, self.config, self.tasks, self.rule = pool, config, tasks, rule
+        self.stamp = config.fingerprint[:16]
+        self.reference: dict[str, str | None] = {}  # task id → why its reference has no PPA figures (None: it has)
+
+    def _check_references(self, task_ids: list[str]) -> None:
+        """Synthesize each new problem's reference once (in parallel); remember the problems where it fails."""
+        import concurrent.futures as cf
+
+        from rewards.errors import InfrastructureError, TaskError
+        from rewards.hierarchy import prepare_task
+
+        def check(task_id: str) -> str | None:
+            try:
+                prepare_task(self.tasks[task_id], self.config)
+            except TaskError as exc:
+                return f"the reference does not synthesize: {_first_line(_after_colon(str(exc)))}"
+            except InfrastructureError as exc:
+                return f"synthesis of the reference could not run (infrastructure): {_first_line(str(exc))}"
+            return None
+
+        new = [t for t in dict.fromkeys(task_ids) if t not in self.reference]
+        if not new:
+            return
+        workers = max(1, min(len(new), int(getattr(self.pool, "workers", 2) or 2)))
+        with cf.ThreadPoolExecutor(workers) as executor:
+            for task_id, why in zip(new, executor.map(check, new)):
+                self.reference[task_id] = why
+
+    def add(self, benchmark: Benchmark, samples: Sequence[Sample], rows: list[dict]) -> None:
+        self._check_references([s.task_id for s in samples])
+        wanted = []
+        for sample, row in zip(samples, rows):
+            row["ppa_with"] = self.stamp
+            row.pop("ppa", None)
+            why = self.reference.get(sample.task_id)
+            if why is not None:
+                row["ppa"] = {"reference_failed": True, "error": why}
+            elif row.get("passed"):
+                problem = benchmark.problems[sample.task_id]
+                code = extract_code(problem, benchmark.task, sample.completion, self.rule)
+                wanted.append((row, (self.tasks[sample.task_id], engine_completion(code)[0])))
+        if not wanted:
+            return
+        results = self.pool.map_ppa([pair for _, pair in wanted], self.config)
+        for (row, _), (_, figures) in zip(wanted, results):
+            row["ppa"] = figures
+
+
+def _after_colon(text: str) -> str:
+    """``task 'X': the reference does not synthesize: LOG`` → ``LOG``."""
+    return text.split("does not synthesize:", 1)[-1].strip() or text
 
 
 def result_row(benchmark: Benchmark, sample: Sample, score, code: str, analysis: str = "engine",

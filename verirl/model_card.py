@@ -107,8 +107,13 @@ def training_summary(model_dir: str, extra: str | None = None, record: dict | No
             epochs = [e["epoch"] for e in entries if isinstance(e.get("epoch"), (int, float))]
             if epochs:
                 out["epoch"] = epochs[-1]
+            steps = [e["step"] for e in entries if isinstance(e.get("step"), int)]
+            if steps and not (record and record.get("global_step") is not None):
+                out["global_step"] = max(steps)
     if out.get("global_step") is None and record and record.get("global_step") is not None:
         out["global_step"] = record["global_step"]
+    if isinstance(out.get("epoch"), float):
+        out["epoch"] = round(out["epoch"], 4)
     if extra:
         with open(extra, encoding="utf-8") as fh:
             out.update(json.load(fh))

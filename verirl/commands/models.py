@@ -1,10 +1,11 @@
 """``verirl models tiny``: build the tiny CPU model and the data that ``recipes/tiny/*.yaml`` train on.
 
-    verirl models tiny                       # writes runs/tiny/{model,tasks.jsonl,pairs.jsonl,kit.json}
+    verirl models tiny        # writes runs/tiny/{model,tasks.jsonl,test.jsonl,pairs.jsonl,kit.json}
     verirl train --config recipes/tiny/grpo.yaml
 
-Everything is built offline in seconds: curriculum tasks (:mod:`data_pipeline.curriculum`), DPO pairs from them, and
-a byte-level BPE tokenizer plus a randomly initialised Llama-style model (:func:`verirl.models.build_tiny_model`).
+Everything is built offline in seconds: curriculum tasks (:mod:`data_pipeline.curriculum`) and held-out test tasks,
+DPO pairs, and a byte-level BPE tokenizer plus a randomly initialised Llama-style model
+(:func:`verirl.models.build_tiny_model`).
 Running it again with the same settings does nothing; different settings need ``--force``.
 """
 
@@ -21,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from verirl.models.tiny import KIT_DEFAULTS
 
     sub = parser.add_subparsers(dest="model_kind", metavar="KIND", required=True)
-    tiny = sub.add_parser("tiny", help="tiny model + curriculum tasks + DPO pairs for recipes/tiny/*.yaml",
+    tiny = sub.add_parser("tiny", help="tiny model + curriculum tasks (train, held-out test) + DPO pairs for "
+                                       "recipes/tiny/*.yaml",
                           description=__doc__.splitlines()[0].split(": ", 1)[1])
     tiny.add_argument("--out", default=DEFAULT_OUT,
                       help=f"folder to write (default {DEFAULT_OUT}, where recipes/tiny/*.yaml look)")
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"verirl models tiny: error: cannot write {args.out}: {exc}", file=sys.stderr)
         return 2
-    print(f"built the tiny kit in {args.out}: model {paths['model']}, tasks {paths['tasks']}, "
-          f"DPO pairs {paths['pairs']}")
+    print(f"built the tiny kit in {args.out}: model {paths['model']}, tasks {paths['tasks']}, held-out tasks "
+          f"{paths['test']}, DPO pairs {paths['pairs']}")
     print("train with: verirl train --config recipes/tiny/grpo.yaml (or sft.yaml, dapo.yaml, dpo.yaml)")
     return 0

@@ -120,10 +120,10 @@ def build_tiny_model(
 # ------------------------------------------------------------------------------------------------ the tiny kit
 
 #: what ``build_tiny_kit`` writes under its root; ``recipes/tiny/*.yaml`` point at these names under runs/tiny
-KIT_MODEL, KIT_TASKS, KIT_PAIRS, KIT_MANIFEST = "model", "tasks.jsonl", "pairs.jsonl", "kit.json"
+KIT_MODEL, KIT_TASKS, KIT_TEST, KIT_PAIRS, KIT_MANIFEST = "model", "tasks.jsonl", "test.jsonl", "pairs.jsonl", "kit.json"
 
 #: the kit's defaults: a model that trains a step in about a second on one CPU core
-KIT_DEFAULTS = {"seed": 0, "n_tasks": 24, "max_level": 2, "vocab_size": 512, "hidden_size": 64, "num_layers": 2,
+KIT_DEFAULTS = {"seed": 0, "n_tasks": 24, "n_test": 8, "max_level": 2, "vocab_size": 512, "hidden_size": 64, "num_layers": 2,
                 "max_position_embeddings": 512}
 
 
@@ -131,15 +131,17 @@ def tiny_kit_paths(root: str | os.PathLike) -> dict[str, str]:
     """Where the kit built under ``root`` keeps its model folder, tasks, DPO pairs and manifest."""
     root = os.fspath(root)
     return {"model": os.path.join(root, KIT_MODEL), "tasks": os.path.join(root, KIT_TASKS),
-            "pairs": os.path.join(root, KIT_PAIRS), "manifest": os.path.join(root, KIT_MANIFEST)}
+            "test": os.path.join(root, KIT_TEST), "pairs": os.path.join(root, KIT_PAIRS),
+            "manifest": os.path.join(root, KIT_MANIFEST)}
 
 
 def build_tiny_kit(root: str | os.PathLike, **settings) -> dict[str, str]:
     """Build what the tiny recipes train on, offline: curriculum tasks, DPO pairs and a tiny model trained on them.
 
     Writes ``<root>/model`` (tokenizer + randomly initialised Llama-style LM), ``<root>/tasks.jsonl`` (curriculum
-    tasks in the task schema, for SFT/GRPO/DAPO), ``<root>/pairs.jsonl`` (prompt/chosen/rejected, for DPO: the
-    golden module against an empty one) and ``<root>/kit.json`` (the settings). ``settings`` override
+    tasks in the task schema, for SFT/GRPO/DAPO), ``<root>/test.jsonl`` (held-out tasks: parameter combinations not
+    in tasks.jsonl, for ``verirl eval --benchmark tasks``), ``<root>/pairs.jsonl`` (prompt/chosen/rejected, for DPO:
+    the golden module against an empty one) and ``<root>/kit.json`` (the settings). ``settings`` override
     :data:`KIT_DEFAULTS`. Every file is written under a temporary name and renamed when complete, so an interrupted
     build never leaves a folder that looks like a model. Returns :func:`tiny_kit_paths`.
     """
@@ -153,13 +155,14 @@ def build_tiny_kit(root: str | os.PathLike, **settings) -> dict[str, str]:
     if unknown:
         raise ValueError(f"build_tiny_kit: unknown setting(s) {unknown}; known: {sorted(KIT_DEFAULTS)}")
     cfg = {**KIT_DEFAULTS, **settings}
-    if cfg["n_tasks"] < 1:
-        raise ValueError(f"build_tiny_kit: n_tasks={cfg['n_tasks']} must be at least 1")
+    if cfg["n_tasks"] < 1 or cfg["n_test"] < 1:
+        raise ValueError(f"build_tiny_kit: n_tasks={cfg['n_tasks']} and n_test={cfg['n_test']} must be at least 1")
     paths = tiny_kit_paths(root)
     root = os.fspath(root)
     os.makedirs(root, exist_ok=True)
-    tasks = generate_curriculum(CurriculumConfig(seed=cfg["seed"], n_train=cfg["n_tasks"], n_test=1,
-                                                 max_level=cfg["max_level"], variety="low"))["train"]
+    splits = generate_curriculum(CurriculumConfig(seed=cfg["seed"], n_train=cfg["n_tasks"], n_test=cfg["n_test"],
+                                                  max_level=cfg["max_level"], variety="low"))
+    tasks, test = splits["train"], splits["test"]
     pairs = [{"prompt": t["prompt"], "chosen": f"```verilog\n{t['reference'].strip()}\n```",
               "rejected": f"```verilog\nmodule {t['top']}();\nendmodule\n```"} for t in tasks]
     texts = ([t["prompt"] for t in tasks] + [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
@@ -170,14 +173,15 @@ def build_tiny_kit(root: str | os.PathLike, **settings) -> dict[str, str]:
                          hidden_size=cfg["hidden_size"], num_layers=cfg["num_layers"],
                          num_heads=max(1, cfg["hidden_size"] // HEAD_DIM),
                          max_position_embeddings=cfg["max_position_embeddings"], seed=cfg["seed"])
-        for name, rows in ((KIT_TASKS, tasks), (KIT_PAIRS, pairs)):
+        for name, rows in ((KIT_TASKS, tasks), (KIT_TEST, test), (KIT_PAIRS, pairs)):
             with open(os.path.join(staging, name), "w", encoding="utf-8") as fh:
                 fh.writelines(json.dumps(row) + "\n" for row in rows)
         with open(os.path.join(staging, KIT_MANIFEST), "w", encoding="utf-8") as fh:
-            json.dump({"settings": cfg, "tasks": len(tasks), "pairs": len(pairs)}, fh, indent=2, sort_keys=True)
+            json.dump({"settings": cfg, "tasks": len(tasks), "test": len(test), "pairs": len(pairs)}, fh, indent=2,
+                      sort_keys=True)
         if os.path.isdir(paths["model"]):
             shutil.rmtree(paths["model"])
-        for name in (KIT_MODEL, KIT_TASKS, KIT_PAIRS, KIT_MANIFEST):  # the manifest last: it marks a whole kit
+        for name in (KIT_MODEL, KIT_TASKS, KIT_TEST, KIT_PAIRS, KIT_MANIFEST):  # the manifest last: a whole kit
             os.replace(os.path.join(staging, name), os.path.join(root, name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -190,7 +194,7 @@ def read_tiny_kit(root: str | os.PathLike) -> dict | None:
     import json
 
     paths = tiny_kit_paths(root)
-    if not all(os.path.exists(paths[k]) for k in ("model", "tasks", "pairs", "manifest")):
+    if not all(os.path.exists(paths[k]) for k in ("model", "tasks", "test", "pairs", "manifest")):
         return None
     try:
         with open(paths["manifest"], encoding="utf-8") as fh:

@@ -23,7 +23,7 @@ def run_verirl(args: list[str], *, cwd: str | os.PathLike | None = None, stdout=
                timeout: float = 600) -> subprocess.CompletedProcess:
     """``verirl ARGS`` in a fresh interpreter, as typed in a shell."""
     return subprocess.run([sys.executable, "-m", "verirl.cli", *args], cwd=cwd, env=verirl_env(), stdout=stdout,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout)
+                          stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="session")

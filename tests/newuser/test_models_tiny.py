@@ -36,8 +36,10 @@ def test_kit_contents_load(tiny_kit):
     tok = AutoTokenizer.from_pretrained(tiny_kit["model"])
     model = AutoModelForCausalLM.from_pretrained(tiny_kit["model"])
     assert tok.chat_template and model.config.vocab_size == len(tok)
-    tasks = [json.loads(line) for line in open(tiny_kit["tasks"])]
-    pairs = [json.loads(line) for line in open(tiny_kit["pairs"])]
+    with open(tiny_kit["tasks"]) as fh:
+        tasks = [json.loads(line) for line in fh]
+    with open(tiny_kit["pairs"]) as fh:
+        pairs = [json.loads(line) for line in fh]
     assert tasks and all({"id", "prompt", "top", "reference", "testbench"} <= set(t) for t in tasks)
     assert len(pairs) == len(tasks) and all(p["chosen"] != p["rejected"] for p in pairs)
     assert read_tiny_kit(os.path.dirname(tiny_kit["model"]))["tasks"] == len(tasks)

@@ -23,7 +23,7 @@ def readme_commands() -> list[str]:
     assert SECTION in text, f"README.md lost its {SECTION!r} section"
     section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split(" #", 1)[0].strip()
             if line.startswith("verirl "):

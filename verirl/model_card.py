@@ -34,14 +34,10 @@ class BaseModel:
     line: str  # the card's "Base model:" text
 
 
-def _is_local(path: str) -> bool:
-    return os.path.isdir(os.path.expanduser(path)) or path.startswith((".", "/", "~")) or path.count("/") > 1
-
-
 def resolve_base_model(explicit: str | None, record: dict | None, recipe: dict | None,
                        adapter_base: str | None) -> BaseModel:
     """The base model by precedence (see the module docstring)."""
-    from verirl.train.provenance import base_model_origin
+    from verirl.train.provenance import base_model_origin, looks_local
 
     if explicit:
         return BaseModel(explicit, f"`{explicit}`")
@@ -49,14 +45,14 @@ def resolve_base_model(explicit: str | None, record: dict | None, recipe: dict |
     if record and record.get("base_model"):
         trained_from = record["base_model"]
         origin = record.get("base_model_origin")
-        if origin is None and not _is_local(trained_from):
+        if origin is None and not looks_local(trained_from):
             origin = trained_from
         candidates.append((trained_from, origin))
     for value in ((recipe or {}).get("model_name_or_path"), adapter_base):
         if isinstance(value, str) and value:
-            candidates.append((value, base_model_origin(value) if _is_local(value) else value))
+            candidates.append((value, base_model_origin(value) if looks_local(value) else value))
     for trained_from, origin in candidates:
-        if origin and not _is_local(origin):
+        if origin and not looks_local(origin):
             via = f" (trained from the local folder `{trained_from}`)" if trained_from != origin else ""
             return BaseModel(origin, f"`{origin}`{via}")
     if candidates:

@@ -122,12 +122,20 @@ def _redact_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def looks_local(path: str) -> bool:
+    """Whether a ``model_name_or_path`` names a local folder rather than a Hub id (``name`` or ``org/name``)."""
+    return (os.path.isdir(os.path.expanduser(path)) or path.startswith((".", "/", "~")) or path.count("/") > 1
+            or (os.sep != "/" and os.sep in path))
+
+
 def base_model_origin(model_name_or_path: str | None) -> str | None:
     """The Hub id a model descends from: itself when it is not a local folder; for a local folder written by a verirl
-    run, that run's origin; None for a local folder no run record describes."""
+    run, that run's origin; None for a local folder no run record describes (or that does not exist)."""
     seen: set[str] = set()
     path = model_name_or_path
-    while path and os.path.isdir(os.path.expanduser(path)):
+    while path and looks_local(path):
+        if not os.path.isdir(os.path.expanduser(path)):
+            return None
         real = os.path.realpath(os.path.expanduser(path))
         if real in seen:  # a record that names its own folder
             return None

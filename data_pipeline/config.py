@@ -500,7 +500,10 @@ def load_build_config(path: str | os.PathLike | None, overrides: dict | None = N
         if not os.path.isfile(path):
             raise FileNotFoundError(f"data recipe {path!s} does not exist (see recipes/data/ for examples)")
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+            try:
+                data = yaml.safe_load(fh) or {}
+            except yaml.YAMLError as exc:
+                raise ValueError(f"data recipe {path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a data recipe must be a YAML mapping")
     for key, value in (overrides or {}).items():

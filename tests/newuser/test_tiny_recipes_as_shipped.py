@@ -57,3 +57,25 @@ def test_tiny_recipe_trains_as_shipped(name, fresh_clone, monkeypatch, capsys, r
         record = json.load(fh)
     assert record["recipe"]["trainer"] == name and record["recipe_file"] == f"recipes/tiny/{name}.yaml"
     assert record["base_model"] == "runs/tiny/model" and record["global_step"] >= 1
+
+
+def test_check_settings_validates_without_the_model(tmp_path, monkeypatch, capsys):
+    """--check-settings validates a recipe on a machine without its model and data (e.g. a GPU recipe on a laptop)."""
+    shutil.copytree(os.path.join(ROOT, "recipes"), tmp_path / "recipes")
+    monkeypatch.chdir(tmp_path)
+    assert verirl_main(["train", "--config", "recipes/tiny/grpo.yaml", "--check-settings"]) == 0
+    assert "settings only" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key, value", [("dataset", "runs/none/tasks.jsonl"), ("eval_dataset", "nowhere.jsonl")])
+def test_check_fails_for_missing_data(key, value, fresh_clone, monkeypatch, capsys):
+    monkeypatch.chdir(fresh_clone)
+    assert verirl_main(["train", "--config", "recipes/tiny/sft.yaml", f"{key}={value}", "--check"]) == 2
+    err = capsys.readouterr().err
+    assert f"{key} {value!r} does not exist" in err and err.count("does not exist") == 1
+
+
+def test_check_passes_for_a_hub_id_without_looking_it_up(fresh_clone, monkeypatch, capsys):
+    monkeypatch.chdir(fresh_clone)
+    assert verirl_main(["train", "--config", "recipes/tiny/sft.yaml", "model_name_or_path=org/some-model",
+                        "--check"]) == 0

@@ -164,7 +164,8 @@ def test_plugin_reward_by_module_path_and_check_of_its_settings():
 def test_cli_check_reports_errors_with_exit_code(tmp_path, capsys):
     from verirl.cli import main
 
-    assert main(["train", "--config", os.path.join(ROOT, "recipes", "tiny", "grpo.yaml"), "--check"]) == 0
+    # settings only: whether runs/tiny/ was built here is tests/newuser/test_tiny_recipes_as_shipped.py's business
+    assert main(["train", "--config", os.path.join(ROOT, "recipes", "tiny", "grpo.yaml"), "--check-settings"]) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("trainer: grpo\ndataset: d\nuse_cpu: true\nrewards: [{name: nope}]\n")
     assert main(["train", "--config", str(bad), "--check"]) == 2

@@ -45,9 +45,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", help="SQLite file that keeps scores across runs")
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Arguments that cannot succeed fail before any work, naming the argument."""
+    for option, path in (("--tasks", args.tasks), ("--completions", args.completions)):
+        if not os.path.isfile(path):
+            raise TaskError(f"{option} {path}: " + ("is a folder, not a JSONL file" if os.path.isdir(path)
+                                                     else "no such file"))
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if os.path.isdir(args.out):
+        raise TaskError(f"--out {args.out} is a folder; give the scores file to write, e.g. {args.out}/scores.jsonl")
+    if not os.path.isdir(folder):
+        raise TaskError(f"--out {args.out}: the folder {os.path.dirname(args.out) or folder} does not exist; create it "
+                        "or choose another --out")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        _check_paths(args)
         tasks = load_tasks(args.tasks)
+        if not tasks:
+            raise TaskError(f"--tasks {args.tasks} holds no tasks (an empty file); give the tasks the completions "
+                            "answer (one JSON object per line, docs/architecture.md)")
+        count = _check_completions(args.completions, tasks)
         config = RewardConfig(
             weights={level: getattr(args, f"w_{level}") for level in LEVELS},
             partial_credit=not args.no_partial_credit,
@@ -58,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         pool = RewardPool(config, workers=args.workers, backend=backend, cache_path=args.cache,
                           ray_address=args.ray_address, batch_deadline=args.batch_deadline)
     except (TaskError, ConfigError, OSError) as exc:
-        print(f"verirl score: {exc}", file=sys.stderr)
+        print(f"verirl score: error: {exc}", file=sys.stderr)
         return 2
     failures: collections.Counter[str] = collections.Counter()
     n = passed = unscorable = 0
@@ -80,8 +99,15 @@ def run(args: argparse.Namespace) -> int:
                     failures[score.failure] += 1
         os.replace(tmp, args.out)
     except (TaskError, OSError) as exc:
-        print(f"verirl score: {exc}", file=sys.stderr)
+        _remove(tmp)
+        print(f"verirl score: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        _remove(tmp)
+        print(f"verirl score: stopped by SIGINT after {n} of {count} completions; nothing was written to {args.out} "
+              "(scores are written whole; with --cache FILE a rerun reuses the scores computed so far)",
+              file=sys.stderr)
+        return 130
     elapsed = time.monotonic() - start
     where = f" on the Ray cluster at {pool.ray_address}" if backend == "ray" else ""
     print(f"scored {n} completions{where} in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.1f}/s): "
@@ -91,6 +117,22 @@ def run(args: argparse.Namespace) -> int:
         print("failures: " + ", ".join(f"{k}={v}" for k, v in failures.most_common()))
     print(f"wrote {args.out}")
     return 0
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _check_completions(path: str, tasks) -> int:
+    """Read the completions file once before scoring: every row valid, at least one; returns the count."""
+    count = sum(1 for _ in _rows(path, tasks))
+    if not count:
+        raise TaskError(f"--completions {path} holds no completions (an empty file); give rows "
+                        '{"task_id": ..., "completion": ...}')
+    return count
 
 
 def _rows(path: str, tasks):

@@ -30,7 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="resume from CHECKPOINT, or from the last checkpoint in output_dir when given without a value",
     )
     parser.add_argument(
-        "--check", action="store_true", help="parse and validate the recipe (and its rewards), then exit"
+        "--check", action="store_true",
+        help="parse and validate the recipe (and its rewards), check that its local model folder and data exist, "
+             "then exit"
+    )
+    parser.add_argument(
+        "--check-settings", action="store_true",
+        help="like --check without looking for the model folder and data (validate a recipe on a machine that "
+             "does not hold them, e.g. a GPU recipe on a laptop)"
     )
     parser.add_argument(
         "overrides",
@@ -43,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 _OWN_WITH_VALUE = ("--config",)
 _OWN_OPTIONAL_VALUE = ("--resume",)
-_OWN_FLAGS = ("--check", "-h", "--help", "-v", "--verbose", "-vv")
+_OWN_FLAGS = ("--check", "--check-settings", "-h", "--help", "-v", "--verbose", "-vv")
 
 
 def _split(tokens: list[str]) -> tuple[list[str], list[str]]:
@@ -88,24 +95,30 @@ def _route_overrides(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from verirl.config import RecipeError, load_recipe
+    from verirl.train.data import DatasetError
 
     try:
-        recipe = load_recipe(args.config, args.overrides or [], check_only=args.check)
+        checking = args.check or args.check_settings
+        recipe = load_recipe(args.config, args.overrides or [], check_only=checking)
+        if args.check:
+            from verirl.train.runner import check_local_inputs
+
+            check_local_inputs(recipe)
     except RecipeError as exc:
-        logger.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"verirl train: error: {exc}", file=sys.stderr)
         return 2
-    if args.check:
+    if checking:
         print(f"{args.config}: ok ({recipe.trainer}, model {recipe.model.model_name_or_path}, "
-              f"{len(recipe.verirl.rewards)} reward(s))")
+              f"{len(recipe.verirl.rewards)} reward(s)"
+              + ("" if args.check else "; settings only: the model folder and data were not looked for") + ")")
         return 0
     from verirl.train.runner import train
 
     try:
         with _stop_on_signals():
             result = train(recipe, resume=args.resume)
-    except RecipeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (RecipeError, DatasetError) as exc:
+        print(f"verirl train: error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Stopped) as exc:
         signame = exc.signame if isinstance(exc, Stopped) else "SIGINT"

@@ -100,8 +100,9 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
 
     from verirl.train.data import build_datasets
     from verirl.train.metrics import JsonlMetricsCallback
+    from verirl.train.provenance import run_record_callback
 
-    _check_model_path(recipe.model.model_name_or_path)
+    check_local_inputs(recipe)
     if recipe.model.load_in_4bit or recipe.model.load_in_8bit:
         import importlib.util
 
@@ -118,7 +119,7 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
     train_ds, eval_ds = build_datasets(args)
     tokenizer = load_tokenizer(recipe)
     recipe.training.model_init_kwargs = _model_init_kwargs(recipe)
-    all_callbacks = [JsonlMetricsCallback()] + list(callbacks or [])
+    all_callbacks = [JsonlMetricsCallback(), run_record_callback(recipe)] + list(callbacks or [])
     stop = stop_after_checkpoint_callback()
     if stop is not None:
         all_callbacks.append(stop)
@@ -145,16 +146,28 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
     return build_dpo_trainer(recipe, **common)
 
 
-def _check_model_path(path: str | None) -> None:
-    """Fail early, with what to do, for a missing model (a Hub id is `name` or `org/name`)."""
+#: how to get what the shipped tiny recipes read (they point into runs/tiny/)
+TINY_KIT_HINT = "for recipes/tiny/*.yaml, `verirl models tiny` builds runs/tiny/ (model, tasks, DPO pairs)"
+
+
+def check_local_inputs(recipe: Recipe) -> None:
+    """Fail early, with what to do, when the local model folder or data a recipe names are missing (what
+    ``verirl train --check`` verifies besides parsing; a Hub id, ``name`` or ``org/name``, is not checked)."""
+    from verirl.train.provenance import looks_local
+
+    path = recipe.model.model_name_or_path
     if not path:
         raise RecipeError("the recipe has no `model_name_or_path:`; set it to a Hub id or a local model folder")
-    looks_local = path.startswith((".", "/", "~")) or path.count("/") > 1 or os.sep != "/" and os.sep in path
-    if looks_local and not os.path.isdir(os.path.expanduser(path)):
+    if looks_local(path) and not os.path.isdir(os.path.expanduser(path)):
         raise RecipeError(
-            f"model folder {path!r} does not exist; train the previous stage first, build a tiny model with "
-            f"verirl.models.build_tiny_model (or `verirl quickstart`), or set model_name_or_path to a Hub id"
+            f"model folder {path!r} does not exist; {TINY_KIT_HINT}; otherwise train the previous stage first, or "
+            f"set model_name_or_path to a Hub id"
         )
+    for key in ("dataset", "eval_dataset"):
+        data = getattr(recipe.verirl, key)
+        if data and not os.path.exists(os.path.expanduser(data)):
+            raise RecipeError(f"{key} {data!r} does not exist; {TINY_KIT_HINT}; otherwise set `{key}:` to a JSONL "
+                              f"or Parquet file or a dataset folder (`verirl data build` writes one)")
 
 
 def _plain_cpu_device(training) -> None:

@@ -16,6 +16,7 @@ error.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import importlib
@@ -290,6 +291,8 @@ class Recipe:
     model: Any  # trl.ModelConfig
     training: Any  # trl.SFTConfig | trl.GRPOConfig | trl.DPOConfig
     source: str | None = None
+    data: dict[str, Any] | None = None  # the mapping parsed: the YAML with the overrides merged in (before presets)
+    overrides: dict[str, Any] | None = None  # the command-line (or caller's) overrides alone
 
     @property
     def trainer(self) -> str:
@@ -399,20 +402,26 @@ def load_recipe(
     machine): device checks of ``TrainingArguments`` are skipped, every other check runs.
     """
     data = load_yaml(path) if path is not None else {}
+    extra: dict[str, Any] = {}
     if overrides:
         extra = parse_overrides(list(overrides)) if isinstance(overrides, list) else dict(overrides)
         data = _merge(data, extra)
     return recipe_from_dict(data, source=os.fspath(path) if path else None, check_only=check_only,
-                            validate_rewards=validate_rewards)
+                            validate_rewards=validate_rewards, overrides=extra or None)
 
 
 def recipe_from_dict(
-    data: dict[str, Any], *, source: str | None = None, check_only: bool = False, validate_rewards: bool = True
+    data: dict[str, Any], *, source: str | None = None, check_only: bool = False, validate_rewards: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> Recipe:
+    """Parse a recipe mapping; ``overrides`` (already merged into ``data``) are named in errors about them."""
     from trl import ModelConfig
 
     where = f"recipe {source!r}" if source else "recipe"
+    if overrides:
+        where += f" with the overrides {', '.join(_override_text(k, v) for k, v in overrides.items())}"
     data = dict(data)
+    given = copy.deepcopy(data)
     trainer = data.get("trainer")
     if trainer not in TRAINER_CONFIGS:
         raise RecipeError(f"{where}: `trainer: {trainer}` — set `trainer:` to one of {', '.join(TRAINER_CONFIGS)}")
@@ -450,13 +459,21 @@ def recipe_from_dict(
             unknown.append(key)
     if unknown:
         vocab = sorted(ours | model_fields | train_fields)
-        hints = []
-        for key in unknown:
+
+        def hint(key: str) -> str:
             close = difflib.get_close_matches(key, vocab, n=1)
-            hints.append(f"`{key}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+            return f"`{key}`" + (f" (did you mean `{close[0]}`?)" if close else "")
+
+        typed = [k for k in unknown if overrides and k in overrides]
+        if typed:  # the command line is at fault, not the file
+            raise RecipeError(
+                f"command-line override(s) {', '.join(hint(k) for k in typed)}: unknown key for trainer {trainer}; "
+                f"fix the spelling on the command line (keys are VerirlArgs fields, trl.ModelConfig fields or "
+                f"trl.{class_name} fields)"
+            )
         raise RecipeError(
-            f"{where}: unknown key(s) {', '.join(hints)} for trainer {trainer}; remove them or fix the spelling "
-            f"(keys are VerirlArgs fields, trl.ModelConfig fields or trl.{class_name} fields)"
+            f"{where}: unknown key(s) {', '.join(hint(k) for k in unknown)} for trainer {trainer}; remove them or fix "
+            f"the spelling (keys are VerirlArgs fields, trl.ModelConfig fields or trl.{class_name} fields)"
         )
 
     try:
@@ -484,7 +501,16 @@ def recipe_from_dict(
         )
     if args.trainer in RL_TRAINERS:
         _check_rl(args, training, where)
-    return Recipe(verirl=args, model=model_args, training=training, source=source)
+    return Recipe(verirl=args, model=model_args, training=training, source=source, data=given,
+                  overrides=dict(overrides) if overrides else None)
+
+
+def _override_text(key: str, value: Any) -> str:
+    """``key=value`` as typed (a nested mapping as dotted keys), values cut at 40 characters."""
+    if isinstance(value, dict) and value:
+        return ", ".join(_override_text(f"{key}.{k}", v) for k, v in value.items())
+    text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    return f"{key}={text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def _strategy(value: Any) -> str:
@@ -802,5 +828,13 @@ def build_rewards(specs: list[RewardSpec], *, cache_path: str | None = None) -> 
             raise RecipeError(f"reward {spec.name!r} with kwargs {spec.kwargs}: {exc}") from None
         if not hasattr(func, "__name__"):
             raise RecipeError(f"reward {spec.name!r} built an object without __name__; TRL logs rewards by name")
+        if ":" not in spec.name and func.__name__ != spec.name:
+            # TRL logs a reward under its __name__: a registry reward is logged under the name the recipe gives it
+            # (TRL's overlong penalty calls itself soft_overlong_punishment_reward)
+            try:
+                func.__name__ = spec.name
+            except (AttributeError, TypeError):
+                raise RecipeError(f"reward {spec.name!r} built {func!r}, whose __name__ cannot be set to the recipe's "
+                                  "name") from None
         funcs.append(func)
     return funcs

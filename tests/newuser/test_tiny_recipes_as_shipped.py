@@ -57,6 +57,11 @@ def test_tiny_recipe_trains_as_shipped(name, fresh_clone, monkeypatch, capsys, r
         record = json.load(fh)
     assert record["recipe"]["trainer"] == name and record["recipe_file"] == f"recipes/tiny/{name}.yaml"
     assert record["base_model"] == "runs/tiny/model" and record["global_step"] >= 1
+    with open(run_dir / "metrics.jsonl") as fh:
+        logged = set().union(*(json.loads(line) for line in fh))
+    if name == "dapo":  # every reward is logged under the recipe's name for it
+        assert {"rewards/overlong/mean", "rewards/simulation/mean", "rewards/format/mean"} <= logged
+        assert not any("soft_overlong" in key for key in logged)
 
 
 def test_check_settings_validates_without_the_model(tmp_path, monkeypatch, capsys):

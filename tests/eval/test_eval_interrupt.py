@@ -114,3 +114,16 @@ def test_progress_bar_with_pass_rate_on_a_terminal(eda, ve_dir, completions, tmp
     shown = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0
     assert "scoring" in shown and "12/12" in shown and "pass " in shown and "%" in shown
+
+
+def test_a_stop_while_sampling_counts_the_samples_on_disk(tmp_path):
+    import argparse
+
+    from verirl.eval.cli import _Progress
+
+    progress = _Progress(argparse.Namespace(out=str(tmp_path)))
+    assert progress.saved_line() == "nothing was saved yet"
+    progress.phase = "generation"
+    (tmp_path / "samples.jsonl").write_text('{"a": 1}\n{"a": 2}\n\n{"a": 3}\n')
+    assert progress.saved_line().startswith(f"3 samples generated and saved in {tmp_path}/samples.jsonl; run the "
+                                            "same command again to resume")

@@ -26,7 +26,8 @@ def test_a_mistyped_override_is_blamed_on_the_command_line(override):
 
 def test_a_typo_in_the_file_is_still_blamed_on_the_file(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(open(os.path.join(TINY, "sft.yaml")).read() + "learning_rat: 1e-4\n")
+    with open(os.path.join(TINY, "sft.yaml")) as fh:
+        recipe.write_text(fh.read() + "learning_rat: 1e-4\n")
     with pytest.raises(RecipeError) as info:
         load_recipe(str(recipe), ["--max_steps", "3"], check_only=True)
     message = str(info.value)

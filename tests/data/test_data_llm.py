@@ -53,11 +53,11 @@ def test_openai_backend_rejection_and_outage(llm_server):
 
 
 def test_openai_backend_unreachable_endpoint_is_infrastructure():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
-    with pytest.raises(LLMUnavailable, match="failed after"):
-        _openai(f"http://127.0.0.1:{port}/v1", max_retries=0).generate([CONV])
+    with socket.socket() as s:  # bound, never listening: connections are refused, and no other process can
+        s.bind(("127.0.0.1", 0))  # take the port while the test runs (a closed port could be reused at once)
+        port = s.getsockname()[1]
+        with pytest.raises(LLMUnavailable, match="failed after"):
+            _openai(f"http://127.0.0.1:{port}/v1", max_retries=0).generate([CONV])
 
 
 @pytest.mark.slow

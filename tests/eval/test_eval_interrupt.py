@@ -92,21 +92,27 @@ def test_progress_bar_with_pass_rate_on_a_terminal(eda, ve_dir, completions, tmp
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a new pty is 0 columns wide
     chunks: list[bytes] = []
+    end = b"<<end of the command's output>>"
+    drained = threading.Event()
 
     def read():  # drain the terminal while the command runs (a pty drops what nobody read once it closes)
-        while True:
+        while not b"".join(chunks).endswith(end):
             try:
                 data = os.read(master, 65536)
             except OSError:
-                return
+                break
             if not data:
-                return
+                break
             chunks.append(data)
+        drained.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         proc = _eval(ve_dir, completions, tmp_path / "t", stderr=slave)
+        # the terminal is a FIFO: once this marker is read back, everything the command wrote has been read
+        os.write(slave, end)
+        assert drained.wait(timeout=120), "the terminal's output was never read back"
     finally:
         os.close(slave)
         reader.join(timeout=60)

@@ -21,13 +21,9 @@ CLOCKS = {"monotonic", "time", "perf_counter", "process_time", "monotonic_ns", "
 SLEEP_ALLOWED = {
     ("data/data_fixtures.py", "MockLLM.answer"): "the mock LLM server's switch that makes it answer slowly",
 }
-#: (file under tests/, function) -> why an assertion reads the clock (each one is a known debt, reported)
-CLOCK_ASSERT_ALLOWED = {
-    ("rewards/test_reward_sandbox.py", "test_timeout_kills_the_whole_process_group"):
-        "owned by rewards/sandbox.py; reported in /work/notes/issue-12.md (a 5 s bound under load)",
-    ("rewards/test_reward_sandbox.py", "test_output_flood_is_cut_and_killed"):
-        "owned by rewards/sandbox.py; reported in /work/notes/issue-12.md (a 5 s bound under load)",
-}
+#: (file under tests/, function) -> why an assertion reads the clock (none left: a test asserts what happened, never
+#: how fast)
+CLOCK_ASSERT_ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _test_files() -> list[str]:

@@ -61,7 +61,9 @@ class CurriculumConfig:
     n_train: int = 1000
     """Number of tasks in the ``train`` split."""
     n_test: int = 200
-    """Number of tasks in the ``test`` split (and in ``test_family`` when families are held out)."""
+    """Number of tasks in the ``test`` split."""
+    n_test_family: int | None = None
+    """Number of tasks in the ``test_family`` split (when families are held out); ``None``: ``n_test``."""
     families: tuple[str, ...] = tuple(FAMILIES)
     """Families to draw from (all by default)."""
     heldout_families: tuple[str, ...] = ()
@@ -89,8 +91,8 @@ class CurriculumConfig:
             raise ValueError("every family is held out: leave at least one family for train")
         if not 0.0 < self.heldout_param_fraction < 1.0:
             raise ValueError(f"heldout_param_fraction must be in (0, 1), got {self.heldout_param_fraction}")
-        if self.n_train < 1 or self.n_test < 1:
-            raise ValueError("n_train and n_test must be >= 1")
+        if self.n_train < 1 or self.n_test < 1 or (self.n_test_family is not None and self.n_test_family < 1):
+            raise ValueError("n_train, n_test and n_test_family must be >= 1")
         if self.variety not in VARIETIES:
             raise ValueError(f"variety must be one of {VARIETIES}, got {self.variety!r}")
         if not 1 <= self.max_level <= 4:
@@ -180,7 +182,8 @@ def generate_curriculum(config: CurriculumConfig) -> dict[str, list[dict]]:
     splits = {"train": _draw(config, "train", train_pools, config.n_train),
               "test": _draw(config, "test", test_pools, config.n_test)}
     if family_pools:
-        splits["test_family"] = _draw(config, "test_family", family_pools, config.n_test)
+        n_family = config.n_test if config.n_test_family is None else config.n_test_family
+        splits["test_family"] = _draw(config, "test_family", family_pools, n_family)
     return splits
 
 

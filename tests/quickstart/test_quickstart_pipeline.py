@@ -21,8 +21,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def short_config(out, **overrides) -> QuickstartConfig:
-    settings = {"out": str(out), "n_train": 48, "n_test": 6, "sft_steps": 3, "sft_batch_size": 8, "rl_steps": 2, "rl_prompts": 2,
-                    "num_generations": 4, "eval_samples": 2, "max_completion_length": 24, "vocab_size": 400, "ablation": True}
+    settings = {"out": str(out), "n_train": 48, "n_test": 6, "n_test_family": 4, "sft_max_steps": 4, "sft_min_steps": 2,
+                "sft_probe_every": 2, "sft_probe_tasks": 4, "sft_batch_size": 8, "rl_steps": 2, "rl_prompts": 2,
+                "num_generations": 4, "eval_samples": 2, "max_completion_length": 24, "vocab_size": 400,
+                "ablation": True, "ablation_seeds": 2}
     settings.update(overrides)
     return QuickstartConfig(**settings)
 
@@ -30,6 +32,9 @@ def short_config(out, **overrides) -> QuickstartConfig:
 def _lines(path):
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+ABLATION_STAGES = ["rl_neither_s0", "rl_full_s1", "rl_neither_s1"]
 
 
 def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
@@ -40,64 +45,102 @@ def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     # adding --ablation to a finished run runs only the ablation stages
     messages.clear()
     summary = run_quickstart(short_config(out), say=messages.append)
-    assert [m for m in messages if "skipped" not in m] == ["[rl_ablation] ...", "[eval_rl_ablation] ..."]
+    assert [m for m in messages if "skipped" not in m] == [
+        m for name in ABLATION_STAGES for m in (f"[{name}] ...", f"[eval_{name}] ...")]
 
-    # dataset: task schema, held out by parameters
+    # dataset: task schema, held out by parameters and by family
     train, test = _lines(out / "data" / "train.jsonl"), _lines(out / "data" / "test.jsonl")
-    assert len(train) == 48 and len(test) == 6
+    family = _lines(out / "data" / "test_family.jsonl")
+    assert len(train) == 48 and len(test) == 6 and len(family) == 4
     assert {"id", "prompt", "top", "reference", "testbench", "harness", "metadata"} <= set(train[0])
     assert not {t["metadata"]["param_key"] for t in train} & {t["metadata"]["param_key"] for t in test}
+    assert {t["metadata"]["family"] for t in family} == {"subtractor"}
+    assert "subtractor" not in {t["metadata"]["family"] for t in train + test}
+
+    # the SFT probe ran on training tasks only, at the configured steps, and is reported
+    probes = _lines(out / "sft" / "probe.jsonl")
+    assert [p["step"] for p in probes] == [2, 4] and all(0.0 <= p["pass_rate"] <= 1.0 for p in probes)
+    sft = summary["training"]["sft"]
+    assert sft["probe"]["probes"] == 2 and sft["probe"]["target"] == 0.3 and sft["steps"] == 4
 
     # checkpoints load back through the real loading code
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    for name in ("model_init", "sft", "rl", "rl_ablation"):
+    for name in ("model_init", "sft", "rl", *ABLATION_STAGES):
         AutoTokenizer.from_pretrained(out / name)
         AutoModelForCausalLM.from_pretrained(out / name)
-    rl_metrics = _lines(out / "rl" / "metrics.jsonl")
-    # the gate logs on every step that trains; a step whose groups all lack a signal (this 3-step SFT model passes
+    # the gate logs on every step that trains; a step whose groups all lack a signal (a 4-step SFT model passes
     # nothing) makes no optimizer step and says so
-    trained = [r for r in rl_metrics if r.get("optimizer/skipped_steps") == 0.0]
-    skipped = [r for r in rl_metrics if r.get("optimizer/skipped_steps") == 1.0]
-    assert len(trained) + len(skipped) == 2
-    assert all("entropy_gate/fraction" in r for r in trained)
-    assert any("dynamic_sampling/keep_ratio" in r for r in rl_metrics)
-    ablation_metrics = _lines(out / "rl_ablation" / "metrics.jsonl")
-    assert not any("entropy_gate/fraction" in r for r in ablation_metrics)
-    assert not any("dynamic_sampling/keep_ratio" in r for r in ablation_metrics)
+    for name in ("rl", "rl_full_s1"):
+        rl_metrics = _lines(out / name / "metrics.jsonl")
+        trained = [r for r in rl_metrics if r.get("optimizer/skipped_steps") == 0.0]
+        skipped = [r for r in rl_metrics if r.get("optimizer/skipped_steps") == 1.0]
+        assert len(trained) + len(skipped) == 2
+        assert all("entropy_gate/fraction" in r for r in trained)
+        assert any("dynamic_sampling/keep_ratio" in r for r in rl_metrics)
+    for name in ("rl_neither_s0", "rl_neither_s1"):
+        ablation_metrics = _lines(out / name / "metrics.jsonl")
+        assert not any("entropy_gate/fraction" in r for r in ablation_metrics)
+        assert not any("dynamic_sampling/keep_ratio" in r for r in ablation_metrics)
 
-    # held-out samples: n per task for every checkpoint, with the same sampling settings
-    for name in ("sft", "rl", "rl_ablation"):
-        rows = _lines(out / "eval" / f"{name}.jsonl")
-        assert len(rows) == 6 * 2 and all(isinstance(r["passed"], bool) for r in rows)
-        assert summary["eval"][name]["sampling"] == summary["eval"]["sft"]["sampling"]
-        assert 0.0 <= summary["eval"][name]["pass@1"] <= summary["eval"][name]["pass@2"] <= 1.0
+    # held-out samples: n per task for every checkpoint and split, with the same sampling settings
+    for name in ("sft", "rl", *ABLATION_STAGES):
+        for split, suffix, n_tasks in (("test", "", 6), ("test_family", ".test_family", 4)):
+            rows = _lines(out / "eval" / f"{name}{suffix}.jsonl")
+            assert len(rows) == n_tasks * 2 and all(isinstance(r["passed"], bool) for r in rows)
+            e = summary["eval"][name][split]
+            assert e["sampling"] == summary["eval"]["sft"]["test"]["sampling"]
+            assert 0.0 <= e["pass@1"] <= e["pass@2"] <= 1.0
+            assert set(e["pass@1_by_level"]) == {str(r["level"]) for r in rows}
 
-    # report: plots are real PNGs, the table and the final line are there
+    # the ablation: two seeds per arm, the same SFT checkpoint, intervals
+    ablation = summary["ablation"]
+    assert set(ablation["arms"]) == {"full", "neither"} and ablation["seeds"] == [0, 1]
+    assert ablation["arms"]["full"]["stages"] == ["rl", "rl_full_s1"]
+    low, high = ablation["differences"]["neither"]["seeds"][1:]
+    assert low <= ablation["differences"]["neither"]["seeds"][0] <= high
+
+    # report: plots are real PNGs, the tables and the final line are there
     for plot in ("reward", "pass_rate", "entropy_gate", "keep_ratio", "sft_loss"):
         path = out / "report" / f"{plot}.png"
         data = path.read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 2000, plot
     report = (out / "report" / "report.md").read_text()
-    assert summary["final_line"] in report and "| rl_ablation |" in report
+    assert summary["final_line"] in report and "| rl_neither_s1 |" in report and "## Ablation" in report
+    assert "Held out by family" in report and "Held out by parameters" in report
     assert summary["final_line"].startswith("held-out pass@1: SFT ") and " → RL " in summary["final_line"]
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["final_line"] == summary["final_line"]
     assert set(on_disk["timings"]) >= {"data", "model", "sft", "eval_sft", "rl", "eval_rl"}
+    assert set(on_disk["cpu_seconds"]) == set(on_disk["timings"]) and on_disk["default_cpu_seconds"] > 0
+
+    # every recorded verdict re-scores identically through `verirl score`; a tampered verdict is caught
+    from verirl.quickstart.rescore import main as rescore_main
+    from verirl.quickstart.rescore import rescore_run
+
+    rescored = rescore_run(str(out))
+    assert len(rescored) == 2 * 5 and all(not r["differences"] for r in rescored.values())
+    rows = _lines(out / "eval" / "rl.jsonl")
+    rows[0]["passed"] = not rows[0]["passed"]
+    (out / "eval" / "rl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert rescore_main([str(out)]) == 1
+    assert rescore_run(str(out))["eval/rl.jsonl"]["differences"][0]["row"] == 0
+    rows[0]["passed"] = not rows[0]["passed"]
+    (out / "eval" / "rl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     # a rerun resumes: every stage is skipped and the results are the same
     messages.clear()
     again = run_quickstart(short_config(out), say=messages.append)
-    assert all("skipped" in m for m in messages) and len(messages) == 8
+    assert all("skipped" in m for m in messages) and len(messages) == 6 + 2 * len(ABLATION_STAGES)
     assert again["eval"] == summary["eval"]
 
     # other settings in the same folder are refused; --fresh starts over
     with pytest.raises(QuickstartError, match="--fresh"):
-        run_quickstart(short_config(out, sft_steps=4), say=messages.append)
+        run_quickstart(short_config(out, sft_max_steps=6), say=messages.append)
     messages.clear()
-    run_quickstart(short_config(out, ablation=False, fresh=True), say=messages.append)
+    run_quickstart(short_config(out, ablation=False, fresh=True, sft_probe_target=0.0), say=messages.append)
     assert not any("skipped" in m for m in messages)
-    assert not os.path.exists(out / "rl_ablation")
+    assert not os.path.exists(out / "rl_neither_s0") and not os.path.exists(out / "sft" / "probe.jsonl")
 
 
 def test_bad_settings_fail_early(tmp_path):
@@ -107,6 +150,14 @@ def test_bad_settings_fail_early(tmp_path):
         short_config(tmp_path, hidden_size=100)
     with pytest.raises(ValueError, match="temperature"):
         short_config(tmp_path, temperature=0.0)
+    with pytest.raises(ValueError, match="unknown families"):
+        short_config(tmp_path, heldout_families="subtractor,nope")
+    with pytest.raises(ValueError, match="ablation-arms"):
+        short_config(tmp_path, ablation_arms="full,no_entropy")
+    with pytest.raises(ValueError, match="sft-probe-target"):
+        short_config(tmp_path, sft_probe_target=1.5)
+    with pytest.raises(ValueError, match="sft-min-steps"):
+        short_config(tmp_path, sft_min_steps=10, sft_max_steps=5)
 
 
 def test_cli_flags_cover_every_setting():

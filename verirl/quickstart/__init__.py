@@ -1,10 +1,11 @@
-"""``verirl quickstart``: curriculum → tiny model → SFT → DAPO with simulation rewards → held-out pass@k → report.
+"""``verirl quickstart``: curriculum → tiny model → SFT (adaptive stop) → DAPO with simulation rewards → held-out
+pass@k (by parameters and by family) → report.
 
 Runs on a laptop-class CPU with no download: the tasks come from :mod:`data_pipeline.curriculum`, the tokenizer and
 the model are built from scratch (:mod:`verirl.models.tiny`), both trainers are verirl's own
 (:func:`verirl.train.runner.train`), the rewards are real Icarus simulations in the reward engine's sandbox. The
-held-out split holds parameter combinations never seen in training, and the SFT and RL checkpoints are evaluated
-with the same sampling settings. See docs/quickstart.md.
+held-out splits hold parameter combinations and whole families never seen in training, and the SFT and RL
+checkpoints are evaluated with the same sampling settings. See docs/quickstart.md.
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def _torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished child processes (the simulator runs), user + system."""
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def run_quickstart(config: QuickstartConfig, *, say=logger.info) -> dict:
     """Run (or resume) the whole pipeline; returns the summary written to ``<out>/summary.json``.
 
@@ -56,6 +68,7 @@ def run_quickstart(config: QuickstartConfig, *, say=logger.info) -> dict:
 
     run = P.RunFolder(config)
     timings = dict(run.state.get("timings", {}))
+    cpu = dict(run.state.get("cpu_seconds", {}))
 
     def stage(name: str, fn):
         result = run.done(name)
@@ -63,33 +76,38 @@ def run_quickstart(config: QuickstartConfig, *, say=logger.info) -> dict:
             say(f"[{name}] done earlier, skipped")
             return result
         say(f"[{name}] ...")
-        start = time.monotonic()
+        start, start_cpu = time.monotonic(), cpu_seconds()
         result = fn()
         timings[name] = round(time.monotonic() - start, 1)
-        run.state["timings"] = timings
+        cpu[name] = round(cpu_seconds() - start_cpu, 1)
+        run.state["timings"], run.state["cpu_seconds"] = timings, cpu
         return run.finish(name, result)
 
     sampling = Sampling(n=config.eval_samples, temperature=config.temperature,
                         max_new_tokens=config.max_completion_length, seed=config.seed)
     wall = time.monotonic()
     with _torch_threads(config.torch_threads), RewardPool(RewardConfig(), workers=config.reward_workers) as pool:
-        stage("data", lambda: P.stage_data(run, _progress, pool))
+        data = stage("data", lambda: P.stage_data(run, _progress, pool))
         model = stage("model", lambda: P.stage_model(run))
-        sft = stage("sft", lambda: P.train_stage(P.sft_recipe(run, model["path"]), resume=False, desc="SFT"))
-        test = P.read_split(run, "test")
+        sft = stage("sft", lambda: P.stage_sft(run, model["path"], pool))
+        splits = {split: P.read_split(run, split) for split in P.EVAL_SPLITS if split in data}
 
-        def evaluate(name: str, model_dir: str):
-            with _progress(total=len(test) * sampling.n, desc=f"eval {name}", unit="sample") as bar:
-                return evaluate_checkpoint(model_dir, test, sampling, pool, run.path("eval", f"{name}.jsonl"),
-                                           progress=bar.update)
+        def evaluate(name: str, model_dir: str) -> dict:
+            out = {}
+            for split, tasks in splits.items():
+                suffix = "" if split == "test" else f".{split}"
+                with _progress(total=len(tasks) * sampling.n, desc=f"eval {name} {split}", unit="sample") as bar:
+                    out[split] = evaluate_checkpoint(model_dir, tasks, sampling, pool,
+                                                     run.path("eval", f"{name}{suffix}.jsonl"), progress=bar.update)
+            return out
 
         stage("eval_sft", lambda: evaluate("sft", sft["path"]))
-        variants = [("rl", False)] + ([("rl_ablation", True)] if config.ablation else [])
-        for name, ablated in variants:
-            rl = stage(name, lambda n=name, a=ablated: P.train_stage(
-                P.rl_recipe(run, sft["path"], run.path(n), ablation=a), resume=True, desc=n.replace("_", " ").upper()))
+        for name, arm, seed in P.rl_stages(config):
+            run.state.setdefault("rl_stages", {})[name] = {"arm": arm, "seed": seed}
+            rl = stage(name, lambda n=name, a=arm, s=seed: P.train_stage(
+                P.rl_recipe(run, sft["path"], run.path(n), arm=a, seed=s), resume=True,
+                desc=n.replace("_", " ").upper()))
             stage(f"eval_{name}", lambda n=name, r=rl: evaluate(n, r["path"]))
-    run.state["timings"] = timings
     run.save()
     summary = write_report(run, timings, time.monotonic() - wall)
     return summary
@@ -108,4 +126,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["QuickstartConfig", "add_arguments", "run", "run_quickstart"]
+__all__ = ["QuickstartConfig", "add_arguments", "cpu_seconds", "run", "run_quickstart"]

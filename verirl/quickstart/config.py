@@ -11,8 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 #: fields that do not change the results of the stages a run already has (a rerun with other values resumes the
-#: same run; adding ``--ablation`` to a finished run adds the ablation stages)
-NON_RESULT_FIELDS = ("out", "fresh", "ablation", "torch_threads", "reward_workers")
+#: same run; adding ``--ablation`` to a finished run adds the ablation stages, each named by its arm and seed)
+NON_RESULT_FIELDS = ("out", "fresh", "ablation", "ablation_arms", "ablation_seeds", "torch_threads", "reward_workers")
+
+
+#: RL arms of the ablation: name -> (entropy gate on, dynamic sampling on)
+ARMS = {"full": (True, True), "no_gate": (False, True), "no_dynamic": (True, False), "neither": (False, False)}
 
 
 @dataclass
@@ -21,31 +25,55 @@ class QuickstartConfig:
     fresh: bool = field(default=False, metadata={"help": "delete the run folder first instead of resuming"})
     ablation: bool = field(
         default=False,
-        metadata={"help": "also run the same RL stage without the entropy gate and without dynamic sampling, from "
-                          "the same SFT checkpoint, and add it to the report"},
+        metadata={"help": "also run the RL arms of --ablation-arms for --ablation-seeds RL seeds, all from the same "
+                          "SFT checkpoint, and add the comparison with confidence intervals to the report"},
+    )
+    ablation_arms: str = field(
+        default="full,neither",
+        metadata={"help": "comma-separated RL arms of the ablation: full (entropy gate and dynamic sampling), "
+                          "no_gate, no_dynamic, neither"},
+    )
+    ablation_seeds: int = field(
+        default=3, metadata={"help": "RL seeds per ablation arm (seed, seed+1, ...); the full arm's first is the "
+                                     "default RL stage"},
     )
     seed: int = field(default=0, metadata={"help": "seeds the curriculum, the model init, SFT, RL and sampling"})
     # -- curriculum
     n_train: int = field(default=1000, metadata={"help": "curriculum tasks for SFT and RL"})
     n_test: int = field(default=200, metadata={"help": "held-out tasks (parameter combinations never trained on)"})
-    max_level: int = field(default=2, metadata={"help": "highest task difficulty level (1-4) in the curriculum"})
+    max_level: int = field(default=4, metadata={"help": "highest task difficulty level (1-4) in the curriculum"})
     variety: str = field(
-        default="low", metadata={"help": "curriculum wording: low (fixed port names) or full (random names/wording)"}
+        default="full", metadata={"help": "curriculum wording: full (random port names and wording) or low (fixed "
+                                          "port names and wording per family)"}
     )
+    heldout_families: str = field(
+        default="subtractor",
+        metadata={"help": "comma-separated families never trained on; they form the held-out-by-family split "
+                          "(empty: none)"},
+    )
+    n_test_family: int = field(default=80, metadata={"help": "tasks of the held-out-by-family split"})
     # -- model
     vocab_size: int = field(default=1024, metadata={"help": "tokenizer vocabulary (trained on the curriculum)"})
     hidden_size: int = field(default=128, metadata={"help": "model width (a multiple of 64)"})
     num_layers: int = field(default=2, metadata={"help": "transformer layers"})
     # -- SFT
-    sft_steps: int = field(default=375, metadata={"help": "SFT optimizer steps (deliberately brief)"})
+    sft_max_steps: int = field(default=1500, metadata={"help": "SFT optimizer steps at most"})
     sft_batch_size: int = field(default=16, metadata={"help": "SFT examples per step"})
     sft_learning_rate: float = field(default=2e-3, metadata={"help": "SFT learning rate"})
+    sft_probe_target: float = field(
+        default=0.3,
+        metadata={"help": "SFT stops once this fraction of the probe's training tasks pass (greedy decoding); "
+                          "0 turns the probe off and SFT runs --sft-max-steps"},
+    )
+    sft_probe_tasks: int = field(default=48, metadata={"help": "training tasks in the SFT probe"})
+    sft_probe_every: int = field(default=25, metadata={"help": "SFT steps between probes"})
+    sft_min_steps: int = field(default=100, metadata={"help": "first SFT step at which the probe runs"})
     # -- RL
     rl_steps: int = field(default=100, metadata={"help": "RL (DAPO) optimizer steps"})
     rl_prompts: int = field(default=8, metadata={"help": "prompts per RL step"})
     num_generations: int = field(default=8, metadata={"help": "completions per prompt (the GRPO group)"})
     rl_learning_rate: float = field(default=2e-4, metadata={"help": "RL learning rate"})
-    max_completion_length: int = field(default=96, metadata={"help": "max new tokens in RL and evaluation"})
+    max_completion_length: int = field(default=160, metadata={"help": "max new tokens in RL, probe and evaluation"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature in RL and evaluation"})
     entropy_top_fraction: float = field(
         default=0.5, metadata={"help": "fraction of each response's tokens (highest entropy) that get the gradient"}
@@ -59,8 +87,9 @@ class QuickstartConfig:
     reward_workers: int = field(default=2, metadata={"help": "parallel simulations"})
 
     def __post_init__(self) -> None:
-        positive = ("n_train", "n_test", "vocab_size", "num_layers", "sft_steps", "sft_batch_size", "rl_steps",
-                    "rl_prompts", "max_completion_length", "eval_samples", "torch_threads", "reward_workers")
+        positive = ("n_train", "n_test", "n_test_family", "vocab_size", "num_layers", "sft_max_steps",
+                    "sft_batch_size", "sft_probe_tasks", "sft_probe_every", "rl_steps", "rl_prompts",
+                    "max_completion_length", "eval_samples", "torch_threads", "reward_workers", "ablation_seeds")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -72,6 +101,18 @@ class QuickstartConfig:
             raise ValueError(f"--max-level must be 1..4, got {self.max_level}")
         if self.variety not in ("low", "full"):
             raise ValueError(f"--variety must be low or full, got {self.variety!r}")
+        from data_pipeline.curriculum import FAMILIES
+
+        unknown = [f for f in self.heldout_family_list if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"--heldout-families: unknown families {unknown}; choose from {sorted(FAMILIES)}")
+        if not 0.0 <= self.sft_probe_target <= 1.0:
+            raise ValueError(f"--sft-probe-target must be in [0, 1] (0: no probe), got {self.sft_probe_target}")
+        if not 0 <= self.sft_min_steps <= self.sft_max_steps:
+            raise ValueError(f"--sft-min-steps must be in [0, --sft-max-steps], got {self.sft_min_steps}")
+        bad_arms = [a for a in self.ablation_arm_list if a not in ARMS]
+        if bad_arms or not self.ablation_arm_list:
+            raise ValueError(f"--ablation-arms: unknown arms {bad_arms}; choose from {', '.join(ARMS)}")
         if not 0.0 < self.entropy_top_fraction <= 1.0:
             raise ValueError(f"--entropy-top-fraction must be in (0, 1], got {self.entropy_top_fraction}")
         if self.temperature <= 0:
@@ -79,6 +120,14 @@ class QuickstartConfig:
         for name in ("sft_learning_rate", "rl_learning_rate"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be > 0")
+
+    @property
+    def heldout_family_list(self) -> tuple[str, ...]:
+        return tuple(f.strip() for f in self.heldout_families.split(",") if f.strip())
+
+    @property
+    def ablation_arm_list(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a.strip() for a in self.ablation_arms.split(",") if a.strip()))
 
     def result_fields(self) -> dict:
         """The fields that determine the results (a resumed run must match them)."""

@@ -33,33 +33,64 @@ def chat_prompt(tokenizer, task: dict) -> str:
                                          add_generation_prompt=True)
 
 
-def sample_completions(model_dir: str, tasks: list[dict], sampling: Sampling, progress=None) -> list[list[str]]:
-    """``sampling.n`` completions per task (plain text of the assistant turn)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def generate_texts(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch_size: int,
+                   temperature: float | None = None, top_p: float = 1.0, progress=None) -> list[str]:
+    """One completion per prompt from an in-memory model, in batches; ``temperature=None`` decodes greedily.
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    Prompts are batched in the order given (callers put similar prompts next to each other so that a batch's
+    longest completion wastes little); the caller owns the random state.
+    """
+    import torch
+
+    was_training = model.training
     model.eval()
-    generator_seed = torch.random.get_rng_state()
-    torch.manual_seed(sampling.seed)
-    flat = [chat_prompt(tokenizer, task) for task in tasks for _ in range(sampling.n)]
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature
+                else {"do_sample": False})
     texts: list[str] = []
     try:
         with torch.no_grad():
-            for start in range(0, len(flat), sampling.batch_size):
-                chunk = flat[start:start + sampling.batch_size]
+            for start in range(0, len(prompts), batch_size):
+                chunk = prompts[start:start + batch_size]
                 enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-                out = model.generate(**enc, do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
-                                     top_k=0, max_new_tokens=sampling.max_new_tokens,
+                enc = {k: v.to(model.device) for k, v in enc.items()}
+                out = model.generate(**enc, **sampling, max_new_tokens=max_new_tokens,
                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
                 texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 if progress:
                     progress(len(chunk))
     finally:
+        tokenizer.padding_side = padding_side
+        if was_training:
+            model.train()
+    return texts
+
+
+def sample_completions(model_dir: str, tasks: list[dict], sampling: Sampling, progress=None) -> list[list[str]]:
+    """``sampling.n`` completions per task (plain text of the assistant turn).
+
+    The tasks are generated grouped by family (similar completion lengths share a batch); the result is in the
+    order of ``tasks``. The global torch random state is restored afterwards.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    order = sorted(range(len(tasks)), key=lambda i: (str((tasks[i].get("metadata") or {}).get("family")), i))
+    flat = [chat_prompt(tokenizer, tasks[i]) for i in order for _ in range(sampling.n)]
+    generator_seed = torch.random.get_rng_state()
+    torch.manual_seed(sampling.seed)
+    try:
+        texts = generate_texts(model, tokenizer, flat, max_new_tokens=sampling.max_new_tokens,
+                               batch_size=sampling.batch_size, temperature=sampling.temperature,
+                               top_p=sampling.top_p, progress=progress)
+    finally:
         torch.random.set_rng_state(generator_seed)
-    return [texts[i * sampling.n:(i + 1) * sampling.n] for i in range(len(tasks))]
+    out: list[list[str]] = [[] for _ in tasks]
+    for rank, i in enumerate(order):
+        out[i] = texts[rank * sampling.n:(rank + 1) * sampling.n]
+    return out
 
 
 def evaluate_checkpoint(model_dir: str, tasks: list[dict], sampling: Sampling, pool, out_path: str,
@@ -85,8 +116,20 @@ def evaluate_checkpoint(model_dir: str, tasks: list[dict], sampling: Sampling, p
     return summarize(rows, sampling)
 
 
+#: task levels of the clocked designs (counters, shift registers, edge detectors, FSMs)
+SEQUENTIAL_LEVELS = ("3", "4")
+
+
+def per_task_pass_rates(rows: list[dict]) -> dict[str, float]:
+    """task id -> fraction of its samples that passed (its unbiased pass@1)."""
+    per_task: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        per_task[row["task_id"]].append(bool(row["passed"]))
+    return {task_id: sum(v) / len(v) for task_id, v in per_task.items()}
+
+
 def summarize(rows: list[dict], sampling: Sampling) -> dict:
-    """pass@k (k = 1 and n), pass@1 per family and per level, failure classes, mean reward."""
+    """pass@k (k = 1 and n), pass@1 per family, per level and on levels 3-4, failure classes, mean reward."""
     per_task: dict[str, list[bool]] = defaultdict(list)
     fam_of, level_of = {}, {}
     failures: dict[str, int] = defaultdict(int)
@@ -108,6 +151,10 @@ def summarize(rows: list[dict], sampling: Sampling) -> dict:
         for task_id, values in per_task.items():
             groups[str(of[task_id])].append(pass_at_k(len(values), sum(values), 1))
         out[f"pass@1_by_{key}"] = {g: _mean(v) for g, v in sorted(groups.items())}
+        out[f"tasks_by_{key}"] = {g: len(v) for g, v in sorted(groups.items())}
+    sequential = [pass_at_k(len(v), sum(v), 1) for t, v in per_task.items() if str(level_of[t]) in SEQUENTIAL_LEVELS]
+    out["pass@1_levels_3_4"] = _mean(sequential) if sequential else None
+    out["tasks_levels_3_4"] = len(sequential)
     return out
 
 

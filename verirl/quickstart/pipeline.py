@@ -1,4 +1,4 @@
-"""The quickstart's stages and their bookkeeping: data → model → SFT → eval → RL → eval (→ ablation) → report.
+"""The quickstart's stages and their bookkeeping: data → model → SFT (probe) → eval → RL → eval (→ ablation) → report.
 
 Every stage writes into the run folder and records itself in ``state.json`` when it is complete; a rerun skips the
 completed stages (and the RL trainer resumes from its last checkpoint), ``--fresh`` deletes the folder first.
@@ -71,30 +71,43 @@ class RunFolder:
 # ------------------------------------------------------------------------------------------------------ stages
 
 def stage_data(run: RunFolder, progress, pool) -> dict:
-    """Generate the curriculum, check every golden with the reward engine (``pool``), write train/test JSONL."""
+    """Generate the curriculum, check every golden with the reward engine (``pool``), write the split JSONL files.
+
+    Splits: ``train``; ``test`` (held out by parameters: the same families, parameter combinations never in
+    ``train``); ``test_family`` (held out by family: families never in ``train``), when ``--heldout-families`` names
+    any.
+    """
     from data_pipeline.curriculum import CurriculumConfig, generate_curriculum, write_jsonl
     from data_pipeline.curriculum.verify import verify_tasks
 
     cfg = run.config
     curriculum = CurriculumConfig(seed=cfg.seed, n_train=cfg.n_train, n_test=cfg.n_test, max_level=cfg.max_level,
-                                  variety=cfg.variety)
+                                  variety=cfg.variety, heldout_families=cfg.heldout_family_list,
+                                  n_test_family=cfg.n_test_family)
     splits = generate_curriculum(curriculum)
-    tasks = [t for split in ("train", "test") for t in splits[split]]
+    tasks = [t for split in splits.values() for t in split]
     with progress(total=len(tasks), desc="verify goldens", unit="task") as bar:
         report = verify_tasks(tasks, pool=pool, progress=bar.update)
     if not report.ok:
         bad = ", ".join(f"{f['id']} ({f['family']}: {f['failure']})" for f in report.failed[:5])
         raise QuickstartError(f"{len(report.failed)} curriculum goldens fail their own testbench: {bad}")
-    for split in ("train", "test"):
-        write_jsonl(splits[split], run.path("data", f"{split}.jsonl"))
-    overlap = ({t["metadata"]["param_key"] for t in splits["train"]}
-               & {t["metadata"]["param_key"] for t in splits["test"]})
+    for split, split_tasks in splits.items():
+        write_jsonl(split_tasks, run.path("data", f"{split}.jsonl"))
+    train_keys = {t["metadata"]["param_key"] for t in splits["train"]}
+    overlap = train_keys & {t["metadata"]["param_key"] for t in splits["test"]}
     if overlap:
         raise QuickstartError(f"held-out split shares parameter combinations with train: {sorted(overlap)[:3]}")
-    return {split: {"tasks": len(splits[split]),
-                    "families": dict(Counter(t["metadata"]["family"] for t in splits[split])),
-                    "levels": dict(Counter(str(t["metadata"]["level"]) for t in splits[split]))}
-            for split in ("train", "test")} | {"goldens_verified": report.checked}
+    train_families = {t["metadata"]["family"] for t in splits["train"]}
+    leaked = train_families & {t["metadata"]["family"] for t in splits.get("test_family", [])}
+    if leaked:
+        raise QuickstartError(f"held-out families {sorted(leaked)} occur in train")
+    return {split: {"tasks": len(split_tasks),
+                    "families": dict(Counter(t["metadata"]["family"] for t in split_tasks)),
+                    "levels": dict(Counter(str(t["metadata"]["level"]) for t in split_tasks))}
+            for split, split_tasks in splits.items()} | {"goldens_verified": report.checked}
+
+
+EVAL_SPLITS = {"test": "held out by parameters", "test_family": "held out by family"}
 
 
 def read_split(run: RunFolder, split: str) -> list[dict]:
@@ -150,16 +163,57 @@ def sft_recipe(run: RunFolder, model_dir: str) -> dict:
         "per_device_train_batch_size": cfg.sft_batch_size,
         "max_length": 512,
         "learning_rate": cfg.sft_learning_rate,
-        "warmup_steps": min(20, cfg.sft_steps // 5),
-        "max_steps": cfg.sft_steps,
+        "warmup_steps": min(20, cfg.sft_max_steps // 5),
+        "max_steps": cfg.sft_max_steps,
         "save_strategy": "no",
         "seed": cfg.seed,
     }
 
 
-def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, ablation: bool) -> dict:
-    """DAPO with the hierarchical reward; ``ablation`` turns the entropy gate and dynamic sampling off."""
+def stage_sft(run: RunFolder, model_dir: str, pool) -> dict:
+    """SFT until the probe of training tasks passes at ``--sft-probe-target`` (or for ``--sft-max-steps``)."""
+    from verirl.quickstart.probe import PROBE_FILE, make_probe_callback, probe_tasks
+
     cfg = run.config
+    callbacks, probe = [], None
+    if cfg.sft_probe_target > 0:
+        tasks = probe_tasks(read_split(run, "train"), cfg.sft_probe_tasks, cfg.seed)
+        probe = make_probe_callback(tasks, pool, target=cfg.sft_probe_target, every=cfg.sft_probe_every,
+                                    min_steps=cfg.sft_min_steps, max_new_tokens=cfg.max_completion_length,
+                                    out_path=run.path("sft", PROBE_FILE))
+        callbacks.append(probe)
+    result = train_stage(sft_recipe(run, model_dir), resume=False, desc="SFT", callbacks=callbacks)
+    if probe is not None:
+        result["probe"] = {"target": cfg.sft_probe_target, "tasks": cfg.sft_probe_tasks,
+                           "stopped_at": probe.stopped_at, "probes": len(probe.history),
+                           "seconds": round(probe.seconds, 1),
+                           "last_pass_rate": probe.history[-1]["pass_rate"] if probe.history else None}
+        if probe.stopped_at is None:
+            logger.warning("SFT probe never reached %.0f%% in %d steps; RL starts from the last SFT step",
+                           100 * cfg.sft_probe_target, result["steps"])
+    return result
+
+
+def rl_stages(config: QuickstartConfig) -> list[tuple[str, str, int]]:
+    """(stage name, arm, RL seed) of every RL stage of a run: the default stage ``rl`` (full arm, run seed), then
+    with ``--ablation`` each arm of ``--ablation-arms`` for ``--ablation-seeds`` seeds (``rl_<arm>_s<k>``)."""
+    stages = [("rl", "full", config.seed)]
+    if config.ablation:
+        for k in range(config.ablation_seeds):
+            for arm in config.ablation_arm_list:
+                if arm == "full" and k == 0:
+                    continue  # that is the default RL stage
+                stages.append((f"rl_{arm}_s{k}", arm, config.seed + k))
+    return stages
+
+
+def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, arm: str = "full", seed: int | None = None) -> dict:
+    """DAPO with the hierarchical reward; the ``arm`` (see :data:`~verirl.quickstart.config.ARMS`) turns the
+    entropy gate and dynamic sampling on or off; ``seed`` is the RL seed (default: the run's)."""
+    from verirl.quickstart.config import ARMS
+
+    cfg = run.config
+    gate, dynamic = ARMS[arm]
     reward_kwargs = {"partial_credit": True, "workers": cfg.reward_workers}
     return {
         **COMMON_TRAINING,
@@ -174,11 +228,11 @@ def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, ablation: bool
             {"name": "syntax", "weight": 0.1, "kwargs": reward_kwargs},
             {"name": "simulation", "weight": 1.0, "kwargs": reward_kwargs},
         ],
-        "dynamic_sampling": not ablation,
+        "dynamic_sampling": dynamic,
         # partial credit measures correctness here: keep groups whose pass fractions differ (not only pass/fail)
         "dynamic_sampling_signal": "functional",
-        "entropy_gate": ({"mode": "off"} if ablation else
-                         {"mode": "per_response", "top_fraction": cfg.entropy_top_fraction, "log_tokens_every": 10}),
+        "entropy_gate": ({"mode": "per_response", "top_fraction": cfg.entropy_top_fraction, "log_tokens_every": 10}
+                         if gate else {"mode": "off"}),
         "per_device_train_batch_size": cfg.rl_prompts * cfg.num_generations,
         "num_generations": cfg.num_generations,
         "max_completion_length": cfg.max_completion_length,
@@ -190,7 +244,7 @@ def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, ablation: bool
         "save_strategy": "steps",
         "save_steps": 10,
         "save_total_limit": 1,
-        "seed": cfg.seed,
+        "seed": cfg.seed if seed is None else seed,
     }
 
 
@@ -230,7 +284,7 @@ def progress_callback(desc: str):
     return StageProgress()
 
 
-def train_stage(recipe_dict: dict, *, resume: bool, desc: str) -> dict:
+def train_stage(recipe_dict: dict, *, resume: bool, desc: str, callbacks: list | None = None) -> dict:
     """Run one training stage through verirl's trainer code path (:func:`verirl.train.runner.build_trainer`).
 
     The same steps as :func:`verirl.train.runner.train`, except that TRL's per-step metric printout is replaced by
@@ -243,7 +297,7 @@ def train_stage(recipe_dict: dict, *, resume: bool, desc: str) -> dict:
 
     recipe = recipe_from_dict(dict(recipe_dict), source="verirl quickstart")
     start = time.monotonic()
-    trainer = build_trainer(recipe, callbacks=[progress_callback(desc)])
+    trainer = build_trainer(recipe, callbacks=[progress_callback(desc), *(callbacks or [])])
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     checkpoint = resolve_resume(recipe, resume)

@@ -49,8 +49,9 @@ def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
     return steps, values
 
 
-def plot_curves(runs: dict[str, list[dict]], sft_records: list[dict], out_dir: str) -> dict[str, str]:
-    """One PNG per curve; ``runs`` maps a label (``rl``, ``rl_ablation``) to its metrics records."""
+def plot_curves(runs: dict[str, list[dict]], sft_records: list[dict], probe_records: list[dict],
+                out_dir: str) -> dict[str, str]:
+    """One PNG per curve; ``runs`` maps a label (``rl``, ``rl_neither_s0``) to its metrics records."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,13 +85,19 @@ def plot_curves(runs: dict[str, list[dict]], sft_records: list[dict], out_dir: s
         ax.set_title(title)
         ax.set_xlabel("RL step")
         if drawn:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
         save(fig, name)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     steps, values = _series(sft_records, "loss")
-    ax.plot(steps, values)
-    ax.set_title("SFT loss")
+    ax.plot(steps, values, label="loss")
     ax.set_xlabel("SFT step")
+    ax.set_title("SFT loss and probe pass rate (training tasks, greedy)")
+    if probe_records:
+        ax2 = ax.twinx()
+        ax2.plot([r["step"] for r in probe_records], [r["pass_rate"] for r in probe_records], "o-", color="C1",
+                 label="probe pass rate")
+        ax2.set_ylim(0, 1)
+        ax2.set_ylabel("probe pass rate")
     save(fig, "sft_loss")
     return written
 
@@ -99,48 +106,167 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+def _pts(x) -> str:
+    return "–" if x is None else f"{100 * x:+.1f}"
+
+
+def _split_table(evals: dict, split: str, names: list[str]) -> list[str]:
+    ks = sorted({k for n in names for k in evals[n].get(split, {}) if k.startswith("pass@") and "_" not in k},
+                key=lambda k: int(k[5:]))
+    lines = ["| checkpoint | " + " | ".join(ks) + " | pass@1 levels 3-4 | mean reward |",
+             "|---|" + "---|" * (len(ks) + 2)]
+    for name in names:
+        e = evals[name].get(split)
+        if not e:
+            continue
+        reward = "–" if e.get("mean_reward") is None else f"{e['mean_reward']:.3f}"
+        lines.append(f"| {name} | " + " | ".join(_pct(e.get(k)) for k in ks)
+                     + f" | {_pct(e.get('pass@1_levels_3_4'))} | {reward} |")
+    return lines
+
+
+def _group_table(evals: dict, split: str, group: str, names: list[str]) -> list[str]:
+    keys = sorted({g for n in names for g in evals[n].get(split, {}).get(f"pass@1_by_{group}", {})})
+    counts = {}
+    for n in names:
+        counts.update(evals[n].get(split, {}).get(f"tasks_by_{group}", {}))
+    lines = [f"| {group} (tasks) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for g in keys:
+        lines.append(f"| {g} ({counts.get(g, '?')}) | " + " | ".join(
+            _pct(evals[n].get(split, {}).get(f"pass@1_by_{group}", {}).get(g)) for n in names) + " |")
+    return lines
+
+
 def render_markdown(summary: dict) -> str:
+    from verirl.quickstart.pipeline import EVAL_SPLITS
+
     evals = summary["eval"]
     names = list(evals)
-    ks = sorted({k for e in evals.values() for k in e if k.startswith("pass@") and "_by_" not in k})
-    lines = ["# verirl quickstart report", "", f"**{summary['final_line']}**", "",
-             (f"Held-out split: {evals[names[0]]['tasks']} tasks whose parameter combinations never appear in "
-             f"training; {summary['sampling']['n']} samples per task at temperature "
-             f"{summary['sampling']['temperature']}, top-p {summary['sampling']['top_p']}, at most "
-             f"{summary['sampling']['max_new_tokens']} new tokens, seed {summary['sampling']['seed']} — the same "
-             f"settings for every checkpoint."), "",
-             "| checkpoint | " + " | ".join(ks) + " | mean reward |",
-             "|---|" + "---|" * (len(ks) + 1)]
+    main = [n for n in ("sft", "rl") if n in evals]
+    sampling = summary["sampling"]
+    lines = ["# verirl quickstart report", "", f"**{summary['final_line']}**", ""]
+    sft = summary["training"].get("sft", {})
+    probe = sft.get("probe")
+    if probe:
+        where = (f"reached at step {probe['stopped_at']}" if probe["stopped_at"] is not None
+                 else f"not reached; SFT ran all {sft.get('steps')} steps")
+        lines += [(f"SFT stop: probe of {probe['tasks']} training tasks (greedy) at target "
+                  f"{_pct(probe['target'])} — {where} (last probe {_pct(probe['last_pass_rate'])}, "
+                  f"{probe['probes']} probes, {probe['seconds']} s)."), ""]
+    else:
+        lines += [f"SFT: {sft.get('steps')} steps (no probe).", ""]
+    lines += [(f"{sampling['n']} samples per held-out task at temperature {sampling['temperature']}, top-p "
+              f"{sampling['top_p']}, at most {sampling['max_new_tokens']} new tokens, seed {sampling['seed']} — the "
+              f"same settings for every checkpoint."), ""]
+    for split, title in EVAL_SPLITS.items():
+        if not any(split in evals[n] for n in names):
+            continue
+        first = next(evals[n][split] for n in names if split in evals[n])
+        lines += [f"## Held out {title.split('held out ')[1]} ({first['tasks']} tasks)", ""]
+        lines += _split_table(evals, split, names)
+        for group in ("level", "family"):
+            lines += ["", f"pass@1 by {group}:", ""] + _group_table(evals, split, group, main)
+        lines += [""]
+    if summary.get("ablation"):
+        lines += render_ablation(summary["ablation"])
+    lines += ["## Failure classes of the held-out samples", "", "| checkpoint | split | failures |", "|---|---|---|"]
     for name in names:
-        e = evals[name]
-        reward = "–" if e.get("mean_reward") is None else f"{e['mean_reward']:.3f}"
-        lines.append(f"| {name} | " + " | ".join(_pct(e.get(k)) for k in ks) + f" | {reward} |")
-    for group in ("level", "family"):
-        keys = sorted({g for e in evals.values() for g in e.get(f"pass@1_by_{group}", {})})
-        lines += ["", f"pass@1 by {group}:", "", f"| {group} | " + " | ".join(names) + " |",
-                  "|---|" + "---|" * len(names)]
-        for g in keys:
-            lines.append(f"| {g} | " + " | ".join(_pct(evals[n].get(f"pass@1_by_{group}", {}).get(g))
-                                                    for n in names) + " |")
-    lines += ["", "Failure classes of the held-out samples:", "", "| checkpoint | failures |", "|---|---|"]
-    for name in names:
-        fails = ", ".join(f"{k}: {v}" for k, v in sorted(evals[name]["failures"].items())) or "none"
-        lines.append(f"| {name} | {fails} |")
-    lines += ["", "Time per stage (seconds):", "", "| stage | seconds |", "|---|---|"]
+        for split, e in evals[name].items():
+            fails = ", ".join(f"{k}: {v}" for k, v in sorted(e["failures"].items())) or "none"
+            lines.append(f"| {name} | {split} | {fails} |")
+    lines += ["", "## Time per stage", "", "| stage | wall seconds | CPU seconds (process + simulators) |",
+              "|---|---|---|"]
     for stage, seconds in summary["timings"].items():
-        lines.append(f"| {stage} | {seconds} |")
-    lines += [f"| total (this invocation) | {summary['wall_seconds']} |", "", "Curves:", ""]
+        lines.append(f"| {stage} | {seconds} | {summary['cpu_seconds'].get(stage, '–')} |")
+    lines += [f"| total of the default pipeline | {summary['default_seconds']} | {summary['default_cpu_seconds']} |",
+              f"| this invocation | {summary['wall_seconds']} | |", "", "## Curves", ""]
     for name, path in summary["plots"].items():
         lines.append(f"![{name}]({os.path.relpath(path, summary['report_dir'])})")
     return "\n".join(lines) + "\n"
 
 
+def render_ablation(ablation: dict) -> list[str]:
+    lines = ["## Ablation: entropy gate and dynamic sampling", "",
+             (f"Every arm starts from the same SFT checkpoint (held-out-by-parameters pass@1 {_pct(ablation['sft'])});"
+             f" seeds {ablation['seeds']}. Gains are in points over SFT; intervals are 95% Student-t intervals over "
+             f"the RL seeds."), "",
+             "| arm | pass@1 per seed | gain (mean, 95% CI) | gain levels 3-4 (mean, 95% CI) |", "|---|---|---|---|"]
+    for arm, a in ablation["arms"].items():
+        per_seed = ", ".join(_pct(v) for v in a["pass@1"])
+        g, g34 = a["gain"], a["gain_levels_3_4"]
+        lines.append(f"| {arm} | {per_seed} | {_pts(g[0])} [{_pts(g[1])}, {_pts(g[2])}] | "
+                     + (f"{_pts(g34[0])} [{_pts(g34[1])}, {_pts(g34[2])}]" if g34 else "–") + " |")
+    if ablation.get("differences"):
+        lines += ["", ("Paired differences against the full arm (same seeds; t interval over seeds, and a bootstrap "
+                      "over held-out tasks):"), "",
+                  "| full minus | difference | 95% CI over seeds | 95% CI over tasks |", "|---|---|---|---|"]
+        for arm, d in ablation["differences"].items():
+            lines.append(f"| {arm} | {_pts(d['seeds'][0])} | [{_pts(d['seeds'][1])}, {_pts(d['seeds'][2])}] | "
+                         f"[{_pts(d['tasks'][1])}, {_pts(d['tasks'][2])}] |")
+    return lines + [""]
+
+
+def ablation_summary(run, evals: dict) -> dict | None:
+    """Per arm: pass@1 per RL seed, gain over SFT with a t interval; differences to the full arm.
+
+    Reads the RL stages the run recorded in ``state.json`` (``rl_stages``: name -> arm and seed); ``None`` unless
+    there are at least two evaluated RL stages (two arms, or one arm with several seeds).
+    """
+    from verirl.quickstart.evaluate import per_task_pass_rates
+    from verirl.quickstart.stats import paired_task_bootstrap, t_interval
+
+    recorded = run.state.get("rl_stages", {})
+    stages = {n: info for n, info in recorded.items() if "test" in evals.get(n, {})}
+    if len(stages) < 2:
+        return None
+    sft = evals["sft"]["test"]
+    by_arm: dict[str, list[str]] = {}
+    for name, info in sorted(stages.items(), key=lambda kv: (kv[1]["seed"], kv[0])):
+        by_arm.setdefault(info["arm"], []).append(name)
+    out = {"sft": sft["pass@1"], "seeds": sorted({info["seed"] for info in stages.values()}), "arms": {},
+           "differences": {}}
+    per_task, seeds_of = {}, {}
+    for arm, names in by_arm.items():
+        values = [evals[n]["test"]["pass@1"] for n in names]
+        seq = [evals[n]["test"].get("pass@1_levels_3_4") for n in names]
+        out["arms"][arm] = {
+            "stages": names, "seeds": [stages[n]["seed"] for n in names], "pass@1": values,
+            "gain": list(t_interval([v - sft["pass@1"] for v in values])),
+            "gain_levels_3_4": (list(t_interval([v - sft["pass@1_levels_3_4"] for v in seq]))
+                                if sft.get("pass@1_levels_3_4") is not None and None not in seq else None),
+        }
+        per_task[arm] = {stages[n]["seed"]: per_task_pass_rates(read_metrics(run.path("eval", f"{n}.jsonl")))
+                         for n in names}
+        seeds_of[arm] = {stages[n]["seed"]: evals[n]["test"]["pass@1"] for n in names}
+    if "full" in seeds_of:
+        for arm, values in seeds_of.items():
+            common = sorted(set(seeds_of["full"]) & set(values))
+            if arm == "full" or not common:
+                continue
+            diffs = [seeds_of["full"][s] - values[s] for s in common]
+            out["differences"][arm] = {
+                "seeds_used": common, "seeds": list(t_interval(diffs)),
+                "tasks": list(paired_task_bootstrap([per_task["full"][s] for s in common],
+                                                    [per_task[arm][s] for s in common])),
+            }
+    return out
+
+
 def final_line(evals: dict) -> str:
-    sft = evals["sft"]["pass@1"]
-    line = f"held-out pass@1: SFT {100 * sft:.1f}% → RL {100 * evals['rl']['pass@1']:.1f}%"
-    if "rl_ablation" in evals:
-        line += f" (ablation without entropy gate and dynamic sampling: {100 * evals['rl_ablation']['pass@1']:.1f}%)"
+    sft, rl = evals["sft"]["test"], evals["rl"]["test"]
+    line = f"held-out pass@1: SFT {100 * sft['pass@1']:.1f}% → RL {100 * rl['pass@1']:.1f}%"
+    if sft.get("pass@1_levels_3_4") is not None:
+        line += (f" (levels 3-4: {100 * sft['pass@1_levels_3_4']:.1f}% → "
+                 f"{100 * rl['pass@1_levels_3_4']:.1f}%")
+        if "test_family" in sft and "test_family" in rl:
+            line += f"; unseen families: {100 * sft['test_family']['pass@1']:.1f}% → " \
+                    f"{100 * rl['test_family']['pass@1']:.1f}%"
+        line += ")"
     return line
+
+
+#: stages of the default pipeline (what the 20-minute budget covers)
+DEFAULT_STAGES = ("data", "model", "sft", "eval_sft", "rl", "eval_rl")
 
 
 def write_report(run, timings: dict, wall_seconds: float) -> dict:
@@ -148,18 +274,23 @@ def write_report(run, timings: dict, wall_seconds: float) -> dict:
     stages = run.state["stages"]
     evals = {name[len("eval_"):]: result for name, result in stages.items() if name.startswith("eval_")}
     report_dir = run.path("report")
-    rl_runs = {name: read_metrics(run.path(name, "metrics.jsonl")) for name in ("rl", "rl_ablation")
-               if name in evals}
-    plots = plot_curves(rl_runs, read_metrics(run.path("sft", "metrics.jsonl")), report_dir)
+    rl_runs = {name: read_metrics(run.path(name, "metrics.jsonl")) for name in evals if name.startswith("rl")}
+    plots = plot_curves(rl_runs, read_metrics(run.path("sft", "metrics.jsonl")),
+                        read_metrics(run.path("sft", "probe.jsonl")), report_dir)
+    cpu = run.state.get("cpu_seconds", {})
     summary = {
         "final_line": final_line(evals),
         "eval": evals,
-        "sampling": evals["sft"]["sampling"],
+        "sampling": evals["sft"]["test"]["sampling"],
         "model": stages.get("model"),
         "data": stages.get("data"),
-        "training": {k: stages[k] for k in ("sft", "rl", "rl_ablation") if k in stages},
+        "training": {k: v for k, v in stages.items() if k == "sft" or k.startswith("rl")},
+        "ablation": ablation_summary(run, evals),
         "config": run.state["config"],
         "timings": timings,
+        "cpu_seconds": cpu,
+        "default_seconds": round(sum(timings.get(s, 0.0) for s in DEFAULT_STAGES), 1),
+        "default_cpu_seconds": round(sum(cpu.get(s, 0.0) for s in DEFAULT_STAGES), 1),
         "wall_seconds": round(wall_seconds, 1),
         "plots": plots,
         "report_dir": report_dir,

@@ -1,0 +1,134 @@
+"""Parts of the quickstart without the whole pipeline: the SFT probe's stopping rule, the RL stage plan of the
+ablation, and the statistics of its table."""
+
+from __future__ import annotations
+
+import json
+import random
+from types import SimpleNamespace
+
+import pytest
+
+from data_pipeline.curriculum import CurriculumConfig, generate_curriculum
+from verirl.quickstart import QuickstartConfig
+from verirl.quickstart.pipeline import rl_stages
+from verirl.quickstart.probe import probe_tasks
+from verirl.quickstart.stats import paired_task_bootstrap, t_interval
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return generate_curriculum(CurriculumConfig(seed=2, n_train=120, n_test=20, heldout_families=("edge",),
+                                                n_test_family=7))
+
+
+def test_probe_draws_training_tasks_stratified_by_level_and_refuses_held_out_ones(splits):
+    tasks = probe_tasks(splits["train"], 12, seed=0)
+    assert len(tasks) == 12 and len({t["id"] for t in tasks}) == 12
+    levels = [t["metadata"]["level"] for t in tasks]
+    assert {levels.count(level) for level in (1, 2, 3, 4)} == {3}  # round robin over the levels
+    assert tasks == probe_tasks(splits["train"], 12, seed=0)
+    assert tasks != probe_tasks(splits["train"], 12, seed=1)
+    for split in ("test", "test_family"):
+        with pytest.raises(ValueError, match="held-out"):
+            probe_tasks(splits["train"][:5] + splits[split][:1], 6, seed=0)
+    assert len(splits["test_family"]) == 7 and {t["metadata"]["family"] for t in splits["test_family"]} == {"edge"}
+
+
+class ScriptedPool:
+    """A reward pool whose pass rate follows a script, one value per probe (the probe's scoring is under test,
+    not the simulator)."""
+
+    def __init__(self, rates):
+        self.rates = list(rates)
+        self.calls = []
+
+    def score(self, pairs):
+        rate = self.rates[min(len(self.calls), len(self.rates) - 1)]
+        self.calls.append(len(pairs))
+        n_pass = round(rate * len(pairs))
+        return [SimpleNamespace(passed=i < n_pass, failure=None if i < n_pass else "mismatch")
+                for i in range(len(pairs))]
+
+
+def _tiny_sft(tmp_path, splits, probe_kwargs, rates, max_steps=30):
+    from data_pipeline.curriculum import write_jsonl
+    from data_pipeline.curriculum.verify import golden_completion
+    from verirl.models.tiny import build_tiny_model
+    from verirl.quickstart.pipeline import COMMON_TRAINING, train_stage
+    from verirl.quickstart.probe import make_probe_callback
+
+    train = splits["train"]
+    model = build_tiny_model(tmp_path / "init", [t["prompt"] for t in train] + [golden_completion(t) for t in train],
+                             vocab_size=400, hidden_size=64, num_layers=1, num_heads=1)
+    data = write_jsonl(train, tmp_path / "train.jsonl")
+    pool = ScriptedPool(rates)
+    probe = make_probe_callback(probe_tasks(train, 4, seed=0), pool, max_new_tokens=8,
+                                out_path=str(tmp_path / "sft" / "probe.jsonl"), **probe_kwargs)
+    recipe = {**COMMON_TRAINING, "trainer": "sft", "model_name_or_path": model, "dataset": str(data),
+              "output_dir": str(tmp_path / "sft"), "per_device_train_batch_size": 4, "max_length": 256,
+              "learning_rate": 1e-3, "max_steps": max_steps, "save_strategy": "no", "seed": 0}
+    result = train_stage(recipe, resume=False, desc="SFT", callbacks=[probe])
+    return result, probe, pool
+
+
+@pytest.mark.slow
+def test_probe_stops_sft_at_the_first_probe_that_reaches_the_target(tmp_path, splits):
+    result, probe, pool = _tiny_sft(tmp_path, splits, {"target": 0.5, "every": 5, "min_steps": 10},
+                                    rates=[0.0, 0.25, 0.5, 1.0])
+    # probes at steps 10, 15, 20: the third reaches 50%, training stops there and the checkpoint is that step's
+    assert probe.stopped_at == 20 and result["steps"] == 20
+    assert pool.calls == [4, 4, 4]
+    records = [json.loads(line) for line in (tmp_path / "sft" / "probe.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 15, 20]
+    assert [r["pass_rate"] for r in records] == [0.0, 0.25, 0.5]
+    assert set(records[0]["pass_rate_by_level"]) == {"1", "2", "3", "4"}
+
+
+@pytest.mark.slow
+def test_probe_above_one_only_records_the_curve(tmp_path, splits):
+    result, probe, pool = _tiny_sft(tmp_path, splits, {"target": 1.01, "every": 4, "min_steps": 4},
+                                    rates=[1.0], max_steps=12)
+    assert probe.stopped_at is None and result["steps"] == 12 and len(pool.calls) == 3
+
+
+def test_rl_stage_plan_of_the_ablation():
+    base = QuickstartConfig()
+    assert rl_stages(base) == [("rl", "full", 0)]
+    cfg = QuickstartConfig(seed=5, ablation=True, ablation_seeds=3, ablation_arms="full,no_gate,neither")
+    stages = rl_stages(cfg)
+    assert stages[0] == ("rl", "full", 5)
+    assert {(arm, seed) for _, arm, seed in stages} == {(a, s) for a in ("full", "no_gate", "neither")
+                                                         for s in (5, 6, 7)}
+    assert len({name for name, _, _ in stages}) == len(stages) == 9
+    # without the full arm the default stage is still there, and every listed arm gets every seed
+    only = rl_stages(QuickstartConfig(ablation=True, ablation_seeds=2, ablation_arms="no_dynamic"))
+    assert only == [("rl", "full", 0), ("rl_no_dynamic_s0", "no_dynamic", 0), ("rl_no_dynamic_s1", "no_dynamic", 1)]
+
+
+def test_t_interval_matches_hand_computation():
+    mean, low, high = t_interval([0.10, 0.20, 0.30])
+    assert mean == pytest.approx(0.2)
+    assert high - mean == pytest.approx(4.303 * 0.1 / 3 ** 0.5)
+    assert low == pytest.approx(2 * mean - high)
+    assert t_interval([0.4]) == (0.4, 0.4, 0.4)
+    with pytest.raises(ValueError):
+        t_interval([])
+
+
+def test_task_bootstrap_covers_zero_for_equal_arms_and_excludes_it_for_a_real_difference():
+    rng = random.Random(0)
+    tasks = [f"t{i}" for i in range(100)]
+    same = [{t: rng.random() for t in tasks} for _ in range(3)]
+    point, low, high = paired_task_bootstrap(same, same)
+    assert point == 0.0 and low == 0.0 and high == 0.0
+    base = [{t: rng.choice((0.0, 0.5, 1.0)) for t in tasks} for _ in range(3)]
+    better = [{t: min(1.0, v + 0.25) for t, v in run.items()} for run in base]
+    point, low, high = paired_task_bootstrap(better, base)
+    assert 0.0 < low <= point <= high
+    noisy = [{t: rng.choice((0.0, 1.0)) for t in tasks} for _ in range(3)]
+    other = [{t: rng.choice((0.0, 1.0)) for t in tasks} for _ in range(3)]
+    point, low, high = paired_task_bootstrap(noisy, other)
+    assert low < point < high and low < 0.1 and high > -0.1
+    with pytest.raises(ValueError, match="common task"):
+        paired_task_bootstrap([{"a": 1.0}], [{"b": 1.0}])

@@ -132,3 +132,29 @@ def test_task_bootstrap_covers_zero_for_equal_arms_and_excludes_it_for_a_real_di
     assert low < point < high and low < 0.1 and high > -0.1
     with pytest.raises(ValueError, match="common task"):
         paired_task_bootstrap([{"a": 1.0}], [{"b": 1.0}])
+
+
+@pytest.mark.skipif(__import__("shutil").which("iverilog") is None or __import__("shutil").which("vvp") is None,
+                    reason="needs Icarus Verilog (iverilog, vvp): apt-get install iverilog")
+def test_timeout_audit_separates_load_from_real_hangs(tmp_path, splits):
+    """A recorded timeout whose completion is correct was spurious (load); a real infinite loop stays a timeout."""
+    from data_pipeline.curriculum import write_jsonl
+    from data_pipeline.curriculum.verify import golden_completion
+    from verirl.quickstart.rescore import audit_timeouts
+
+    comb = [t for t in splits["test"] if not t["metadata"]["sequential"]][:2]
+    write_jsonl(splits["test"], tmp_path / "data" / "test.jsonl")
+    top = comb[1]["top"]
+    ports = comb[1]["reference"].split("\n")[0]
+    # a zero-delay loop: a 4-bit counter is always below 16
+    hang = f"```verilog\n{ports}\nreg [3:0] k;\ninitial for (k = 0; k < 16; k = k + 1) ;\nendmodule\n```"
+    assert ports.startswith(f"module {top}(")
+    rows = [{"task_id": comb[0]["id"], "completion": golden_completion(comb[0]), "passed": False,
+             "failure": "timeout", "reward": 0.2},
+            {"task_id": comb[1]["id"], "completion": hang, "passed": False, "failure": "timeout", "reward": 0.2},
+            {"task_id": comb[1]["id"], "completion": "no code", "passed": False, "failure": "format", "reward": 0.0}]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    audit = audit_timeouts(str(tmp_path), workers=2)
+    assert audit["timeouts"] == 2
+    assert [(s["row"], s["now"]) for s in audit["spurious"]] == [(0, [True, None])]

@@ -82,11 +82,53 @@ def rescore_run(run_dir: str, *, workers: int | None = None) -> dict[str, dict]:
     return report
 
 
+#: simulation timeout floor of the timeout audit (the default floor is 0.3 s, which a loaded machine can exceed)
+AUDIT_MIN_TIMEOUT = 10.0
+
+
+def audit_timeouts(run_dir: str, *, workers: int | None = None) -> dict:
+    """Re-simulate every recorded ``timeout`` verdict with a ``AUDIT_MIN_TIMEOUT`` floor.
+
+    A candidate that still times out really hangs (an infinite loop, a clock-free ``always``); one that now ends
+    with another verdict was a spurious timeout caused by load. Returns counts and the spurious rows.
+    """
+    from rewards.hierarchy import RewardConfig
+    from rewards.pool import RewardPool
+    from rewards.simulate import SimLimits
+    from rewards.task import load_tasks
+
+    rows = []
+    for eval_path, tasks_path in eval_files(run_dir):
+        tasks = load_tasks(tasks_path)
+        rows += [(os.path.relpath(eval_path, run_dir), i, r, tasks[str(r["task_id"])])
+                 for i, r in enumerate(_lines(eval_path)) if r["failure"] == "timeout"]
+    config = RewardConfig(sim=SimLimits(min_timeout=AUDIT_MIN_TIMEOUT, max_timeout=max(20.0, AUDIT_MIN_TIMEOUT)))
+    with RewardPool(config, workers=workers) as pool:
+        scores = pool.score([(task, r["completion"]) for _, _, r, task in rows]) if rows else []
+    spurious = [{"file": f, "row": i, "task_id": r["task_id"], "now": [s.passed, s.failure]}
+                for (f, i, r, _), s in zip(rows, scores) if s.failure != "timeout"]
+    return {"timeouts": len(rows), "spurious": spurious}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m verirl.quickstart.rescore", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="the quickstart run folder (--out of `verirl quickstart`)")
     parser.add_argument("--workers", type=int, help="parallel scoring jobs (default: verirl score's)")
+    parser.add_argument("--audit-timeouts", action="store_true",
+                        help=f"instead, re-simulate the recorded timeouts with a {AUDIT_MIN_TIMEOUT:g} s floor and "
+                             f"report those that were spurious (load)")
     args = parser.parse_args(argv)
+    if args.audit_timeouts:
+        try:
+            audit = audit_timeouts(args.run_dir, workers=args.workers)
+        except (OSError, ValueError) as exc:
+            print(f"rescore: error: {exc}", file=sys.stderr)
+            return 2
+        for item in audit["spurious"][:20]:
+            print(f"{item['file']} row {item['row']} ({item['task_id']}): timeout → {item['now']}")
+        print(f"{audit['timeouts']} recorded timeouts, {len(audit['spurious'])} spurious (no timeout with a "
+              f"{AUDIT_MIN_TIMEOUT:g} s floor)")
+        return 0 if not audit["spurious"] else 1
     try:
         report = rescore_run(args.run_dir, workers=args.workers)
     except (OSError, ValueError, RuntimeError) as exc:

@@ -61,13 +61,13 @@ class QuickstartConfig:
     sft_batch_size: int = field(default=16, metadata={"help": "SFT examples per step"})
     sft_learning_rate: float = field(default=2e-3, metadata={"help": "SFT learning rate"})
     sft_probe_target: float = field(
-        default=0.3,
+        default=0.45,
         metadata={"help": "SFT stops once this fraction of the probe's training tasks pass (greedy decoding); "
                           "0 turns the probe off and SFT runs --sft-max-steps"},
     )
-    sft_probe_tasks: int = field(default=48, metadata={"help": "training tasks in the SFT probe"})
+    sft_probe_tasks: int = field(default=64, metadata={"help": "training tasks in the SFT probe"})
     sft_probe_every: int = field(default=25, metadata={"help": "SFT steps between probes"})
-    sft_min_steps: int = field(default=100, metadata={"help": "first SFT step at which the probe runs"})
+    sft_min_steps: int = field(default=150, metadata={"help": "first SFT step at which the probe runs"})
     # -- RL
     rl_steps: int = field(default=100, metadata={"help": "RL (DAPO) optimizer steps"})
     rl_prompts: int = field(default=8, metadata={"help": "prompts per RL step"})

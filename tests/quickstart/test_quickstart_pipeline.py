@@ -109,6 +109,7 @@ def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert summary["final_line"] in report and "| rl_neither_s1 |" in report and "## Ablation" in report
     assert "Held out by family" in report and "Held out by parameters" in report
     assert summary["final_line"].startswith("held-out pass@1: SFT ") and " → RL " in summary["final_line"]
+    assert "unseen families: " in summary["final_line"]
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["final_line"] == summary["final_line"]
     assert set(on_disk["timings"]) >= {"data", "model", "sft", "eval_sft", "rl", "eval_rl"}

@@ -253,16 +253,17 @@ def ablation_summary(run, evals: dict) -> dict | None:
 
 
 def final_line(evals: dict) -> str:
-    sft, rl = evals["sft"]["test"], evals["rl"]["test"]
-    line = f"held-out pass@1: SFT {100 * sft['pass@1']:.1f}% → RL {100 * rl['pass@1']:.1f}%"
-    if sft.get("pass@1_levels_3_4") is not None:
-        line += (f" (levels 3-4: {100 * sft['pass@1_levels_3_4']:.1f}% → "
-                 f"{100 * rl['pass@1_levels_3_4']:.1f}%")
-        if "test_family" in sft and "test_family" in rl:
-            line += f"; unseen families: {100 * sft['test_family']['pass@1']:.1f}% → " \
-                    f"{100 * rl['test_family']['pass@1']:.1f}%"
-        line += ")"
-    return line
+    """``held-out pass@1: SFT X% → RL Y%`` (held out by parameters), then levels 3-4 and unseen families."""
+    sft, rl = evals["sft"], evals["rl"]
+    line = f"held-out pass@1: SFT {100 * sft['test']['pass@1']:.1f}% → RL {100 * rl['test']['pass@1']:.1f}%"
+    extra = []
+    if sft["test"].get("pass@1_levels_3_4") is not None:
+        extra.append(f"levels 3-4: {100 * sft['test']['pass@1_levels_3_4']:.1f}% → "
+                     f"{100 * rl['test']['pass@1_levels_3_4']:.1f}%")
+    if "test_family" in sft and "test_family" in rl:
+        extra.append(f"unseen families: {100 * sft['test_family']['pass@1']:.1f}% → "
+                     f"{100 * rl['test_family']['pass@1']:.1f}%")
+    return line + (f" ({'; '.join(extra)})" if extra else "")
 
 
 #: stages of the default pipeline (what the 20-minute budget covers)

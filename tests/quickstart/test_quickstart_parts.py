@@ -158,3 +158,26 @@ def test_timeout_audit_separates_load_from_real_hangs(tmp_path, splits):
     audit = audit_timeouts(str(tmp_path), workers=2)
     assert audit["timeouts"] == 2
     assert [(s["row"], s["now"]) for s in audit["spurious"]] == [(0, [True, None])]
+
+
+@pytest.mark.parametrize("arm", ["full", "no_gate", "no_dynamic", "neither"])
+def test_rl_recipe_of_every_arm_parses_quietly_with_its_switches(tmp_path, arm, caplog):
+    """The recipe of each ablation arm is valid, sets exactly its arm's switches, and carries no inert setting that
+    the recipe checks warn about (clip-higher with one optimizer step per rollout, checkpoints inside a rollout)."""
+    import logging
+
+    from verirl.config import recipe_from_dict
+    from verirl.quickstart.config import ARMS
+    from verirl.quickstart.pipeline import rl_recipe
+
+    run = SimpleNamespace(config=QuickstartConfig(out=str(tmp_path), seed=3),
+                          path=lambda *parts: str(tmp_path.joinpath(*parts)))
+    with caplog.at_level(logging.WARNING):
+        recipe = recipe_from_dict(rl_recipe(run, str(tmp_path / "sft"), str(tmp_path / "rl"), arm=arm, seed=4),
+                                  source="quickstart test", validate_rewards=False)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    gate, dynamic = ARMS[arm]
+    assert (recipe.verirl.entropy_gate.mode != "off") is gate
+    assert recipe.verirl.dynamic_sampling is dynamic
+    assert recipe.training.seed == 4 and recipe.training.max_steps == QuickstartConfig().rl_steps
+    assert recipe.training.epsilon_high == recipe.training.epsilon

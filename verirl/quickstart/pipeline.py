@@ -239,6 +239,9 @@ def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, arm: str = "fu
         "temperature": cfg.temperature,
         "top_p": 1.0,
         "learning_rate": cfg.rl_learning_rate,
+        # one optimizer step per rollout: the policy ratio is 1 at the update, so DAPO's clip-higher (0.28) would
+        # have no effect; the recipe says so instead of carrying an inert setting (and its warning)
+        "epsilon_high": 0.2,
         "warmup_steps": 0,
         "max_steps": cfg.rl_steps,
         "save_strategy": "steps",

@@ -1,7 +1,7 @@
 """Settings of ``verirl quickstart``: every field is a command-line flag (``--sft-steps 200``) with its help text.
 
-The defaults are the measured configuration of docs/quickstart.md: on a 2-core CPU the whole run takes well under
-20 minutes and the RL stage raises held-out pass@1 by more than 10 points over its SFT starting checkpoint.
+The defaults are the configuration that docs/quickstart.md describes; its "Measured figures" section gives what has
+been measured with them (and under what load) and what has not been measured yet.
 """
 
 from __future__ import annotations

@@ -62,6 +62,7 @@ def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert [p["step"] for p in probes] == [2, 4] and all(0.0 <= p["pass_rate"] <= 1.0 for p in probes)
     sft = summary["training"]["sft"]
     assert sft["probe"]["probes"] == 2 and sft["probe"]["target"] == 0.45 and sft["steps"] == 4
+    assert sft["probe"]["clocked_target"] == 0.25 and all(0.0 <= p["pass_rate_clocked"] <= 1.0 for p in probes)
 
     # checkpoints load back through the real loading code
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -157,6 +158,8 @@ def test_bad_settings_fail_early(tmp_path):
         short_config(tmp_path, ablation_arms="full,no_entropy")
     with pytest.raises(ValueError, match="sft-probe-target"):
         short_config(tmp_path, sft_probe_target=1.5)
+    with pytest.raises(ValueError, match="sft-probe-clocked-target"):
+        short_config(tmp_path, sft_probe_clocked_target=-0.1)
     with pytest.raises(ValueError, match="sft-min-steps"):
         short_config(tmp_path, sft_min_steps=10, sft_max_steps=5)
 

@@ -65,6 +65,12 @@ class QuickstartConfig:
         metadata={"help": "SFT stops once this fraction of the probe's training tasks pass (greedy decoding); "
                           "0 turns the probe off and SFT runs --sft-max-steps"},
     )
+    sft_probe_clocked_target: float = field(
+        default=0.25,
+        metadata={"help": "SFT also needs this fraction of the probe's clocked tasks (levels 3-4) to pass, so that "
+                          "combinational tasks alone cannot end it (no condition when the probe has no clocked "
+                          "task)"},
+    )
     sft_probe_tasks: int = field(default=64, metadata={"help": "training tasks in the SFT probe"})
     sft_probe_every: int = field(default=25, metadata={"help": "SFT steps between probes"})
     sft_min_steps: int = field(default=150, metadata={"help": "first SFT step at which the probe runs"})
@@ -108,6 +114,8 @@ class QuickstartConfig:
             raise ValueError(f"--heldout-families: unknown families {unknown}; choose from {sorted(FAMILIES)}")
         if not 0.0 <= self.sft_probe_target <= 1.0:
             raise ValueError(f"--sft-probe-target must be in [0, 1] (0: no probe), got {self.sft_probe_target}")
+        if not 0.0 <= self.sft_probe_clocked_target <= 1.0:
+            raise ValueError(f"--sft-probe-clocked-target must be in [0, 1], got {self.sft_probe_clocked_target}")
         if not 0 <= self.sft_min_steps <= self.sft_max_steps:
             raise ValueError(f"--sft-min-steps must be in [0, --sft-max-steps], got {self.sft_min_steps}")
         bad_arms = [a for a in self.ablation_arm_list if a not in ARMS]

@@ -180,17 +180,20 @@ def stage_sft(run: RunFolder, model_dir: str, pool) -> dict:
         tasks = probe_tasks(read_split(run, "train"), cfg.sft_probe_tasks, cfg.seed)
         probe = make_probe_callback(tasks, pool, target=cfg.sft_probe_target, every=cfg.sft_probe_every,
                                     min_steps=cfg.sft_min_steps, max_new_tokens=cfg.max_completion_length,
-                                    out_path=run.path("sft", PROBE_FILE))
+                                    out_path=run.path("sft", PROBE_FILE), clocked_target=cfg.sft_probe_clocked_target)
         callbacks.append(probe)
     result = train_stage(sft_recipe(run, model_dir), resume=False, desc="SFT", callbacks=callbacks)
     if probe is not None:
-        result["probe"] = {"target": cfg.sft_probe_target, "tasks": cfg.sft_probe_tasks,
+        result["probe"] = {"target": cfg.sft_probe_target, "clocked_target": cfg.sft_probe_clocked_target,
+                           "tasks": cfg.sft_probe_tasks,
                            "stopped_at": probe.stopped_at, "probes": len(probe.history),
                            "seconds": round(probe.seconds, 1),
-                           "last_pass_rate": probe.history[-1]["pass_rate"] if probe.history else None}
+                           "last_pass_rate": probe.history[-1]["pass_rate"] if probe.history else None,
+                           "last_pass_rate_clocked": probe.history[-1]["pass_rate_clocked"] if probe.history else None}
         if probe.stopped_at is None:
-            logger.warning("SFT probe never reached %.0f%% in %d steps; RL starts from the last SFT step",
-                           100 * cfg.sft_probe_target, result["steps"])
+            logger.warning("SFT probe never reached %.0f%% (clocked tasks %.0f%%) in %d steps; RL starts from the "
+                           "last SFT step", 100 * cfg.sft_probe_target, 100 * cfg.sft_probe_clocked_target,
+                           result["steps"])
     return result
 
 

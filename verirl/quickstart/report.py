@@ -150,9 +150,13 @@ def render_markdown(summary: dict) -> str:
     if probe:
         where = (f"reached at step {probe['stopped_at']}" if probe["stopped_at"] is not None
                  else f"not reached; SFT ran all {sft.get('steps')} steps")
+        clocked = (f", clocked tasks (levels 3-4) at {_pct(probe['clocked_target'])}"
+                   if probe.get("clocked_target") else "")
+        last_clocked = (f", clocked {_pct(probe['last_pass_rate_clocked'])}"
+                        if probe.get("last_pass_rate_clocked") is not None else "")
         lines += [(f"SFT stop: probe of {probe['tasks']} training tasks (greedy) at target "
-                  f"{_pct(probe['target'])} — {where} (last probe {_pct(probe['last_pass_rate'])}, "
-                  f"{probe['probes']} probes, {probe['seconds']} s)."), ""]
+                  f"{_pct(probe['target'])}{clocked} — {where} (last probe {_pct(probe['last_pass_rate'])}"
+                  f"{last_clocked}, {probe['probes']} probes, {probe['seconds']} s)."), ""]
     else:
         lines += [f"SFT: {sft.get('steps')} steps (no probe).", ""]
     lines += [(f"{sampling['n']} samples per held-out task at temperature {sampling['temperature']}, top-p "

@@ -2,6 +2,7 @@
 
 Precedence: dataclass defaults < YAML (``--config``) < command-line flags. Unknown keys are
 errors that name the key and the section, so a typo never silently falls back to a default.
+YAML is read by :mod:`data_pipeline.yaml_loader`, as training recipes are (``1e-5`` is a float).
 Every field carries its help text once, in ``metadata["help"]``; ``docs/data_pipeline.md``
 lists them.
 """
@@ -16,6 +17,8 @@ import typing
 from typing import Any
 
 import yaml
+
+from .yaml_loader import load_yaml
 
 
 def _field(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING):
@@ -501,7 +504,7 @@ def load_build_config(path: str | os.PathLike | None, overrides: dict | None = N
             raise FileNotFoundError(f"data recipe {path!s} does not exist (see recipes/data/ for examples)")
         with open(path, encoding="utf-8") as fh:
             try:
-                data = yaml.safe_load(fh) or {}
+                data = load_yaml(fh) or {}
             except yaml.YAMLError as exc:
                 raise ValueError(f"data recipe {path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):

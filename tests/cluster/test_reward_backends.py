@@ -221,7 +221,7 @@ def test_recipes_accept_ray_settings():
             "use_cpu": True}
     kwargs = {"backend": "ray", "ray_address": "10.0.0.1:6379", "batch_deadline": 900.0}
     recipe = recipe_from_dict({**base, "rewards": [{"name": "simulation", "kwargs": kwargs}]}, check_only=True)
-    assert recipe.verirl.rewards[0].kwargs["ray_address"] == "10.0.0.1:6379"
+    assert recipe.training.rewards[0].kwargs["ray_address"] == "10.0.0.1:6379"
     with pytest.raises(RecipeError, match="ray_address"):
         recipe_from_dict({**base, "rewards": [{"name": "simulation", "kwargs": {"ray_adress": "x:1"}}]},
                          check_only=True)

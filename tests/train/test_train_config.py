@@ -32,7 +32,7 @@ def test_every_recipe_parses(path):
     assert recipe.trainer in ("sft", "grpo", "dapo", "dpo")
     assert recipe.model.model_name_or_path
     if recipe.trainer in ("grpo", "dapo"):
-        assert recipe.training.reward_weights == [r.weight for r in recipe.verirl.rewards]
+        assert recipe.training.reward_weights == [r.weight for r in recipe.training.rewards]
     if "lora" in os.path.basename(path):
         assert recipe.model.use_peft
 
@@ -85,7 +85,8 @@ def test_rewards_are_the_single_source_of_reward_weights():
     ({"rewards": []}, "rewards"),
     ({"entropy_gate": {"mode": "tokens"}}, "per_response"),
     ({"entropy_gate": {"mode": "batch", "top_fraction": 1.5}}, "top_fraction"),
-    ({"top_entropy_quantile": 0.2}, "entropy_gate"),
+    ({"top_entropy_quantile": 0.2, "entropy_gate": {"mode": "batch", "top_fraction": 0.3}}, "one place"),
+    ({"reward_weights": [1.0]}, "reward_weights has 1 values"),
     ({"adaptive_sampling": True}, "dynamic_sampling"),
     ({"dynamic_sampling": True, "num_generations": 3, "per_device_train_batch_size": 8}, "divisible|multiple"),
     ({"prompt_template": "{prompt} {oops}"}, "prompt_template"),
@@ -136,7 +137,7 @@ def test_precedence_defaults_preset_yaml_command_line(tmp_path):
     recipe = load_recipe(path, ["--epsilon_high", "0.25", "entropy_gate.top_fraction=0.1", "--use_peft",
                                 "--loss_type=bnpo"])
     assert recipe.training.epsilon_high == 0.25
-    assert recipe.verirl.entropy_gate.top_fraction == 0.1 and recipe.verirl.entropy_gate.mode == "batch"
+    assert recipe.training.entropy_gate.top_fraction == 0.1 and recipe.training.entropy_gate.mode == "batch"
     assert recipe.training.top_entropy_quantile == 0.1
     assert recipe.model.use_peft is True
     assert recipe.training.loss_type == "bnpo"
@@ -152,7 +153,7 @@ def test_parse_overrides_forms():
 
 def test_plugin_reward_by_module_path_and_check_of_its_settings():
     recipe = recipe_from_dict(_with(rewards=[{"name": "train_toy_rewards:length_reward"}]))
-    assert recipe.verirl.rewards[0].name.endswith("length_reward")
+    assert recipe.training.rewards[0].name.endswith("length_reward")
     with pytest.raises(RecipeError, match="takes no kwargs"):
         recipe_from_dict(_with(rewards=[{"name": "train_toy_rewards:length_reward", "kwargs": {"x": 1}}]))
     with pytest.raises(RecipeError, match="cannot import"):
@@ -182,30 +183,30 @@ def test_missing_model_folder_fails_before_loading_anything(tmp_path, capsys):
 
 
 def test_functional_reward_is_found_by_name_or_default():
-    assert recipe_from_dict(BASE).verirl.functional_index() == 1  # simulation
+    assert recipe_from_dict(BASE).training.functional_index() == 1  # simulation
     eq = _with(rewards=[{"name": "format"}, {"name": "equivalence"}, {"name": "simulation"}])
-    assert recipe_from_dict(eq).verirl.functional_index() == 2  # simulation preferred over equivalence
+    assert recipe_from_dict(eq).training.functional_index() == 2  # simulation preferred over equivalence
     plug = _with(rewards=[{"name": "format"}, {"name": "train_toy_rewards:token_parity_reward"}],
                  functional_reward="token_parity_reward")
-    assert recipe_from_dict(plug).verirl.functional_index() == 1
-    assert recipe_from_dict(_with(rewards=[{"name": "format"}])).verirl.functional_index() is None
+    assert recipe_from_dict(plug).training.functional_index() == 1
+    assert recipe_from_dict(_with(rewards=[{"name": "format"}])).training.functional_index() is None
     # dynamic sampling on the weighted total needs no functional reward
     total = _with(trainer="dapo", rewards=[{"name": "format"}], dynamic_sampling_signal="total")
-    assert recipe_from_dict(total).verirl.dynamic_sampling_signal == "total"
+    assert recipe_from_dict(total).training.dynamic_sampling_signal == "total"
 
 
 def test_overlong_length_follows_max_completion_length_and_its_overrides(tmp_path):
     data = _with(rewards=[{"name": "simulation"}, {"name": "overlong", "kwargs": {"soft_punish_cache": 8}}],
                  max_completion_length=100)
-    assert recipe_from_dict(data).verirl.rewards[1].kwargs["max_completion_len"] == 100
+    assert recipe_from_dict(data).training.rewards[1].kwargs["max_completion_len"] == 100
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(data))
     recipe = load_recipe(path, ["--max_completion_length", "64"])
-    assert recipe.verirl.rewards[1].kwargs == {"soft_punish_cache": 8, "max_completion_len": 64}
+    assert recipe.training.rewards[1].kwargs == {"soft_punish_cache": 8, "max_completion_len": 64}
     # the reward that is built penalises from 64 - 8 tokens on
     from verirl.config import build_rewards
 
-    overlong = build_rewards(recipe.verirl.rewards[1:])[0]
+    overlong = build_rewards(recipe.training.rewards[1:])[0]
     assert overlong(completion_ids=[[1] * 56, [1] * 60, [1] * 64]) == [0.0, -0.5, -1.0]
 
 

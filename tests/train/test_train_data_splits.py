@@ -55,7 +55,7 @@ def test_build_datasets_with_eval_split(tmp_path):
     recipe = recipe_from_dict({"trainer": "sft", "model_name_or_path": "m", "dataset": path, "use_cpu": True,
                                "output_dir": str(tmp_path / "o"), "eval_split": 6, "eval_strategy": "steps",
                                "eval_steps": 10, "max_train_samples": 10})
-    train, evals = build_datasets(recipe.verirl)
+    train, evals = build_datasets(recipe.training)
     assert len(evals) == 6 and len(train) == 10  # max_train_samples applies to the training side only
     train_prompts = {m[-1]["content"] for m in train["prompt"]}
     eval_prompts = {m[-1]["content"] for m in evals["prompt"]}
@@ -68,7 +68,7 @@ def test_build_datasets_with_eval_split(tmp_path):
 def _dpo_args(tmp_path, **kw):
     data = {"trainer": "dpo", "model_name_or_path": "m", "dataset": str(tmp_path / "pairs.jsonl"), "use_cpu": True,
             "output_dir": str(tmp_path / "o"), "system_prompt": SYSTEM, "prompt_template": TEMPLATE, **kw}
-    return recipe_from_dict(data).verirl
+    return recipe_from_dict(data).training
 
 
 def _pair(**rendering):

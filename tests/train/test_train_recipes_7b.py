@@ -107,7 +107,7 @@ def test_batch_comments_are_computed_from_the_config(path):
         t = recipe.training
         # TRL checks these with the world size of the machine that parses; here with the documented launch
         assert (processes * t.per_device_train_batch_size * t.steps_per_generation) % t.num_generations == 0
-        if recipe.verirl.dynamic_sampling:
+        if recipe.training.dynamic_sampling:
             assert (t.per_device_train_batch_size * t.steps_per_generation) % t.num_generations == 0
 
 
@@ -152,7 +152,7 @@ def test_loss_type_is_stated(path):
 @pytest.mark.parametrize("path", RECIPES, ids=IDS)
 def test_recipe_evaluates_on_a_held_out_split(path):
     recipe = load_recipe(path, check_only=True)
-    assert recipe.verirl.eval_split is not None
+    assert recipe.training.eval_split is not None
     assert str(getattr(recipe.training.eval_strategy, "value", recipe.training.eval_strategy)) != "no"
     if recipe.trainer in ("grpo", "dapo"):
         t = recipe.training
@@ -169,7 +169,7 @@ def test_rl_recipes_tie_the_overlong_length_and_dapo_updates_several_times_per_r
             assert "max_completion_len" not in spec.get("kwargs", {}), "the overlong length follows max_completion_length"
     for override in ([], ["--max_completion_length", "1024"]):
         recipe = load_recipe(path, override, check_only=True)
-        for spec in recipe.verirl.rewards:
+        for spec in recipe.training.rewards:
             if spec.name == "overlong":
                 assert spec.kwargs["max_completion_len"] == recipe.training.max_completion_length
     if "/dapo/" in path:

@@ -19,6 +19,7 @@ from verirl.train.sampling import (
     informative_groups,
     mask_unscorable,
     select_rows,
+    total_varies,
 )
 
 NAN = float("nan")
@@ -123,6 +124,8 @@ def test_dynamic_sampling_drops_uninformative_groups_and_refills(tiny_assets, tm
     assert m["dynamic_sampling/refill_rounds"][-1] >= 1
     assert kept < 1.0
     assert m["dynamic_sampling/padded_fraction"][-1] == 0.0
+    # TRL's own reward statistics are appended once per generation round, dropped groups included (docs/training.md)
+    assert len(m["reward"]) == len(m["frac_reward_zero_std"]) == m["dynamic_sampling/refill_rounds"][-1] + 1
     adv = out["advantages"].view(-1, 3)
     assert (adv.abs().sum(-1) > 0).all()  # every kept group carries a signal
     assert out["num_items_in_batch"] == out["completion_mask"].sum()
@@ -245,6 +248,60 @@ def test_signal_needs_a_functional_reward_and_total_needs_none():
         _flags(MIXED, "loss")
     flags = _flags(ONE_BARE_MODULE, "total", functional_index=None)
     assert flags.informative.tolist() == [True] and flags.shaping_only.tolist() == [False]
+
+
+# ------------------------------------------------------------------------------------------ TRL's aggregation
+
+# two shaping rewards that always cancel in the weighted sum, and one that is constant per group
+CANCELLING = [[0.5, 0.0, 1.0], [0.0, 0.5, 1.0], [0.25, 0.25, 1.0], [0.5, 0.0, 1.0]]
+ONE_COLUMN_VARIES = [[1.0, 0.0, 1.0], [1.0, 0.0, 0.0], [1.0, 0.0, 1.0], [1.0, 0.0, 1.0]]
+
+
+@pytest.mark.parametrize("rows, weights, by_sum, by_column", [
+    (CANCELLING, (1.0, 1.0, 1.0), False, True),  # equal totals, but each reward differs: TRL normalises per reward
+    (ONE_COLUMN_VARIES, (1.0, 1.0, 1.0), True, True),
+    (ONE_COLUMN_VARIES, (1.0, 1.0, 0.0), False, False),  # the varying reward has weight 0
+    (ONE_BARE_MODULE, (0.1, 1.0, 1.0), True, True),
+    (ONE_SCORED, (0.1, 1.0, 1.0), False, False),  # one scored completion: nothing to compare
+])
+def test_whether_advantages_vary_follows_trls_aggregation(rows, weights, by_sum, by_column):
+    per_func, _ = mask_unscorable(torch.tensor(rows, dtype=torch.float32), [1])
+    w = torch.tensor(weights)
+    assert total_varies(per_func, w, 4, "sum_then_normalize").tolist() == [by_sum]
+    assert total_varies(per_func, w, 4, "normalize_then_sum").tolist() == [by_column]
+    flags = classify_groups(per_func, w, 4, signal="total", functional_index=None, aggregation="normalize_then_sum")
+    assert flags.informative.tolist() == [by_column]
+
+
+def test_an_aggregation_trl_adds_later_is_refused_by_name():
+    with pytest.raises(ValueError, match="multi_objective_aggregation='mean_of_ranks'"):
+        total_varies(torch.ones(4, 1), torch.ones(1), 4, "mean_of_ranks")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("aggregation", ["sum_then_normalize", "normalize_then_sum"])
+def test_groups_flagged_constant_get_equal_advantages_from_trl(tiny_assets, tmp_path, aggregation):
+    """The classification agrees with the advantages TRL itself computes, under each of its aggregations."""
+    from verirl.config import load_recipe
+    from verirl.train import build_trainer
+
+    recipe = load_recipe("recipes/tiny/grpo.yaml", {
+        "model_name_or_path": tiny_assets["model"], "dataset": tiny_assets["tasks"],
+        "output_dir": str(tmp_path / "out"), "max_completion_length": 6, "per_device_train_batch_size": 12,
+        "num_generations": 3, "steps_per_generation": 1, "multi_objective_aggregation": aggregation,
+        "rewards": [{"name": "train_toy_rewards:half_informative_reward"},
+                    {"name": "train_toy_rewards:constant_reward", "weight": 2.0}],
+    })
+    trainer = build_trainer(recipe)
+    trainer.model.train()
+    scored = trainer.score_round(next(iter(trainer.get_train_dataloader())))
+    flags = classify_groups(scored.rewards, trainer.weights_per_reward, 3, signal="total", functional_index=None,
+                            aggregation=aggregation)
+    spread = scored.output["advantages"].view(-1, 3)
+    spread = (spread.max(dim=1).values - spread.min(dim=1).values).tolist()
+    assert 0 < int(flags.total_varies.sum()) < len(spread), "the seeded batch should mix both kinds of group"
+    for varies, width in zip(flags.total_varies.tolist(), spread):
+        assert (width > 1e-2) == varies, (aggregation, flags.total_varies.tolist(), spread)
 
 
 def test_a_pass_group_whose_total_cannot_vary_carries_no_signal():

@@ -152,11 +152,10 @@ def test_micro_batches_without_loss_tokens_run_no_backward(tiny_assets, tmp_path
                         torch.tensor(1.0))
     for i, has_tokens in enumerate(window):
         mask = torch.ones(2, 3, dtype=torch.long) * int(has_tokens)
-        monkeypatch.setattr(trainer, "_prepare_inputs", lambda batch, mask=mask: {"completion_mask": mask})
+        monkeypatch.setattr(trainer, "prepare_batch", lambda batch, mask=mask, i=i: {"completion_mask": mask, "i": i})
         trainer.accelerator.gradient_state._set_sync_gradients(i == len(window) - 1)
-        trainer._prepared_inputs = None
         trainer.training_step(trainer.model, i, None)
-    assert [i in calls for i in range(len(window))] == runs
+    assert [i in [c["i"] for c in calls] for i in range(len(window))] == runs
     assert trainer._metrics["train"]["optimizer/skipped_steps"] == [skipped]
 
 
@@ -175,12 +174,14 @@ def test_engine_rewards_and_the_functional_reward_decide_scorability():
 @pytest.mark.slow
 def test_groups_without_a_baseline_get_no_advantage_whatever_the_aggregation(tiny_assets, tmp_path):
     # TRL's normalize_then_sum centres on the batch, not the group: a lone scored completion could get an advantage
+    from verirl.train.trl_hooks import ScoredRound
+
     trainer = _trainer(tiny_assets, tmp_path, "grpo", [{"name": "train_toy_rewards:length_reward"}])
     g = trainer.num_generations
-    trainer._last_unscorable = torch.tensor([False, True, True, True] + [False] * g)
-    trainer._last_few_scored = torch.tensor([True, False])
+    rewards = torch.ones(2 * g, 1)
+    rewards[1:4] = float("nan")  # group 0: one scored completion, three unscorable (their rows are all NaN)
     out = {"completion_mask": torch.ones(2 * g, 3, dtype=torch.long), "advantages": torch.arange(1.0, 2 * g + 1)}
-    out = trainer._exclude_unscorable(out, 2 * g)
+    out = trainer._exclude_unscorable(ScoredRound(out, rewards))
     assert out["advantages"].tolist() == [0.0] * g + list(range(g + 1, 2 * g + 1))
     assert out["completion_mask"].sum(-1).tolist() == [3, 0, 0, 0] + [3] * g
     assert out["num_items_in_batch"] == 3 * (g + 1)

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if checking:
         print(f"{args.config}: ok ({recipe.trainer}, model {recipe.model.model_name_or_path}, "
-              f"{len(recipe.verirl.rewards)} reward(s)"
+              f"{len(getattr(recipe.training, 'rewards', None) or [])} reward(s)"
               + ("" if args.check else "; settings only: the model folder and data were not looked for") + ")")
         return 0
     from verirl.train.runner import train
@@ -174,8 +174,9 @@ def stop_message(recipe, args: argparse.Namespace, signame: str) -> str:
         every = f"every {recipe.training.save_steps} steps" if strategy == "steps" else f"save_strategy {strategy}"
         return (f"verirl train: stopped by {signame}; nothing saved yet (no checkpoint in {out}, {every}); "
                 f"run the same command again to start over")
+    cache = getattr(recipe.training, "reward_cache_dir", None) or os.path.join(out, "reward_cache")
     return (f"verirl train: stopped by {signame}; saved {last} (model, optimizer, data position, sampling state; "
-            f"reward cache in {recipe.verirl.reward_cache_dir or os.path.join(out, 'reward_cache')}); "
+            f"reward cache in {cache}); "
             f"resume with the same command plus --resume, e.g. {command}")
 
 

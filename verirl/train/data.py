@@ -12,6 +12,11 @@
 
 Prompts are rendered by :func:`data_pipeline.prompting.render_prompt`, the function the preference sampler uses.
 ``eval_split`` holds training rows out for evaluation, chosen by a hash of each row's id (see :func:`split_rows`).
+The free-form task columns (``files``, ``metadata``) are ``datasets.Json`` features: each row keeps its own mapping
+and the trainer and rewards read it as the row had it, with nothing to decode.
+
+``args`` is the trainer's config (:class:`verirl.train.configs.DataFields`: dataset, dataset_split, eval_dataset,
+eval_split, max_train_samples, prompt_template, system_prompt, trainer).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import os
 from typing import Any
 
 from data_pipeline.prompting import PromptError, render_prompt, rendering
-from verirl.config import VerirlArgs
 
 logger = logging.getLogger(__name__)
 
@@ -70,26 +74,30 @@ def load_rows(path: str, split: str = "train") -> list[dict[str, Any]]:
     raise DatasetError(f"dataset {path!r} does not exist; set `dataset:` to a JSONL file or dataset folder")
 
 
-def _chat(args: VerirlArgs, prompt: Any, row: dict[str, Any]) -> list[dict[str, str]]:
+def _chat(args, prompt: Any, row: dict[str, Any]) -> list[dict[str, str]]:
     try:
         return render_prompt(prompt, row, system_prompt=args.system_prompt, prompt_template=args.prompt_template)
     except PromptError as exc:
         raise DatasetError(f"{args.dataset}: {exc}") from None
 
 
+#: task columns whose mappings differ in keys from row to row
+FREE_FORM_COLUMNS = ("files", "metadata")
+
+
 def _to_dataset(rows: list[dict[str, Any]]):
-    from datasets import Dataset
+    """A ``datasets.Dataset`` of the rows; free-form columns are ``Json`` features (Arrow would merge their
+    mappings into one struct with None holes)."""
+    from datasets import Dataset, Features, Json
 
-    # nested free-form dicts (files, metadata) differ in keys between rows; Arrow would merge them into one
-    # struct with None holes, so they travel as JSON text and the reward engine's task loader decodes them
-    for row in rows:
-        for key in ("files", "metadata"):
-            if isinstance(row.get(key), dict):
-                row[key] = json.dumps(row[key], sort_keys=True)
-    return Dataset.from_list(rows)
+    free = [key for key in FREE_FORM_COLUMNS if any(key in row for row in rows)]
+    if not free:
+        return Dataset.from_list(rows)
+    others = Dataset.from_list([{k: v for k, v in row.items() if k not in free} for row in rows]).features
+    return Dataset.from_list(rows, features=Features({**others, **{key: Json() for key in free}}))
 
 
-def rl_dataset(args: VerirlArgs, rows: list[dict[str, Any]]):
+def rl_dataset(args, rows: list[dict[str, Any]]):
     out = []
     for i, row in enumerate(rows):
         missing = [k for k in ("id", "prompt", "top") if k not in row]
@@ -108,7 +116,7 @@ def _fenced(code: str) -> str:
     return f"```verilog\n{code.strip()}\n```"
 
 
-def sft_dataset(args: VerirlArgs, rows: list[dict[str, Any]]):
+def sft_dataset(args, rows: list[dict[str, Any]]):
     out = []
     for i, row in enumerate(rows):
         if "messages" in row:
@@ -130,7 +138,7 @@ def sft_dataset(args: VerirlArgs, rows: list[dict[str, Any]]):
     return _to_dataset(out)
 
 
-def dpo_dataset(args: VerirlArgs, rows: list[dict[str, Any]]):
+def dpo_dataset(args, rows: list[dict[str, Any]]):
     out = []
     ours = rendering(args.system_prompt, args.prompt_template)
     for i, row in enumerate(rows):
@@ -192,7 +200,7 @@ def split_rows(rows: list[dict[str, Any]], eval_split: float, source: str = "dat
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
 
-def build_datasets(args: VerirlArgs):
+def build_datasets(args):
     """(train_dataset, eval_dataset or None) for the recipe's trainer."""
     rows = load_rows(args.dataset, args.dataset_split)
     if not rows:

@@ -23,14 +23,9 @@ logger = logging.getLogger(__name__)
 
 def task_level(row: dict) -> str:
     meta = row.get("metadata") or {}
-    if isinstance(meta, str):
-        try:
-            meta = json.loads(meta)
-        except ValueError:
-            meta = {}
     for key in ("level", "difficulty"):
         value = meta.get(key) if isinstance(meta, dict) else None
-        if value is not None:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):  # not a difficulty estimate dict
             return str(value)
     return "unknown"
 

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from verirl.config import RL_TRAINERS, Recipe, RecipeError, build_rewards
+from verirl.config import RL_TRAINERS, Recipe, RecipeError
 
 logger = logging.getLogger(__name__)
 
@@ -114,36 +114,44 @@ def build_trainer(recipe: Recipe, *, callbacks: list | None = None):
         if not recipe.model.use_peft:
             raise RecipeError("a 4/8-bit base model can only be trained through an adapter: add `use_peft: true`")
     _setup_reporting(recipe.training)
-    _plain_cpu_device(recipe.training)
-    args = recipe.verirl
-    train_ds, eval_ds = build_datasets(args)
+    from verirl.train.trl_hooks import use_plain_cpu_device
+
+    use_plain_cpu_device(recipe.training)
+    train_ds, eval_ds = build_datasets(recipe.training)
     tokenizer = load_tokenizer(recipe)
     recipe.training.model_init_kwargs = _model_init_kwargs(recipe)
     all_callbacks = [JsonlMetricsCallback(), run_record_callback(recipe)] + list(callbacks or [])
     stop = stop_after_checkpoint_callback()
     if stop is not None:
         all_callbacks.append(stop)
-    common = {
-        "model": recipe.model.model_name_or_path,
-        "tokenizer": tokenizer,
-        "train_dataset": train_ds,
-        "eval_dataset": eval_ds,
-        "callbacks": all_callbacks,
-        "peft_config": get_peft_config(recipe.model),
-        "quantization_config": get_quantization_config(recipe.model),
-    }
-    if args.trainer in RL_TRAINERS:
-        from verirl.train.grpo import build_grpo_trainer
+    trainer_class = _trainer_class(recipe.trainer)
+    return trainer_class(
+        model=recipe.model.model_name_or_path,
+        args=recipe.training,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        callbacks=all_callbacks,
+        peft_config=get_peft_config(recipe.model),
+        quantization_config=get_quantization_config(recipe.model),
+    )
 
-        return build_grpo_trainer(recipe, reward_funcs=build_rewards(args.rewards, cache_path=_cache_path(recipe)),
-                                  **common)
-    if args.trainer == "sft":
-        from verirl.train.sft import build_sft_trainer
 
-        return build_sft_trainer(recipe, **common)
-    from verirl.train.dpo import build_dpo_trainer
+def _trainer_class(trainer: str):
+    """The TRL trainer class of a recipe's trainer.
 
-    return build_dpo_trainer(recipe, **common)
+    ``sft``: TRL's ``SFTTrainer`` (cold start on reasoning+code traces or task references); ``dpo``: TRL's
+    ``DPOTrainer`` on preference pairs (its reference model is the frozen initial policy, or the base model with the
+    adapter disabled under PEFT); ``grpo``/``dapo``: :class:`verirl.train.grpo.VerirlGRPOTrainer`, which builds the
+    recipe's rewards itself.
+    """
+    if trainer in RL_TRAINERS:
+        from verirl.train.grpo import VerirlGRPOTrainer
+
+        return VerirlGRPOTrainer
+    from trl import DPOTrainer, SFTTrainer
+
+    return {"sft": SFTTrainer, "dpo": DPOTrainer}[trainer]
 
 
 #: how to get what the shipped tiny recipes read (they point into runs/tiny/)
@@ -168,29 +176,6 @@ def check_local_inputs(recipe: Recipe) -> None:
         if data and not os.path.exists(os.path.expanduser(data)):
             raise RecipeError(f"{key} {data!r} does not exist; {TINY_KIT_HINT}; otherwise set `{key}:` to a JSONL "
                               f"or Parquet file or a dataset folder (`verirl data build` writes one)")
-
-
-def _plain_cpu_device(training) -> None:
-    """Train CPU processes on the device ``cpu``, not ``cpu:0``.
-
-    accelerate gives every rank of a multi-process CPU run ``torch.device("cpu", 0)``, and Transformers loads a
-    checkpoint's optimizer state with that device as ``map_location`` when there are several processes; torch only
-    restores storages tagged exactly ``cpu``, so resuming failed with "don't know how to restore data location of
-    torch.storage.UntypedStorage (tagged with cpu:0)". The process state (shared by every Accelerator built later)
-    and the training arguments' cached device are reset to plain ``cpu``; nothing else changes.
-    """
-    import torch
-
-    device = getattr(training, "device", None)
-    if not isinstance(device, torch.device) or device.type != "cpu" or device.index is None:
-        return
-    from accelerate.state import PartialState
-
-    plain = torch.device("cpu")
-    if PartialState._shared_state.get("device") is not None:
-        PartialState._shared_state["device"] = plain
-    training.__dict__["_setup_devices"] = plain  # TrainingArguments.device reads this cached property
-    logger.debug("training device %s -> %s", device, plain)
 
 
 STOP_AFTER_CHECKPOINT = "VERIRL_STOP_AFTER_CHECKPOINT"
@@ -229,12 +214,6 @@ def stop_after_checkpoint_callback():
             os.kill(os.getpid(), getattr(signal, signame))
 
     return StopAfterCheckpoint()
-
-
-def _cache_path(recipe: Recipe) -> str:
-    folder = recipe.verirl.reward_cache_dir or os.path.join(recipe.training.output_dir, "reward_cache")
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
-    return os.path.join(folder, f"scores.rank{rank}.sqlite")
 
 
 def train(recipe: Recipe, *, resume: str | bool | None = None, callbacks: list | None = None,

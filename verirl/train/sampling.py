@@ -7,7 +7,9 @@ Pure functions on tensors and a small state object, so they can be tested withou
   no advantage, whatever the shaping rewards (format, overlong) said;
 * :func:`classify_groups` — which groups of ``num_generations`` completions carry a signal. The test is made on a
   named signal (:data:`SIGNALS`): by default the functional *pass* (DAPO keeps a group when
-  ``0 < #correct < #scored``), so a group whose completions differ only in shaping rewards is not informative;
+  ``0 < #correct < #scored``), so a group whose completions differ only in shaping rewards is not informative.
+  Whether TRL would give a group any advantage at all follows TRL's own ``multi_objective_aggregation``
+  (:func:`total_varies`);
 * :func:`select_rows` / :func:`concat_batches` — keep the rows of some groups and join the outputs of several
   generation rounds (re-padding prompts on the left and completions on the right);
 * :class:`SamplingState` — the refill stream's position and the keep-ratio average; it is saved with every
@@ -21,29 +23,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from verirl.train.configs import DYNAMIC_SAMPLING_SIGNALS as SIGNALS
+from verirl.train.trl_hooks import AGGREGATIONS, COMPLETION_KEYS, PROMPT_KEYS, RECOMPUTED_KEYS, ROW_KEYS
+
 #: a completion is correct ("passes") when its functional reward reaches 1.0 (all checks passed)
 PASS_THRESHOLD = 1.0 - 1e-6
-
-#: what makes a group informative for dynamic sampling
-SIGNALS = {
-    "pass": "the functional pass: at least one scored completion passes and at least one fails (DAPO)",
-    "functional": "the functional reward's values (e.g. partial credit) differ among the scored completions",
-    "total": "the weighted total of all rewards differs (TRL's zero-std test; shaping rewards count)",
-}
-
-#: tensors of the generation output aligned with the prompt (left-padded) or completion (right-padded)
-PROMPT_KEYS = ("prompt_ids", "prompt_mask")
-COMPLETION_KEYS = (
-    "completion_ids",
-    "completion_mask",
-    "old_per_token_logps",
-    "ref_per_token_logps",
-    "sampling_per_token_logps",
-    "importance_sampling_ratio",
-    "tool_mask",
-)
-ROW_KEYS = ("advantages",)
-RECOMPUTED_KEYS = ("num_items_in_batch",)
 
 
 def mask_unscorable(rewards_per_func: torch.Tensor, columns: list[int] | tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +52,30 @@ def group_rewards(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_gen
     total = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
     total[unscorable] = torch.nan
     return total.view(-1, num_generations)
+
+
+def total_varies(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int,
+                 aggregation: str = "sum_then_normalize") -> torch.Tensor:
+    """Boolean (groups,): True where TRL's advantages differ within the group, for TRL's
+    ``multi_objective_aggregation``.
+
+    ``sum_then_normalize`` normalises the weighted total per group, so the group needs totals that differ;
+    ``normalize_then_sum`` normalises each reward per group before the weighted sum, so any weighted reward that
+    differs among the group's scored completions is enough.
+    """
+    if aggregation == "sum_then_normalize":
+        return informative_groups(group_rewards(rewards_per_func, weights, num_generations))
+    if aggregation == "normalize_then_sum":
+        groups = rewards_per_func.size(0) // num_generations
+        varies = torch.zeros(groups, dtype=torch.bool, device=rewards_per_func.device)
+        for k, weight in enumerate(weights.tolist()):
+            if weight != 0.0:
+                varies |= informative_groups(rewards_per_func[:, k].reshape(-1, num_generations))
+        return varies
+    raise ValueError(
+        f"multi_objective_aggregation={aggregation!r}: verirl's dynamic sampling follows {', '.join(AGGREGATIONS)}; "
+        f"this TRL option is new to it (see verirl/train/trl_hooks.py)"
+    )
 
 
 def informative_groups(grouped: torch.Tensor, atol: float = 1e-6) -> torch.Tensor:
@@ -96,36 +104,37 @@ class GroupFlags:
     """Per-group verdicts of one generation round (boolean tensors of shape (groups,))."""
 
     informative: torch.Tensor  # kept by dynamic sampling
-    total_varies: torch.Tensor  # the weighted total differs: TRL would give non-zero advantages
+    total_varies: torch.Tensor  # TRL's advantages differ within the group (its aggregation of the rewards)
     shaping_only: torch.Tensor  # the total differs while correctness does not
     few_scored: torch.Tensor  # fewer than two scorable completions: no baseline, no advantage
 
 
 def classify_groups(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int, *,
-                    signal: str = "pass", functional_index: int | None = None) -> GroupFlags:
+                    signal: str = "pass", functional_index: int | None = None,
+                    aggregation: str = "sum_then_normalize") -> GroupFlags:
     """Which groups carry a signal, tested on ``signal`` (see :data:`SIGNALS`); ``rewards_per_func`` is masked.
 
-    A group is informative when its signal varies *and* its weighted total varies (otherwise TRL's advantages
-    are all zero). ``shaping_only`` marks the groups whose total varies while correctness (the pass) does not —
-    one bare module among failures, one completion in the overlong window: the default signal drops them, and
-    with ``signal: total`` they are kept and counted.
+    A group is informative when its signal varies *and* TRL's advantages vary within it (:func:`total_varies`
+    under TRL's ``aggregation``; otherwise they are all equal). ``shaping_only`` marks the groups whose advantages
+    vary while correctness (the pass) does not — one bare module among failures, one completion in the overlong
+    window: the default signal drops them, and with ``signal: total`` they are kept and counted.
     """
     if signal not in SIGNALS:
         raise ValueError(f"unknown dynamic-sampling signal {signal!r}; use one of {', '.join(SIGNALS)}")
-    total = group_rewards(rewards_per_func, weights, num_generations)
-    total_varies = informative_groups(total)
-    few_scored = (~torch.isnan(total)).sum(dim=1) < 2
+    varies = total_varies(rewards_per_func, weights, num_generations, aggregation)
+    scored = ~torch.isnan(rewards_per_func).all(dim=1)
+    few_scored = scored.view(-1, num_generations).sum(dim=1) < 2
     if functional_index is None:
         if signal != "total":
             raise ValueError(f"dynamic-sampling signal {signal!r} needs a functional reward")
-        return GroupFlags(total_varies, total_varies, torch.zeros_like(total_varies), few_scored)
+        return GroupFlags(varies, varies, torch.zeros_like(varies), few_scored)
     correct_varies = informative_groups(functional_signal(rewards_per_func, functional_index, num_generations))
     if signal == "total":
-        informative = total_varies
+        informative = varies
     else:
         own = functional_signal(rewards_per_func, functional_index, num_generations, signal)
-        informative = informative_groups(own) & total_varies
-    return GroupFlags(informative, total_varies, total_varies & ~correct_varies, few_scored)
+        informative = informative_groups(own) & varies
+    return GroupFlags(informative, varies, varies & ~correct_varies, few_scored)
 
 
 def group_rows(group_indices: list[int] | torch.Tensor, num_generations: int) -> torch.Tensor:

@@ -150,3 +150,47 @@ def test_preferences_are_sampled_with_the_prompt_the_dpo_recipe_trains_on(tiny_a
         assert row["prompt"] == by_prompt[pair["task_id"]]  # trained on exactly what was sampled
     with pytest.raises(DatasetError, match="sampled with"):
         dpo_dataset(_dpo_args(tmp_path, system_prompt="Another system prompt."), pairs)
+
+
+# ------------------------------------------------------------------------------------------ free-form columns
+
+FREE_FORM_ROWS = [
+    {"id": "a", "prompt": "p", "top": "t", "files": {"v.hex": "00\n"}, "metadata": {"level": 2, "tags": ["x"]}},
+    {"id": "b", "prompt": "p", "top": "t", "metadata": {"difficulty": {"pass_rate": 0.5, "samples": 8}}},
+    {"id": "c", "prompt": "p", "top": "t", "files": {"a.mem": "1", "b.mem": "2"}, "metadata": {}},
+]
+
+
+def test_free_form_columns_reach_the_trainer_as_each_row_had_them(tmp_path):
+    """`files`/`metadata` differ in keys from row to row: no None holes from a merged struct, no JSON text."""
+    from verirl.train.data import rl_dataset
+
+    args = recipe_from_dict({"trainer": "grpo", "model_name_or_path": "m", "dataset": "d", "use_cpu": True,
+                             "output_dir": str(tmp_path), "rewards": [{"name": "format"}]}).training
+    dataset = rl_dataset(args, [dict(r) for r in FREE_FORM_ROWS])
+    for row, original in zip(dataset, FREE_FORM_ROWS):
+        assert row["metadata"] == original["metadata"]
+        assert row["files"] == original.get("files")
+    assert dataset[[0, 2]]["files"] == [FREE_FORM_ROWS[0]["files"], FREE_FORM_ROWS[2]["files"]]
+
+
+@pytest.mark.slow
+def test_rewards_receive_files_and_metadata_as_mappings(tiny_assets, tmp_path):
+    import train_toy_rewards
+
+    from verirl.config import load_recipe
+    from verirl.train import build_trainer
+
+    rows = [dict(r, prompt="Write it.") for r in FREE_FORM_ROWS] * 4
+    path = write_jsonl(rows, tmp_path / "tasks.jsonl")
+    recipe = load_recipe("recipes/tiny/grpo.yaml", {
+        "model_name_or_path": tiny_assets["model"], "dataset": path, "output_dir": str(tmp_path / "out"),
+        "rewards": [{"name": "train_toy_rewards:columns_reward"}], "max_completion_length": 4,
+    })
+    trainer = build_trainer(recipe)
+    trainer.model.train()
+    train_toy_rewards.SEEN_COLUMNS.clear()
+    trainer.score_round(next(iter(trainer.get_train_dataloader())))
+    (seen,) = train_toy_rewards.SEEN_COLUMNS
+    assert all(isinstance(m, dict) for m in seen["metadata"])
+    assert all(f is None or isinstance(f, dict) for f in seen["files"]) and any(seen["files"])

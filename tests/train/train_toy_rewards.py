@@ -53,3 +53,13 @@ def position_reward(prompts, completions, completion_ids=None, id=None, **kwargs
         position = 0 if i == 0 or id[i - 1] != task_id else position + 1
         out.append(0.1 * position)
     return out
+
+
+#: what `columns_reward` saw, one entry per call: {column: [type names of the values]}
+SEEN_COLUMNS: list[dict] = []
+
+
+def columns_reward(prompts, completions, completion_ids=None, files=None, metadata=None, **kwargs):
+    """Records the types of the free-form task columns it receives; rewards 0.0."""
+    SEEN_COLUMNS.append({"files": list(files or []), "metadata": list(metadata or [])})
+    return [0.0 for _ in completions]

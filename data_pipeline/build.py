@@ -32,12 +32,12 @@ import itertools
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Any
 
 from .config import BuildConfig, to_dict
 from .dedupe import Deduplicator, exact_hash
@@ -45,6 +45,7 @@ from .filters import TOOL_STAGES, interface_check, require_tools, structural_che
 from .runctl import RunControl, ensure_not_running
 from .shards import ShardStore, atomic_open, read_jsonl, write_json, write_jsonl
 from .sources import ModuleRecord, SourceStats, iter_all_modules
+from .task_rows import TaskIds, normalize_interface, roundtrip_metadata, task_features, task_row
 
 logger = logging.getLogger(__name__)
 
@@ -53,82 +54,8 @@ STAGES = ("split", "structure", "exact_dedupe", "decontaminate", "interface", "c
           "near_dedupe", "roundtrip", "tasks")
 #: config keys that may change between a run and its resume (they do not change the rows)
 _RESUME_FREE = ("workers", "max_modules", "formats", "output_dir")
-#: reset ports named like resets; others that the front end calls synchronous resets (a strobe that loads a
-#: constant: `i_wr`, `i_ce`) are not described as resets in prompts and metadata
-_RESET_NAME = re.compile(r"(^|_)(a?rst|a?reset|clr|clear|init)(_?n|_b|_l|_ni?)?($|_)|^(a?rst|a?reset)", re.IGNORECASE)
-
-
 class ResumeMismatch(ValueError):
     """The output directory holds a run made with a different configuration."""
-
-
-def task_features():
-    """`datasets.Features` of the task rows (the schema of rewards.task.Task plus typed metadata)."""
-    from datasets import Features, List, Value
-
-    port = {"name": Value("string"), "direction": Value("string"), "width": Value("int64"),
-            "signed": Value("bool"), "packed": Value("bool")}
-    interface = {
-        "name": Value("string"), "kind": Value("string"), "ports": List(port),
-        "parameters": List({"name": Value("string"), "value": Value("string"), "local": Value("bool")}),
-        "clocks": List({"name": Value("string"), "edge": Value("string")}),
-        "resets": List({"name": Value("string"), "polarity": Value("string"), "kind": Value("string")}),
-        "internal_clocks": List(Value("string")),
-    }
-    metadata = {
-        "provenance": {"source": Value("string"), "kind": Value("string"), "path": Value("string"),
-                       "line": Value("int64"), "row": Value("int64"), "license": Value("string"),
-                       "key": Value("string"), "dependencies": List(Value("string")),
-                       "dependency_paths": List(Value("string")), "variant": Value("string")},
-        "interface": interface,
-        "description": Value("string"),
-        "roundtrip": {"model": Value("string"), "method": Value("string"), "attempts": Value("int64"),
-                      "equivalent_attempt": Value("int64")},
-        "difficulty": {"pass_rate": Value("float64"), "samples": Value("int64"), "model": Value("string")},
-        "stats": {"lines": Value("int64"), "ports": Value("int64"), "cells": Value("int64"),
-                  "area": Value("float64"), "depth": Value("int64")},
-    }
-    return Features({"id": Value("string"), "prompt": Value("string"), "top": Value("string"),
-                     "reference": Value("string"), "testbench": Value("string"), "harness": Value("string"),
-                     "metadata": metadata})
-
-
-def normalize_interface(iface: dict, string_parameters: dict | None = None) -> dict:
-    """The interface fields of the declared schema, as a task should describe them.
-
-    ``string_parameters`` (declared default text of string-valued parameters, from the splitter) replaces
-    the front end's elaborated value, which prints a string as a number (``"ABC"`` → ``24'd4276803``). A
-    synchronous "reset" the front end inferred is kept only when the port is named like a reset: a strobe
-    that loads a constant (``if (i_wr) busy <= 1;``) is not a reset to a reader of the prompt.
-    """
-    strings = string_parameters or {}
-    resets = [r for r in iface.get("resets", [])
-              if str(r.get("kind", "")) != "sync" or _RESET_NAME.search(str(r["name"]))]
-    return {
-        "name": str(iface.get("name", "")),
-        "kind": str(iface.get("kind", "")),
-        "ports": [{"name": str(p["name"]), "direction": str(p["direction"]), "width": int(p.get("width", 1)),
-                   "signed": bool(p.get("signed", False)), "packed": bool(p.get("packed", True))}
-                  for p in iface.get("ports", [])],
-        "parameters": [{"name": str(p["name"]), "value": str(strings.get(p["name"], p.get("value", ""))),
-                        "local": bool(p.get("local"))}
-                       for p in iface.get("parameters", [])],
-        "clocks": [{"name": str(c["name"]), "edge": str(c.get("edge", ""))} for c in iface.get("clocks", [])],
-        "resets": [{"name": str(r["name"]), "polarity": _polarity(r), "kind": _reset_kind(r)} for r in resets],
-        "internal_clocks": [str(x) for x in iface.get("internal_clocks", [])],
-    }
-
-
-def _polarity(reset: dict) -> str:
-    if "polarity" in reset:
-        return str(reset["polarity"])
-    return "low" if reset.get("active_low") else "high"
-
-
-def _reset_kind(reset: dict) -> str:
-    if "kind" in reset:
-        return str(reset["kind"])
-    return "sync" if reset.get("synchronous") else "async"
 
 
 @dataclasses.dataclass
@@ -138,6 +65,38 @@ class _Item:
     figures: dict | None = None
     lines: int = 0
     interface: dict | None = None
+
+
+#: a stage's verdict on one item: None (kept) or (drop reason, detail)
+Verdict = tuple[str, str] | None
+
+
+class _ShardLedger:
+    """What happened to the modules of one shard: how many are left after each stage, the drops, the seconds."""
+
+    def __init__(self, modules: int, split_s: float):
+        self.counts: Counter = Counter({"split": modules})
+        self.timings: Counter = Counter({"split": split_s})
+        self.drops: list[dict] = []
+
+    def drop(self, rec: ModuleRecord, stage: str, reason: str, detail: str = "") -> None:
+        self.drops.append({"key": rec.key, "top": rec.top, "source": rec.source.get("name"), "stage": stage,
+                           "reason": reason, "detail": detail[:1000]})
+
+    def filter(self, stage: str, entries: list, verdict: Callable[[Any], Verdict],
+               record: Callable[[Any], ModuleRecord] = lambda item: item.rec) -> list:
+        """The entries ``verdict`` keeps, in order; the others are dropped at ``stage`` (timed, counted)."""
+        start = time.monotonic()
+        kept = []
+        for entry in entries:
+            dropped = verdict(entry)
+            if dropped is None:
+                kept.append(entry)
+            else:
+                self.drop(record(entry), stage, *dropped)
+        self.counts[stage] = len(kept)
+        self.timings[stage] += time.monotonic() - start
+        return kept
 
 
 def chunk_digest(chunk: list[ModuleRecord]) -> str:
@@ -186,6 +145,7 @@ class Builder:
 
             self.decon = Decontaminator(cfg.decontaminate)
         self._backend = backend
+        self.ids = TaskIds(cfg.id_prefix)
         self.roundtrip = None
         self.source_stats: dict[str, SourceStats] = {}
         self.control: RunControl | None = None
@@ -265,6 +225,7 @@ class Builder:
                         record = self.store.record(index)
                         if record.get("content") == digest:
                             self.dedupe.load_delta(self.store.read_state(index))
+                            self.ids.reserve(row["id"] for row in read_jsonl(self.store.path(index, "tasks.jsonl")))
                             done += 1
                             bar.update(len(chunk))
                             index += 1
@@ -295,111 +256,67 @@ class Builder:
             raise
 
     def _build_shard(self, index: int, chunk: list[ModuleRecord], digest: str, split_s: float) -> None:
-        cfg = self.cfg
-        t_shard = time.monotonic()
-        counts = Counter({"split": len(chunk)})
-        drops: list[dict] = []
-        timings: Counter = Counter({"split": split_s})
-
-        def drop(item: _Item, stage: str, reason: str, detail: str = "") -> None:
-            drops.append({"key": item.rec.key, "top": item.rec.top, "source": item.rec.source.get("name"),
-                          "stage": stage, "reason": reason, "detail": detail[:1000]})
-
-        def stage(name: str, items: list[_Item], check) -> list[_Item]:
-            t = time.monotonic()
-            kept = []
-            for item in items:
-                reason, detail = check(item)
-                if reason is None:
-                    kept.append(item)
-                else:
-                    drop(item, name, reason, detail)
-            counts[name] = len(kept)
-            timings[name] += time.monotonic() - t
-            return kept
-
-        def structure(item: _Item):
-            res = structural_check(item.rec, cfg.filters)
-            item.lines = res.lines
-            return (None, "") if res.ok else (res.reason or "structure", res.detail)
-
-        def exact(item: _Item):
-            item.digest = exact_hash(item.rec.code)
-            first = self.dedupe.exact_duplicate(item.rec.key, item.rec.code)
-            return (None, "") if first is None else ("exact_duplicate", f"same normalized text as {first}")
-
-        def decontaminate(item: _Item):
-            match = self.decon.check_code(item.rec.code) if self.decon is not None else None
-            return (None, "") if match is None else ("contaminated", match.describe())
-
-        def interface(item: _Item):
-            res = interface_check(item.rec, cfg.filters)
-            if res.ok:
-                item.interface = normalize_interface(res.interface, item.rec.string_parameters)
-            return (None, "") if res.ok else (res.reason, res.detail)
-
+        start = time.monotonic()
+        ledger = _ShardLedger(len(chunk), split_s)
         items = [_Item(rec) for rec in chunk]
-        items = stage("structure", items, structure)
-        items = stage("exact_dedupe", items, exact)
-        items = stage("decontaminate", items, decontaminate)
-        items = stage("interface", items, interface)
-        items = self._tool_stages(items, counts, timings, drop)
+        for stage, verdict in (("structure", self._structure), ("exact_dedupe", self._exact_dedupe),
+                               ("decontaminate", self._decontaminate), ("interface", self._interface)):
+            items = ledger.filter(stage, items, verdict)
+        items = self._tool_stages(items, ledger)
+        items = ledger.filter("near_dedupe", items, self._near_dedupe)
+        kept = self._roundtrip_stage(index, items, ledger)
+        self._commit_shard(index, chunk, digest, [self._task_row(item, out) for item, out in kept], ledger, start)
 
-        def near(item: _Item):
-            found = self.dedupe.near_duplicate(item.rec.key, item.rec.code)
-            return (None, "") if found is None else ("near_duplicate",
-                                                     f"similar to {found[0]} (Jaccard ≈ {found[1]:.2f})")
+    # -- stages: each returns None (kept) or (drop reason, detail) ---------------------------------
 
-        items = stage("near_dedupe", items, near)
+    def _structure(self, item: _Item) -> Verdict:
+        res = structural_check(item.rec, self.cfg.filters)
+        item.lines = res.lines
+        return None if res.ok else (res.reason or "structure", res.detail)
 
-        rt = self._ensure_roundtrip()
-        if rt is not None and items:
-            from .roundtrip import RoundTripItem
+    def _exact_dedupe(self, item: _Item) -> Verdict:
+        item.digest = exact_hash(item.rec.code)
+        return self.dedupe.exact_drop(item.rec.key, item.rec.code)
 
-            t = time.monotonic()
-            outcomes = rt.run([RoundTripItem(it.rec.key, it.rec.top, it.rec.code, it.interface) for it in items],
-                              seed_offset=index * 7919)
-            timings["roundtrip"] = time.monotonic() - t
-            kept_pairs = []
-            for item, out in zip(items, outcomes):
-                if out.ok:
-                    kept_pairs.append((item, out))
-                else:
-                    drop(item, "roundtrip", out.reason or "roundtrip", out.detail)
-        else:
-            kept_pairs = [(item, None) for item in items]
-        counts["roundtrip"] = len(kept_pairs)
+    def _decontaminate(self, item: _Item) -> Verdict:
+        return self.decon.code_drop(item.rec.code) if self.decon is not None else None
 
-        t = time.monotonic()
-        rows = [self._task_row(item, out) for item, out in kept_pairs]
-        counts["tasks"] = len(rows)
-        write_jsonl(self.store.path(index, "tasks.jsonl"), rows)
-        write_jsonl(self.store.path(index, "drops.jsonl"), drops)
-        self.store.write_state(index, self.dedupe.take_delta())
-        timings["write"] = time.monotonic() - t
-        timings["total"] = time.monotonic() - t_shard + split_s
-        self.store.commit(index, {
-            "index": index, "modules": len(chunk), "first_key": chunk[0].key, "last_key": chunk[-1].key,
-            "content": digest,
-            "counts": {s: counts.get(s, 0) for s in STAGES},
-            "drops": dict(Counter(d["reason"] for d in drops)),
-            "timings": {k: round(v, 3) for k, v in timings.items()},
-            "llm": self._backend.describe() if (self._backend is not None and rt is not None) else None,
-            "finished": _now(),
-        })
-        logger.info("shard %d: %d modules -> %d tasks (%.1fs)", index, len(chunk), len(rows), timings["total"])
+    def _interface(self, item: _Item) -> Verdict:
+        res = interface_check(item.rec, self.cfg.filters)
+        if not res.ok:
+            return res.reason, res.detail
+        item.interface = normalize_interface(res.interface, item.rec.string_parameters)
+        return None
 
-    def _tool_stages(self, items: list[_Item], counts: Counter, timings: Counter, drop) -> list[_Item]:
+    def _near_dedupe(self, item: _Item) -> Verdict:
+        return self.dedupe.near_drop(item.rec.key, item.rec.code)
+
+    def _tool_stages(self, items: list[_Item], ledger: _ShardLedger) -> list[_Item]:
         """Compile, scorability and synthesis of every module, in parallel; drops in corpus order."""
-        cfg = self.cfg
+        start = time.monotonic()
+        results = self._run_tool_checks(items)
+        ledger.timings["tools_wall"] += time.monotonic() - start
+        survivors = list(zip(items, results))
+        for stage in TOOL_STAGES:
+            for _, res in survivors:
+                ledger.timings[stage] += res.timings.get(stage, 0.0)
+            survivors = ledger.filter(
+                stage, survivors, lambda pair, stage=stage: None if pair[1].ok or pair[1].stage != stage
+                else (pair[1].reason or stage, pair[1].detail), record=lambda pair: pair[0].rec)
+        for item, res in survivors:
+            item.figures = res.figures
+        return [item for item, _ in survivors]
+
+    def _run_tool_checks(self, items: list[_Item]) -> list:
+        """``filters.tool_check`` of every item on ``workers`` threads, results in item order."""
         control = self.control
         sandbox = control.sandbox() if control else None
         stop = control.stop if control else None
-        t = time.monotonic()
         results: list = [None] * len(items)
-        pool = ThreadPoolExecutor(max_workers=cfg.workers)
+        pool = ThreadPoolExecutor(max_workers=self.cfg.workers)
         try:
-            futures = {pool.submit(tool_check, it.rec, cfg.filters, sandbox, stop): i for i, it in enumerate(items)}
+            futures = {pool.submit(tool_check, it.rec, self.cfg.filters, sandbox, stop): i
+                       for i, it in enumerate(items)}
             pending = set(futures)
             while pending:  # wait in short slices so a signal handler runs promptly in this thread
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -407,58 +324,51 @@ class Builder:
                     results[futures[fut]] = fut.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        timings["tools_wall"] += time.monotonic() - t
-        survivors = list(zip(items, results))
-        for name in TOOL_STAGES:
-            kept = []
-            for item, res in survivors:
-                timings[name] += res.timings.get(name, 0.0)
-                if res.ok or res.stage != name:
-                    kept.append((item, res))
-                else:
-                    drop(item, name, res.reason or name, res.detail)
-            survivors = kept
-            counts[name] = len(survivors)
-        for item, res in survivors:
-            item.figures = res.figures
-        return [item for item, _ in survivors]
+        return results
 
-    def _task_row(self, item: _Item, out) -> dict:
-        rec, cfg = item.rec, self.cfg
-        prefix = cfg.id_prefix or f"{rec.source.get('name', 'src')}/"
-        description = out.description if out is not None else None
-        if out is not None:
-            prompt = self.roundtrip.task_prompt(_rt_item(item), description)
-        else:  # without a round trip the prompt is the interface only; meant for SFT warm-up or later description
-            from .roundtrip import interface_text
+    def _roundtrip_stage(self, index: int, items: list[_Item], ledger: _ShardLedger) -> list[tuple[_Item, Any]]:
+        """(item, round-trip outcome) of the items the round trip keeps; outcome None without a round trip."""
+        rt = self._ensure_roundtrip()
+        if rt is None or not items:
+            ledger.counts["roundtrip"] = len(items)
+            return [(item, None) for item in items]
+        start = time.monotonic()
+        outcomes = rt.run([_rt_item(item) for item in items], seed_offset=index * 7919)
+        kept = ledger.filter("roundtrip", list(zip(items, outcomes)),
+                             lambda pair: None if pair[1].ok else (pair[1].reason or "roundtrip", pair[1].detail),
+                             record=lambda pair: pair[0].rec)
+        ledger.timings["roundtrip"] = time.monotonic() - start
+        return kept
 
-            prompt = (f"Implement a synthesizable Verilog module named `{rec.top}` with these ports:\n"
-                      f"{interface_text(item.interface)}\n")
-        figures = item.figures or {}
-        llm = self._backend.describe() if (out is not None and self._backend is not None) else {}
-        return {
-            "id": f"{prefix}{rec.top}-{item.digest[:12]}",
-            "prompt": prompt,
-            "top": rec.top,
-            "reference": rec.code,
-            "testbench": None,
-            "harness": "verirl",
-            "metadata": {
-                "provenance": {"source": rec.source.get("name"), "kind": rec.source.get("kind"),
-                               "path": rec.source.get("path"), "line": rec.source.get("line"),
-                               "row": rec.source.get("row"), "license": rec.source.get("license"),
-                               "key": rec.key, "dependencies": list(rec.dependencies),
-                               "dependency_paths": list(rec.dependency_paths),
-                               "variant": rec.source.get("variant")},
-                "interface": item.interface,
-                "description": description,
-                "roundtrip": ({"model": llm.get("model"), "method": out.method, "attempts": out.attempts,
-                               "equivalent_attempt": out.equivalent_attempt} if out is not None else None),
-                "difficulty": None,
-                "stats": {"lines": item.lines, "ports": rec.ports, "cells": figures.get("cells"),
-                          "area": figures.get("area"), "depth": figures.get("depth")},
-            },
-        }
+    def _commit_shard(self, index: int, chunk: list[ModuleRecord], digest: str, rows: list[dict],
+                      ledger: _ShardLedger, start: float) -> None:
+        t = time.monotonic()
+        ledger.counts["tasks"] = len(rows)
+        write_jsonl(self.store.path(index, "tasks.jsonl"), rows)
+        write_jsonl(self.store.path(index, "drops.jsonl"), ledger.drops)
+        self.store.write_state(index, self.dedupe.take_delta())
+        ledger.timings["write"] = time.monotonic() - t
+        ledger.timings["total"] = time.monotonic() - start + ledger.timings["split"]
+        self.store.commit(index, {
+            "index": index, "modules": len(chunk), "first_key": chunk[0].key, "last_key": chunk[-1].key,
+            "content": digest,
+            "counts": {s: ledger.counts.get(s, 0) for s in STAGES},
+            "drops": dict(Counter(d["reason"] for d in ledger.drops)),
+            "timings": {k: round(v, 3) for k, v in ledger.timings.items()},
+            "llm": self._backend.describe() if (self._backend is not None and self.roundtrip is not None) else None,
+            "finished": _now(),
+        })
+        logger.info("shard %d: %d modules -> %d tasks (%.1fs)", index, len(chunk), len(rows),
+                    ledger.timings["total"])
+
+    def _task_row(self, item: _Item, outcome) -> dict:
+        ident = self.ids.assign(item.rec, item.digest)
+        if outcome is None:
+            return task_row(item.rec, ident=ident, interface=item.interface, lines=item.lines, figures=item.figures)
+        llm = self._backend.describe() if self._backend is not None else {}
+        return task_row(item.rec, ident=ident, interface=item.interface, lines=item.lines, figures=item.figures,
+                        prompt=self.roundtrip.task_prompt(_rt_item(item), outcome.description),
+                        description=outcome.description, roundtrip=roundtrip_metadata(llm.get("model"), outcome))
 
     # -- assembly -----------------------------------------------------------------------------
 

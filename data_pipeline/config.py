@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .prompting import check_template
 from .yaml_loader import load_yaml
 
 
@@ -297,7 +298,7 @@ class RoundTripConfig:
         if self.regenerations < 1:
             raise ValueError(f"roundtrip.regenerations must be >= 1, got {self.regenerations}")
         if self.enabled:  # a bad template fails when the recipe is read, not after hours of filtering
-            from .roundtrip import load_template
+            from .templates import load_template
 
             for kind in ("describe", "regenerate", "task"):
                 load_template(kind, getattr(self, f"{kind}_template"))
@@ -386,10 +387,30 @@ def unique_source_names(sources: list[SourceConfig]) -> None:
 
 
 @dataclasses.dataclass
-class PreferenceConfig:
-    """`verirl data preferences`: DPO pairs from scored samples."""
+class PolicySamplingConfig:
+    """What `verirl data preferences` and `verirl data difficulty` share: the tasks, the policy and how its prompts
+    are rendered, how samples are scored, and the output (see data_pipeline/policy_samples.py)."""
 
     tasks: str = _field("", "task dataset (.jsonl or .parquet, e.g. written by `verirl data build`)")
+    output: str = _field("", "output JSONL")
+    llm: LLMConfig | None = _field(None, "the policy to sample from")
+    system_prompt: str | None = _field(None, "system message the policy is sampled with: the recipe's system_prompt")
+    prompt_template: str = _field("{prompt}", "format string of text prompts (fields prompt, top, id): the recipe's")
+    reward: dict = _field(factory=dict, help="settings of rewards.hierarchy.RewardConfig (weights, sim, equivalence)")
+    workers: int = _field(2, "parallel scoring jobs")
+    batch_size: int = _field(16, "prompts sampled and scored together")
+    seed: int = _field(0, "sampling seed")
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.batch_size < 1:
+            raise ValueError("workers and batch_size must be >= 1")
+        check_template(self.prompt_template)
+
+
+@dataclasses.dataclass
+class PreferenceConfig(PolicySamplingConfig):
+    """`verirl data preferences`: DPO pairs from scored samples (the policy: the DPO recipe's rendering)."""
+
     output: str = _field("", "JSONL file of prompt/chosen/rejected pairs")
     completions: str = _field("", "JSONL of sampled completions ({task_id, completion}); empty: sample with `llm`")
     llm: LLMConfig | None = _field(None, "the policy to sample from when `completions` is empty")
@@ -397,22 +418,13 @@ class PreferenceConfig:
     margin: float = _field(0.25, "chosen must pass at least this much larger a fraction of the checks than rejected")
     max_pairs_per_prompt: int = _field(2, "at most this many pairs per prompt")
     require_chosen_pass: bool = _field(True, "chosen must pass every check (not only more than rejected)")
-    system_prompt: str | None = _field(None, "system message the policy is sampled with: the DPO recipe's system_prompt")
-    prompt_template: str = _field("{prompt}", "format string of text prompts (fields prompt, top, id): the DPO recipe's")
-    reward: dict = _field(factory=dict, help="settings of rewards.hierarchy.RewardConfig (weights, sim, equivalence)")
-    workers: int = _field(2, "parallel scoring jobs")
-    batch_size: int = _field(16, "prompts sampled and scored together")
-    seed: int = _field(0, "sampling seed")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 < self.margin <= 1.0:
             raise ValueError(f"margin must be in (0, 1], got {self.margin}")
-        if self.samples_per_prompt < 2 or self.max_pairs_per_prompt < 1 or self.workers < 1 or self.batch_size < 1:
-            raise ValueError("need samples_per_prompt >= 2, max_pairs_per_prompt, workers, batch_size >= 1")
-        try:
-            self.prompt_template.format(prompt="", top="", id="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"prompt_template {self.prompt_template!r}: fields are {{prompt}}, {{top}}, {{id}}: {exc}") from None
+        if self.samples_per_prompt < 2 or self.max_pairs_per_prompt < 1:
+            raise ValueError("need samples_per_prompt >= 2, max_pairs_per_prompt >= 1")
 
     def validate_for_run(self) -> None:
         if not self.tasks or not self.output:
@@ -422,23 +434,19 @@ class PreferenceConfig:
 
 
 @dataclasses.dataclass
-class DifficultyConfig:
-    """`verirl data difficulty`: pass-rate estimation with a model."""
+class DifficultyConfig(PolicySamplingConfig):
+    """`verirl data difficulty`: pass-rate estimation with a model (the policy: the RL recipe's rendering)."""
 
-    tasks: str = _field("", "task dataset (.jsonl or .parquet)")
     output: str = _field("", "JSONL of the tasks kept, with metadata.difficulty filled in")
     llm: LLMConfig | None = _field(None, "the model whose pass rate is measured")
     samples: int = _field(8, "completions per prompt")
     drop_always_solved: bool = _field(True, "drop prompts whose every sample passes (no learning signal for RL)")
     drop_never_solved: bool = _field(True, "drop prompts no sample passes (no learning signal for RL)")
-    reward: dict = _field(factory=dict, help="settings of rewards.hierarchy.RewardConfig")
-    workers: int = _field(2, "parallel scoring jobs")
-    batch_size: int = _field(16, "prompts sampled and scored together")
-    seed: int = _field(0, "sampling seed")
 
     def __post_init__(self) -> None:
-        if self.samples < 1 or self.workers < 1 or self.batch_size < 1:
-            raise ValueError("difficulty: samples, workers and batch_size must be >= 1")
+        super().__post_init__()
+        if self.samples < 1:
+            raise ValueError("difficulty: samples must be >= 1")
 
     def validate_for_run(self) -> None:
         if not self.tasks or not self.output or self.llm is None:

@@ -172,6 +172,11 @@ class Decontaminator:
         tokens = code_tokens(code, normalize_identifiers=self.cfg.normalize_identifiers)
         return self._match(self._code, tokens, "code")
 
+    def code_drop(self, code: str) -> tuple[str, str] | None:
+        """``("contaminated", detail)`` for code that overlaps a benchmark reference (see :meth:`check_code`)."""
+        match = self.check_code(code)
+        return None if match is None else ("contaminated", match.describe())
+
     def check_description(self, text: str) -> Match | None:
         """The benchmark problem whose prompt the description overlaps at or above the threshold, if any."""
         return self._match(self._text, word_tokens(text), "description")

@@ -92,6 +92,16 @@ class Deduplicator:
         self._delta_exact.append((digest, key))
         return None
 
+    def exact_drop(self, key: str, code: str) -> tuple[str, str] | None:
+        """``("exact_duplicate", detail)`` for a module seen before (see :meth:`exact_duplicate`), else None."""
+        first = self.exact_duplicate(key, code)
+        return None if first is None else ("exact_duplicate", f"same normalized text as {first}")
+
+    def near_drop(self, key: str, code: str) -> tuple[str, str] | None:
+        """``("near_duplicate", detail)`` for a module similar to an earlier one (see :meth:`near_duplicate`)."""
+        found = self.near_duplicate(key, code)
+        return None if found is None else ("near_duplicate", f"similar to {found[0]} (Jaccard ≈ {found[1]:.2f})")
+
     def minhash(self, code: str):
         from datasketch import MinHash
 

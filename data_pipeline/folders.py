@@ -10,7 +10,7 @@ make the build read host files.
 :class:`NearestIndex` answers "which file defines ``stage`` for ``cpu/core/top.v``?" the way a
 project's own build usually does: the file itself, else the definition in the nearest folder
 (fewest steps up and down the tree), else, among equally near ones, one under the earliest
-``include_dirs`` entry; a remaining tie is :class:`~data_pipeline.sources.Ambiguous` (two
+``include_dirs`` entry; a remaining tie is :class:`Ambiguous` (two
 unrelated ``stage`` modules are never guessed between).
 """
 
@@ -23,6 +23,10 @@ import stat
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
+
+
+class Ambiguous(Exception):
+    """A name is defined in two equally near places."""
 
 
 def _matches(rel: str, patterns: list[str]) -> bool:
@@ -118,8 +122,6 @@ class NearestIndex:
         return list(self._names.get((namespace, name), []))
 
     def nearest(self, namespace: str, name: str, at: str) -> str | None:
-        from .sources import Ambiguous
-
         files = self._names.get((namespace, name))
         if not files:
             return None

@@ -27,28 +27,12 @@ import dataclasses
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
 
 from .config import PreferenceConfig
-from .prompting import render_prompt, rendering
-from .shards import concatenate, sharded_map
+from .policy_samples import PolicySampler, map_scored_tasks, parse_task_rows, score_groups
+from .prompting import rendering
 
 logger = logging.getLogger(__name__)
-
-
-def iter_tasks(path: str) -> Iterator[dict]:
-    """Task rows of a dataset file (.jsonl streamed line by line, .parquet by row group)."""
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(path)
-        for i in range(pf.num_row_groups):
-            yield from pf.read_row_group(i).to_pylist()
-        return
-    from rewards.task import iter_jsonl
-
-    for _, row in iter_jsonl(path):
-        yield row
 
 
 def load_completions(path: str) -> dict[str, list[str]]:
@@ -68,29 +52,6 @@ def load_completions(path: str) -> dict[str, list[str]]:
                 raise ValueError(f"{path}:{lineno}: needs `task_id` (or `id`) and `completion` (or `text`)")
             out.setdefault(task_id, []).append(completion)
     return out
-
-
-def parse_task_rows(batch: list[dict]) -> tuple[list[tuple], Counter]:
-    """``(row, Task)`` for each usable row; bad rows are logged and counted as ``bad_task``, never raised."""
-    from rewards.errors import TaskError
-    from rewards.task import Task
-
-    counts: Counter = Counter()
-    tasks = []
-    for row in batch:
-        counts["tasks"] += 1
-        try:
-            tasks.append((row, Task.from_dict(row)))
-        except TaskError as exc:
-            logger.warning("skipping bad task row: %s", exc)
-            counts["bad_task"] += 1
-    return tasks, counts
-
-
-def as_messages(prompt) -> list[dict]:
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    return list(prompt)
 
 
 def completion_value(score) -> float | None:
@@ -157,35 +118,19 @@ def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | N
     Resumable: prompts are processed in shards of ``batch_size`` under ``<output>.shards/``; a rerun skips
     the shards already committed with the same settings.
     """
-    from tqdm.auto import tqdm
-
-    from rewards.hierarchy import RewardConfig
-    from rewards.pool import RewardPool
-
     cfg.validate_for_run()
     samples = load_completions(cfg.completions) if cfg.completions else None
-    reward_config = RewardConfig.from_dict(cfg.reward) if cfg.reward else RewardConfig()
-    bar = tqdm(desc="prompts", unit="prompt", disable=None if progress is None else not progress)
-    state = {"backend": backend}
+    sampler = PolicySampler(cfg.llm, backend=backend, system_prompt=cfg.system_prompt,
+                            prompt_template=cfg.prompt_template)
 
-    def process(index: int, batch: list[dict]) -> tuple[list[dict], Counter]:
+    def process(index: int, batch: list[dict], pool) -> tuple[list[dict], Counter]:
         tasks, counts = parse_task_rows(batch)
         if samples is not None:
             groups = [samples.get(row["id"], []) for row, _ in tasks]
         else:
-            if state["backend"] is None:
-                from .llm import make_backend
-
-                state["backend"] = make_backend(cfg.llm)
-            conversations = [render_prompt(row["prompt"], row, system_prompt=cfg.system_prompt,
-                                           prompt_template=cfg.prompt_template) for row, _ in tasks]
-            groups = state["backend"].generate(conversations, n=cfg.samples_per_prompt,
-                                               seed=cfg.seed + index * 100_003)
-            groups = [g or [] for g in groups]
-        scores = iter(pool.score([(task, c) for (_, task), group in zip(tasks, groups) for c in group]))
+            groups = sampler.sample([row for row, _ in tasks], cfg.samples_per_prompt, cfg.seed + index * 100_003)
         out: list[dict] = []
-        for (row, _), group in zip(tasks, groups):
-            group_scores = [next(scores) for _ in group]
+        for (row, _), group, group_scores in zip(tasks, groups, score_groups(pool, tasks, groups)):
             counts["completions"] += len(group)
             counts["unscorable"] += sum(1 for s in group_scores if not s.scorable)
             if len(group) < 2:
@@ -196,17 +141,10 @@ def build_preferences(cfg: PreferenceConfig, *, backend=None, progress: bool | N
                 counts["no_pair_with_margin"] += 1
             out.extend(pairs)
             counts["pairs"] += len(pairs)
-        bar.update(len(batch))
         return out, counts
 
     fingerprint = json.dumps([cfg.completions, cfg.llm and dataclasses.asdict(cfg.llm), cfg.samples_per_prompt,
                               cfg.margin, cfg.max_pairs_per_prompt, cfg.require_chosen_pass, cfg.reward, cfg.seed,
-                              rendering(cfg.system_prompt, cfg.prompt_template)],
+                              sampler.rendering],
                              sort_keys=True, default=str)
-    with RewardPool(reward_config, workers=cfg.workers) as pool:
-        files, counts = sharded_map(iter_tasks(cfg.tasks), cfg.batch_size, cfg.output + ".shards", process,
-                                    fingerprint=fingerprint)
-    concatenate(files, cfg.output)
-    bar.close()
-    logger.info("preferences: %s", counts)
-    return counts
+    return map_scored_tasks(cfg, process, fingerprint=fingerprint, what="preferences", progress=progress)

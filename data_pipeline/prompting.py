@@ -18,6 +18,18 @@ class PromptError(ValueError):
     """A prompt that cannot be rendered; the message names the row and what is wrong."""
 
 
+def check_template(prompt_template: str) -> None:
+    """Raise :class:`PromptError` (a ``ValueError``) unless ``prompt_template`` is a format string whose fields
+    are among ``{prompt}``, ``{top}``, ``{id}``."""
+    try:
+        prompt_template.format(prompt="", top="", id="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise PromptError(
+            f"prompt_template {prompt_template!r} is not a valid format string with fields {{prompt}}, {{top}}, "
+            f"{{id}}: {exc}"
+        ) from None
+
+
 def rendering(system_prompt: str | None, prompt_template: str = DEFAULT_TEMPLATE) -> dict[str, Any]:
     """The settings a prompt was rendered with, as recorded in preference pairs."""
     return {"system_prompt": system_prompt or None, "prompt_template": prompt_template or DEFAULT_TEMPLATE}
@@ -42,13 +54,8 @@ def render_prompt(prompt: Any, row: dict[str, Any] | None = None, *, system_prom
             f"row {row.get('id', '?')}: `prompt` must be text or chat messages, got {type(prompt).__name__}"
         )
     template = prompt_template or DEFAULT_TEMPLATE
-    try:
-        text = template.format(prompt=prompt, top=row.get("top", ""), id=row.get("id", ""))
-    except (KeyError, IndexError, ValueError) as exc:
-        raise PromptError(
-            f"prompt_template {prompt_template!r} is not a format string with fields {{prompt}}, {{top}}, "
-            f"{{id}}: {exc}"
-        ) from None
+    check_template(template)
+    text = template.format(prompt=prompt, top=row.get("top", ""), id=row.get("id", ""))
     messages = [{"role": "user", "content": text}]
     if system_prompt:
         messages.insert(0, {"role": "system", "content": system_prompt})

@@ -8,12 +8,8 @@ extraction, sanitizing, then :func:`rewards.equivalence.check_equivalence`). The
 when any of ``regenerations`` candidates is equivalent; the task prompt written to the dataset
 is rendered from the ``task`` template.
 
-Templates are plain text with ``{{name}}`` placeholders (a file path or inline text in the
-recipe; the defaults are ``data_pipeline/prompts/*.txt``). Placeholders:
-
-* describe: ``{{code}}`` (required), ``{{top}}``, ``{{interface}}``
-* regenerate: ``{{description}}`` (required), ``{{top}}``, ``{{interface}}``
-* task: ``{{description}}`` (required), ``{{top}}``, ``{{interface}}``
+Templates (:mod:`data_pipeline.templates`) are plain text with ``{{name}}`` placeholders; the LLM prompts are
+chat messages rendered by :func:`data_pipeline.prompting.render_prompt` with the recipe's ``system_prompt``.
 
 Drop reasons: ``llm_rejected`` (the endpoint refused the request), ``empty_description``,
 ``description_contains_code`` (the "description" pastes Verilog), ``contaminated_description``,
@@ -28,69 +24,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 
 from .config import RoundTripConfig
 from .llm import LLMBackend
+from .prompting import render_prompt
+from .templates import TEMPLATE_FIELDS, interface_text, load_template, render
 
 logger = logging.getLogger(__name__)
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-TEMPLATE_FIELDS = {
-    "describe": ({"code"}, {"code", "top", "interface"}),
-    "regenerate": ({"description"}, {"description", "top", "interface"}),
-    "task": ({"description"}, {"description", "top", "interface"}),
-}
 _ENDMODULE = re.compile(r"\bendmodule\b")
-
-
-def load_template(kind: str, value: str = "") -> str:
-    """Template text of ``kind`` from a file path, inline text, or the built-in default; validated."""
-    required, allowed = TEMPLATE_FIELDS[kind]
-    if not value:
-        text = resources.files("data_pipeline").joinpath("prompts", f"{kind}.txt").read_text(encoding="utf-8")
-        where = f"built-in {kind} template"
-    elif "\n" not in value and os.path.isfile(value):
-        with open(value, encoding="utf-8") as fh:
-            text = fh.read()
-        where = value
-    else:
-        text, where = value, f"inline {kind} template"
-    names = set(_PLACEHOLDER.findall(text))
-    if names - allowed:
-        raise ValueError(f"{where}: unknown placeholder(s) {sorted(names - allowed)}; allowed: {sorted(allowed)}")
-    if required - names:
-        raise ValueError(f"{where}: the {kind} template must contain {', '.join('{{%s}}' % r for r in required)}")
-    return text
-
-
-def render(template: str, **values: str) -> str:
-    """Fill ``{{name}}`` placeholders in one pass (inserted text is never re-expanded)."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
-
-
-def interface_text(interface: dict) -> str:
-    """Human-readable port list (and clocking) of an interface dict from :mod:`rewards.interface`."""
-    lines = []
-    for port in interface.get("ports", []):
-        width = int(port.get("width", 1))
-        rng = f"[{width - 1}:0] " if width > 1 else ""
-        signed = "signed " if port.get("signed") else ""
-        lines.append(f"- {port['direction']} {signed}{rng}{port['name']}")
-    for param in interface.get("parameters", []):
-        if not param.get("local"):
-            lines.append(f"- parameter {param['name']} = {param['value']}")
-    clocks = ", ".join(f"{c['name']} ({c['edge']})" for c in interface.get("clocks", []))
-    if clocks:
-        lines.append(f"Clock: {clocks}")
-    resets = ", ".join(f"{r['name']} (active {r['polarity']}, {'synchronous' if r['kind'] == 'sync' else 'asynchronous'})"
-                       for r in interface.get("resets", []))
-    if resets:
-        lines.append(f"Reset: {resets}")
-    return "\n".join(lines)
 
 
 @dataclasses.dataclass
@@ -141,8 +85,7 @@ class RoundTrip:
         """Nothing to release (the backend is owned by the caller)."""
 
     def _messages(self, user: str) -> list[dict]:
-        msgs = [{"role": "system", "content": self.cfg.system_prompt}] if self.cfg.system_prompt else []
-        return msgs + [{"role": "user", "content": user}]
+        return render_prompt(user, system_prompt=self.cfg.system_prompt or None)
 
     def task_prompt(self, item: RoundTripItem, description: str) -> str:
         return render(self.templates["task"], description=description.strip(), top=item.top,

@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from .config import SourceConfig
+from .folders import Ambiguous, NearestIndex, walk_files
 from .licenses import LicenseFinder, spdx_tag
 from .text import decode_source, significant_lines
 from .verilog import DesignUnit, ParseSettings, parse_file
@@ -105,10 +106,6 @@ def parse_settings(cfg: SourceConfig) -> ParseSettings:
 
 
 # --------------------------------------------------------------------------------------- resolution
-
-
-class Ambiguous(Exception):
-    """A name is defined in two equally near places."""
 
 
 #: ``find(name, namespace, from_file) -> (where, unit) | None``; namespace "unit" or "package"
@@ -281,8 +278,6 @@ class StubLibrary:
     """The source's vendor primitive library: modules used only when the source lacks a name."""
 
     def __init__(self, cfg: SourceConfig, settings: ParseSettings):
-        from .folders import walk_files
-
         self._design: dict[str, tuple[str, DesignUnit]] = {}
         self._packages: dict[str, tuple[str, DesignUnit]] = {}
         for entry in cfg.stubs:
@@ -352,8 +347,6 @@ def _read_text(path: str, max_bytes: int) -> tuple[str, str] | None:
 
 
 def _iter_folder(cfg: SourceConfig, stats: SourceStats) -> Iterator[ModuleRecord]:
-    from .folders import NearestIndex, walk_files
-
     patterns = [cfg.glob] + (["**/*.sv", "**/*.SV"] if cfg.include_sv else [])
     files = walk_files(cfg.path, patterns, on_skip=stats.skip, exclude=cfg.exclude)
     if not files:

@@ -29,6 +29,13 @@ logger = logging.getLogger(__name__)
 
 def read_records(path: str, counts: Counter) -> Iterator[ModuleRecord]:
     """Module records of a JSONL file; bad lines are counted (``bad_record``) and skipped."""
+    for rec, _ in _read_lines(path, counts):
+        yield rec
+
+
+def _read_lines(path: str, counts: Counter) -> Iterator[tuple[ModuleRecord, dict]]:
+    """(record, the line's whole object: fields a step added, such as ``figures``, included) of a JSONL file of
+    module records; bad lines are counted (``bad_record``) and skipped."""
     from tqdm.auto import tqdm
 
     with open(path, encoding="utf-8", errors="replace") as fh:
@@ -37,7 +44,8 @@ def read_records(path: str, counts: Counter) -> Iterator[ModuleRecord]:
             if not line.strip():
                 continue
             try:
-                yield ModuleRecord.from_dict(json.loads(line))
+                data = json.loads(line)
+                yield ModuleRecord.from_dict(data), data
             except (ValueError, TypeError, AttributeError) as exc:
                 logger.warning("%s:%d: skipped: %s", path, lineno, exc)
                 counts["bad_record"] += 1
@@ -101,27 +109,29 @@ def filter_records(inp: str, out: str, drops: str | None, cfg: FilterConfig, wor
     return dict(counts)
 
 
+def _filter_stream(inp: str, out: str, drops: str | None, verdict, counts: Counter | None = None) -> dict:
+    """Stream the records of ``inp``; keep those ``verdict`` returns None for, drop the others with its
+    ``(reason, detail)``."""
+    counts = Counter() if counts is None else counts
+    with _Writers(out, drops) as w:
+        for rec, data in _read_lines(inp, counts):
+            counts["in"] += 1
+            dropped = verdict(rec)
+            if dropped is None:
+                w.keep(data)  # as read: what earlier steps added (the filter's figures) travels on
+                counts["kept"] += 1
+            else:
+                w.drop(rec, *dropped)
+                counts[f"drop:{dropped[0]}"] += 1
+    return dict(counts)
+
+
 def dedupe_records(inp: str, out: str, drops: str | None, cfg: DedupeConfig, seed: int = 0) -> dict:
     from .dedupe import Deduplicator
 
     dd = Deduplicator(cfg, seed=seed + 1)
-    counts: Counter = Counter()
-    with _Writers(out, drops) as w:
-        for rec in read_records(inp, counts):
-            counts["in"] += 1
-            first = dd.exact_duplicate(rec.key, rec.code)
-            if first is not None:
-                w.drop(rec, "exact_duplicate", f"same normalized text as {first}")
-                counts["drop:exact_duplicate"] += 1
-                continue
-            near = dd.near_duplicate(rec.key, rec.code)
-            if near is not None:
-                w.drop(rec, "near_duplicate", f"similar to {near[0]} (Jaccard ≈ {near[1]:.2f})")
-                counts["drop:near_duplicate"] += 1
-                continue
-            w.keep(rec.to_dict())
-            counts["kept"] += 1
-    return dict(counts)
+    return _filter_stream(inp, out, drops, lambda rec: dd.exact_drop(rec.key, rec.code)
+                          or dd.near_drop(rec.key, rec.code))
 
 
 def decontaminate_records(inp: str, out: str, drops: str | None, cfg: DecontaminationConfig) -> dict:
@@ -129,32 +139,31 @@ def decontaminate_records(inp: str, out: str, drops: str | None, cfg: Decontamin
 
     decon = Decontaminator(cfg)
     counts: Counter = Counter({"benchmark_problems": len(decon.problems)})
-    with _Writers(out, drops) as w:
-        for rec in read_records(inp, counts):
-            counts["in"] += 1
-            match = decon.check_code(rec.code)
-            if match is None:
-                w.keep(rec.to_dict())
-                counts["kept"] += 1
-            else:
-                w.drop(rec, "contaminated", match.describe())
-                counts["drop:contaminated"] += 1
-    return dict(counts)
+    return _filter_stream(inp, out, drops, lambda rec: decon.code_drop(rec.code), counts)
+
+
+def read_filtered(path: str, counts: Counter) -> Iterator[tuple[ModuleRecord, dict | None]]:
+    """Module records of a ``filter`` step's output with the synthesis figures it stored (None without)."""
+    for rec, data in _read_lines(path, counts):
+        figures = data.get("figures")
+        yield rec, figures if isinstance(figures, dict) else None
 
 
 def roundtrip_records(inp: str, out: str, drops: str | None, cfg: BuildConfig, *, backend=None,
                       batch_size: int = 32) -> dict:
-    """Round-trip module records (already filtered) into task rows."""
+    """Round-trip module records (already filtered) into task rows (:func:`data_pipeline.task_rows.task_row`, as
+    ``verirl data build`` writes them)."""
     from rewards.interface import extract_interface
 
-    from .build import normalize_interface
+    from .config import require_decontamination
+    from .dedupe import exact_hash
+    from .filters import code_lines
     from .llm import make_backend
     from .roundtrip import RoundTrip, RoundTripItem
+    from .task_rows import TaskIds, normalize_interface, roundtrip_metadata, task_row
 
     if not cfg.roundtrip.enabled or cfg.roundtrip.llm is None:
         raise ValueError("roundtrip step: the recipe needs `roundtrip: {enabled: true, llm: {...}}`")
-    from .config import require_decontamination
-
     require_decontamination(cfg)
     backend = backend or make_backend(cfg.roundtrip.llm)
     decon = None
@@ -163,15 +172,17 @@ def roundtrip_records(inp: str, out: str, drops: str | None, cfg: BuildConfig, *
 
         decon = Decontaminator(cfg.decontaminate)
     rt = RoundTrip(cfg.roundtrip, backend, decontaminator=decon, seed=cfg.seed, workers=cfg.workers)
+    model = backend.describe().get("model")
+    ids = TaskIds(cfg.id_prefix)
     counts: Counter = Counter()
-    records = read_records(inp, counts)
+    records = read_filtered(inp, counts)
     with _Writers(out, drops) as w:
         for batch_index in itertools.count():
             chunk = list(itertools.islice(records, batch_size))
             if not chunk:
                 break
-            items, recs = [], []
-            for rec in chunk:
+            items, kept = [], []
+            for rec, figures in chunk:
                 counts["in"] += 1
                 try:
                     iface = normalize_interface(extract_interface(rec.code, rec.top).to_dict(), rec.string_parameters)
@@ -180,18 +191,15 @@ def roundtrip_records(inp: str, out: str, drops: str | None, cfg: BuildConfig, *
                     counts["drop:interface_error"] += 1
                     continue
                 items.append(RoundTripItem(rec.key, rec.top, rec.code, iface))
-                recs.append(rec)
-            for rec, item, res in zip(recs, items, rt.run(items, seed_offset=batch_index * 7919)):
+                kept.append((rec, figures))
+            for (rec, figures), item, res in zip(kept, items, rt.run(items, seed_offset=batch_index * 7919)):
                 if not res.ok:
                     w.drop(rec, res.reason or "roundtrip", res.detail)
                     counts[f"drop:{res.reason}"] += 1
                     continue
-                w.keep({"id": rec.key, "prompt": rt.task_prompt(item, res.description), "top": rec.top,
-                        "reference": rec.code, "testbench": None, "harness": "verirl",
-                        "metadata": {"interface": item.interface, "description": res.description,
-                                     "roundtrip": {"model": cfg.roundtrip.llm.model, "method": res.method,
-                                                   "attempts": res.attempts,
-                                                   "equivalent_attempt": res.equivalent_attempt},
-                                     "provenance": dict(rec.source, key=rec.key)}})
+                w.keep(task_row(rec, ident=ids.assign(rec, exact_hash(rec.code)), interface=item.interface,
+                                lines=code_lines(rec.code), figures=figures,
+                                prompt=rt.task_prompt(item, res.description), description=res.description,
+                                roundtrip=roundtrip_metadata(model, res)))
                 counts["kept"] += 1
     return dict(counts)

@@ -37,6 +37,10 @@ import yaml
 
 from data_pipeline.yaml_loader import load_yaml as _load_yaml_text
 from data_pipeline.yaml_loader import parse_scalar
+from verirl.errors import RecipeError
+
+__all__ = ["RL_TRAINERS", "TRAINERS", "TRAINER_PRESETS", "Recipe", "RecipeError", "build_rewards", "load_recipe",
+           "parse_overrides", "recipe_from_dict", "validate_reward_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +64,6 @@ TRAINER_PRESETS: dict[str, dict[str, Any]] = {
     },
     "dpo": {},
 }
-
-
-class RecipeError(ValueError):
-    """A recipe (or an override) that cannot be used; the message says what to change."""
 
 
 @dataclass

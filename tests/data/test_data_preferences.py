@@ -151,3 +151,36 @@ def test_difficulty_run_resumes_after_an_outage(tmp_path):
     assert [r["id"] for r in kept] == ["t0", "t2", "t4"]  # odd ones never pass: dropped
     assert counts == {"tasks": 6, "kept": 3, "dropped_never_solved": 3}
     assert all(r["metadata"]["difficulty"]["pass_rate"] == 1.0 for r in kept)
+
+
+@pytest.mark.parametrize("system_prompt, template", [
+    ("Answer in Verilog.", "{prompt}"),
+    (None, "Task {id}: {prompt} (module `{top}`)"),
+    ("Be brief.", "### {top}\n{prompt}"),
+])
+def test_difficulty_samples_the_prompt_the_rl_recipe_trains_on(tmp_path, system_prompt, template):
+    """The pass rate is measured on the conversation the trainer renders (data_pipeline.prompting.render_prompt
+    with the recipe's system_prompt and prompt_template), not on the bare prompt."""
+    from data_pipeline.llm import LLMBackend
+    from data_pipeline.prompting import render_prompt
+
+    class Recording(LLMBackend):
+        def __init__(self):
+            super().__init__(LLMConfig(kind="openai", model="rec"))
+            self.seen = []
+
+        def generate(self, conversations, *, n=1, seed=0):
+            self.seen += conversations
+            return [[RIGHT] * n for _ in conversations]
+
+    rows = [{"id": f"t{i}", "prompt": f"adder {i}", "top": "adder", "reference": ADDER, "testbench": ADDER_TB}
+            for i in range(3)]
+    backend = Recording()
+    cfg = DifficultyConfig(tasks=_tasks(tmp_path, rows), output=str(tmp_path / "out.jsonl"),
+                           llm=LLMConfig(kind="openai", model="x"), samples=2, drop_always_solved=False,
+                           system_prompt=system_prompt, prompt_template=template)
+    estimate_difficulty(cfg, backend=backend, progress=False)
+    assert backend.seen == [render_prompt(r["prompt"], r, system_prompt=system_prompt, prompt_template=template)
+                            for r in rows]
+    with pytest.raises(ValueError, match="prompt_template"):
+        DifficultyConfig(prompt_template="{prompt} {colour}")

@@ -18,8 +18,8 @@ from data_fixtures import BENCH_RTLLM, BENCH_VE, CORPUS, EXPECTED_DROPS, EXPECTE
 from data_pipeline.build import Builder, load_tasks_dataset
 from data_pipeline.config import LLMConfig, RoundTripConfig, load_build_config
 from data_pipeline.llm import LLMUnavailable
-from data_pipeline.roundtrip import load_template, render
 from data_pipeline.runctl import TEST_STOP_ENV, scratch_root
+from data_pipeline.templates import load_template, render
 from rewards.task import Task
 
 pytestmark = pytest.mark.eda
@@ -70,6 +70,45 @@ def reference_build(tmp_path_factory, _llm_server_session):
     recipe = write_recipe(out / "r.yaml", out / "out", openai_llm(base_url))
     manifest = Builder(load_build_config(recipe), progress=False).run()
     return manifest, out / "out", len(mock.requests)
+
+
+def test_step_by_step_pipeline_writes_the_rows_the_build_writes(reference_build, tmp_path, _llm_server_session):
+    """`data split/filter/dedupe/decontaminate/roundtrip` and `data build` share one task-row builder: same ids,
+    prompts, provenance, interface, round-trip record and stats for the same modules."""
+    from verirl.cli import main
+
+    manifest, out_dir, _ = reference_build
+    built = {r["top"]: r for r in map(json.loads, open(manifest["dataset"]["files"]["jsonl"]))}
+    recipe = str(out_dir.parent / "r.yaml")
+    paths = {n: str(tmp_path / f"{n}.jsonl") for n in ("split", "filter", "dedupe", "decon", "tasks")}
+    assert main(["data", "split", "--config", recipe, "--out", paths["split"]]) == 0
+    assert main(["data", "filter", "--config", recipe, "--input", paths["split"], "--out", paths["filter"]]) == 0
+    assert main(["data", "dedupe", "--config", recipe, "--input", paths["filter"], "--out", paths["dedupe"]]) == 0
+    assert main(["data", "decontaminate", "--config", recipe, "--input", paths["dedupe"], "--out",
+                 paths["decon"]]) == 0
+    assert main(["data", "roundtrip", "--config", recipe, "--input", paths["decon"], "--out", paths["tasks"]]) == 0
+    stepped = {r["top"]: r for r in map(json.loads, open(paths["tasks"]))}
+    assert set(stepped) == set(built) == EXPECTED_KEPT
+    for top, row in stepped.items():
+        for key, value in row["metadata"].items():
+            assert value == built[top]["metadata"][key], (top, key)
+        assert row == built[top], top
+
+
+def test_task_ids_stay_unique_when_module_texts_repeat():
+    from data_pipeline.sources import ModuleRecord
+    from data_pipeline.task_rows import TaskIds, task_id
+
+    ids = TaskIds()
+    recs = [ModuleRecord(key=f"corpus/{name}.v:inv", top="inv", code="module inv; endmodule", dependencies=[],
+                         missing=[], source={"name": "corpus"}) for name in ("a", "b", "c")]
+    given = [ids.assign(rec, "0123456789abcdef") for rec in recs]
+    assert given[0] == task_id(recs[0], "0123456789abcdef") == "corpus/inv-0123456789ab"
+    assert len(set(given)) == 3 and all(g.startswith("corpus/inv-0123456789ab-") for g in given[1:])
+    again = TaskIds()
+    again.reserve(given[:1])  # a resumed build: ids of committed shards are taken
+    assert again.assign(recs[1], "0123456789abcdef") == given[1]
+    assert again.assign(recs[1], "0123456789abcdef") != given[1]  # the same key listed twice
 
 
 def test_roundtrip_build_keeps_equivalent_pairs_only(reference_build):

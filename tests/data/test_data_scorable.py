@@ -7,11 +7,12 @@ import pytest
 import yaml
 from data_fixtures import jsonl, make_repo
 
-from data_pipeline.build import Builder, normalize_interface
+from data_pipeline.build import Builder
 from data_pipeline.config import FilterConfig, load_build_config
 from data_pipeline.filters import check_module, scorable_check, synthesize, tool_check
-from data_pipeline.roundtrip import interface_text
 from data_pipeline.sources import split_text
+from data_pipeline.task_rows import normalize_interface
+from data_pipeline.templates import interface_text
 from rewards.hierarchy import RewardConfig, score_completion
 from rewards.syntax import check_syntax
 from rewards.task import Task

@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shlex
 
 import pytest
@@ -139,6 +140,25 @@ def test_vllm_parallelism_fits_the_model(path):
     devices = next((tok.split("=", 1)[1] for tok in tokens if tok.startswith("CUDA_VISIBLE_DEVICES=")), None)
     if devices is not None:
         assert len(devices.split(",")) == tp * dp, "the server's GPUs must be tensor x data parallel"
+
+
+SUGGESTIONS = sorted(glob.glob(os.path.join(ROOT, "recipes", "**", "*.yaml"), recursive=True)
+                     + glob.glob(os.path.join(ROOT, "docs", "*.md")) + [os.path.join(ROOT, "README.md")])
+
+
+def test_no_file_suggests_a_tensor_parallel_size_the_shipped_model_refuses():
+    """Accelerate configs, recipes and docs alike: a `--tensor-parallel-size N` (or `vllm_tensor_parallel_size: N`)
+    anywhere must divide Qwen2.5-Coder-7B's 28 attention and 4 KV heads (the 7B recipes are the shipped ones)."""
+    cfg = _model_config()
+    bad = []
+    for path in SUGGESTIONS:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        for match in re.finditer(r"(?:--tensor[-_]parallel[-_]size[ =]|vllm_tensor_parallel_size:\s*)(\d+)", text):
+            size = int(match.group(1))
+            if cfg["num_attention_heads"] % size or cfg["num_key_value_heads"] % size:
+                bad.append(f"{os.path.relpath(path, ROOT)}: {match.group(0)}")
+    assert not bad, f"vLLM refuses these tensor-parallel sizes for 28/4 heads (use 1, 2 or 4): {bad}"
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=IDS)

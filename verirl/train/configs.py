@@ -5,7 +5,7 @@
   the data fields of every trainer (:class:`DataFields`: dataset, prompt rendering, held-out rows) and, for
   GRPO, the rewards, dynamic/adaptive sampling and the entropy gate.
 * Every field carries its help text once; ``__post_init__`` rejects bad combinations with a message that says what
-  to change (:class:`~verirl.config.RecipeError`, a ``ValueError``).
+  to change (:class:`~verirl.errors.RecipeError`, a ``ValueError``).
 * They are TRL configs: Trainer saves them with every checkpoint (``training_args.bin``), and ``trl.TrlParser``
   (``transformers.HfArgumentParser``) parses them: nested settings (``rewards``, ``entropy_gate``) are accepted
   as YAML/JSON text on a command line, as TRL does for its own dict-valued fields.
@@ -26,9 +26,9 @@ from typing import Any
 
 from trl import DPOConfig, GRPOConfig, SFTConfig
 
-from data_pipeline.prompting import DEFAULT_TEMPLATE, PromptError, render_prompt
+from data_pipeline.prompting import DEFAULT_TEMPLATE, PromptError, check_template
 from data_pipeline.yaml_loader import parse_scalar
-from verirl.config import RecipeError
+from verirl.errors import RecipeError
 
 logger = logging.getLogger("verirl.config")
 
@@ -206,12 +206,9 @@ class DataFields:
                     "and eval_steps: N (or remove eval_split)"
                 )
         try:
-            render_prompt("", {}, prompt_template=self.prompt_template)
-        except PromptError:
-            raise RecipeError(
-                f"prompt_template {self.prompt_template!r} is not a valid format string with fields "
-                f"{{prompt}}, {{top}}, {{id}}"
-            ) from None
+            check_template(self.prompt_template)
+        except PromptError as exc:
+            raise RecipeError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """TrainingArguments.to_dict with verirl's nested settings as plain mappings (logged as JSON)."""

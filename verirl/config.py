@@ -455,7 +455,12 @@ def build_rewards(specs: list, *, cache_path: str | None = None) -> list:
         if cache_path is not None and accepts_cache and "cache_path" not in kwargs:
             kwargs["cache_path"] = cache_path
         try:
-            func = target(**kwargs)
+            if registry is not None:  # the engine's own rewards are built the engine's way
+                from rewards.trl import build_reward
+
+                func = build_reward(spec.name, **kwargs)
+            else:
+                func = target(**kwargs)
         except (TypeError, ValueError) as exc:  # the engine's ConfigError is a ValueError
             raise RecipeError(f"reward {spec.name!r} with kwargs {spec.kwargs}: {exc}") from None
         if not hasattr(func, "__name__"):

@@ -145,9 +145,9 @@ class VerirlGRPOTrainer(GRPOHooks):
         process's rewards.
         """
         output = scored.output
-        g = self.group_size(self.mode)
+        group = self.group_size(self.mode)
         unscorable_all = torch.isnan(scored.rewards).all(dim=1)
-        no_baseline_all = ((~unscorable_all).view(-1, g).sum(dim=1) < 2).repeat_interleave(g)
+        no_baseline_all = ((~unscorable_all).view(-1, group).sum(dim=1) < 2).repeat_interleave(group)
         n_local = output["completion_mask"].size(0)
         local = slice(self.accelerator.process_index * n_local, (self.accelerator.process_index + 1) * n_local)
         device = output["completion_mask"].device

@@ -51,12 +51,12 @@ def _setup_reporting(training) -> None:
 
 
 def _model_init_kwargs(recipe: Recipe) -> dict[str, Any]:
-    m = recipe.model
+    model = recipe.model
     kwargs = {
-        "revision": m.model_revision,
+        "revision": model.model_revision,
         "trust_remote_code": getattr(recipe.training, "trust_remote_code", False),
-        "attn_implementation": m.attn_implementation,
-        "dtype": m.dtype,
+        "attn_implementation": model.attn_implementation,
+        "dtype": model.dtype,
     }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if getattr(recipe.training, "model_init_kwargs", None):

@@ -117,8 +117,8 @@ def run_config(name: str, spec: dict, model: str, tasks: str, root: str, args) -
         from verirl.train.runner import load_tokenizer
 
         recipe.training.model_init_kwargs = {}
-        train_ds, _ = build_datasets(recipe.verirl)
-        trainer = GRPOTrainer(model=model, reward_funcs=build_rewards(recipe.verirl.rewards),
+        train_ds, _ = build_datasets(recipe.training)
+        trainer = GRPOTrainer(model=model, reward_funcs=build_rewards(recipe.training.rewards),
                               args=recipe.training, train_dataset=train_ds,
                               processing_class=load_tokenizer(recipe))
     else:

@@ -97,7 +97,7 @@ def _io_args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rewards.errors import InfrastructureError
 
-    from .llm import LLMUnavailable
+    from .llm import GenerationError, LLMUnavailable
     from .runctl import BuildStopped
 
     try:
@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     except (InfrastructureError, LLMUnavailable) as exc:
         print(f"verirl data {args.data_command}: infrastructure error (rerun to resume): {exc}", file=sys.stderr)
         return 1
+    except GenerationError as exc:  # a model the backend cannot use as configured (e.g. no chat template)
+        print(f"verirl data {args.data_command}: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return 0
 

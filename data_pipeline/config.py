@@ -18,15 +18,10 @@ from typing import Any
 
 import yaml
 
+from .llm import LLMConfig
 from .prompting import check_template
+from .yaml_loader import help_field as _field
 from .yaml_loader import load_yaml
-
-
-def _field(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING):
-    if factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=factory, metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
-
 
 SOURCE_KINDS = ("folder", "jsonl", "hf")
 _MACRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
@@ -243,39 +238,6 @@ class DecontaminationConfig:
                 "decontaminate.enabled is true but no benchmarks are listed; add "
                 "`benchmarks: [{kind: verilog-eval, path: ...}]` or set `enabled: false`"
             )
-
-
-BACKEND_KINDS = ("transformers", "openai", "vllm")
-
-
-@dataclasses.dataclass
-class LLMConfig:
-    """Which LLM writes descriptions and regenerates code (see data_pipeline/llm.py)."""
-
-    kind: str = _field("openai", "`transformers` (local, plain HF generate), `openai` (HTTP endpoint), or `vllm`")
-    model: str = _field("", "model path or id (for `openai`: the model name the server expects)")
-    base_url: str = _field("http://127.0.0.1:8000/v1", "openai: endpoint root, e.g. a `vllm serve` at .../v1")
-    api_key_env: str = _field("OPENAI_API_KEY", "openai: environment variable holding the API key (may be unset)")
-    temperature: float = _field(0.2, "sampling temperature (0: greedy)")
-    top_p: float = _field(0.95, "nucleus sampling")
-    max_new_tokens: int = _field(1024, "maximum tokens per completion")
-    request_timeout_s: float = _field(300.0, "openai: timeout of one HTTP request")
-    max_retries: int = _field(3, "openai: retries on connection errors and 429/5xx answers")
-    concurrency: int = _field(8, "openai: parallel requests")
-    batch_size: int = _field(8, "transformers: prompts per generate() call")
-    dtype: str = _field("auto", "transformers/vllm: torch dtype (`auto`, `bfloat16`, `float32`, ...)")
-    device: str = _field("auto", "transformers: `auto`, `cpu`, `cuda`, ...")
-    vllm_kwargs: dict = _field(factory=dict, help="vllm: extra keyword arguments for `vllm.LLM(...)`")
-
-    def __post_init__(self) -> None:
-        if self.kind not in BACKEND_KINDS:
-            raise ValueError(f"llm.kind must be one of {BACKEND_KINDS}, got {self.kind!r}")
-        if not self.model:
-            raise ValueError(f"llm.model is required for the {self.kind!r} backend (a model path or name)")
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens <= 0:
-            raise ValueError("llm: need temperature >= 0, 0 < top_p <= 1, max_new_tokens > 0")
-        if self.concurrency < 1 or self.batch_size < 1 or self.max_retries < 0:
-            raise ValueError("llm: concurrency and batch_size must be >= 1, max_retries >= 0")
 
 
 @dataclasses.dataclass

@@ -1,4 +1,5 @@
-"""One way to read recipe YAML, for training recipes (``verirl.config``) and data recipes (``data_pipeline.config``).
+"""One way to read recipe YAML, for training recipes (``verirl.config``) and data recipes (``data_pipeline.config``),
+and :func:`help_field`, the dataclass field of every data-recipe setting (its help text, once, in ``metadata``).
 
 PyYAML implements YAML 1.1, where a float needs a dot: ``1e-5`` is read as the *string* ``"1e-5"`` while
 ``1.0e-5`` is a float. Recipes write learning rates and thresholds as ``1e-5``, so this loader resolves them
@@ -8,10 +9,18 @@ as floats the way YAML 1.2 (and every other tool a user compares with) does. Eve
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 import yaml
+
+
+def help_field(default: Any = dataclasses.MISSING, help: str = "", factory: Any = dataclasses.MISSING):
+    """A dataclass field with its help text in ``metadata["help"]`` (listed by docs and ``--help``)."""
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 class RecipeLoader(yaml.SafeLoader):

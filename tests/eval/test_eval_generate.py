@@ -10,16 +10,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from data_pipeline.llm import GenerationRequest
 from verirl.cli import main as verirl_main
 from verirl.eval.benchmarks import load_benchmark
 from verirl.eval.generate import (
     GenerationError,
-    OpenAIBackend,
-    Request,
     SampleStore,
     SamplingSettings,
-    TransformersBackend,
     generate_samples,
+    make_backend,
+    request_seed,
 )
 from verirl.eval.prompts import PromptSettings, build_prompt
 
@@ -141,7 +141,7 @@ def test_openai_backend_against_a_local_server_and_resume(tiny_model, rtllm_nest
     sampling = SamplingSettings(n=2, temperature=0.9, top_p=0.95, max_tokens=8)
     path = str(tmp_path / "samples.jsonl")
     with TinyServer(tiny_model) as server:
-        backend = OpenAIBackend(server.url, "tiny", style="chat", retries=1, retry_wait=0.01)
+        backend = make_backend("openai", "tiny", base_url=server.url, retries=1, retry_wait=0.01)
         server.fail_after = 1                       # the endpoint answers once, then goes away
         with pytest.raises(GenerationError, match=r"unreachable.*2 new samples were saved.*rerun"):
             generate_samples(bench, problems, backend, sampling, PromptSettings(), path, model="tiny",
@@ -157,7 +157,7 @@ def test_openai_backend_against_a_local_server_and_resume(tiny_model, rtllm_nest
         assert [r["n"] for r in server.requests] == [2, 2, 2]
         # raw completion style goes to /v1/completions
         rt = load_benchmark("rtllm", rtllm_nested)
-        text_backend = OpenAIBackend(server.url, "tiny", style="completion", retries=0)
+        text_backend = make_backend("openai", "tiny", base_url=server.url, retries=0)
         store = generate_samples(rt, list(rt.problems.values()), text_backend, SamplingSettings(n=1, max_tokens=4),
                                  PromptSettings(style="completion"), str(tmp_path / "rt.jsonl"), model="tiny")
         assert server.requests[-1]["path"] == "/v1/completions"
@@ -166,17 +166,19 @@ def test_openai_backend_against_a_local_server_and_resume(tiny_model, rtllm_nest
         assert store.rows[0]["finish_reason"] in ("stop", "length")    # passed on from the endpoint
     # a different model or sampling setup never mixes into the same file
     with pytest.raises(GenerationError, match="another --out folder"):
-        generate_samples(bench, problems, TransformersBackend(tiny_model), sampling, PromptSettings(), path,
+        generate_samples(bench, problems, make_backend("hf", tiny_model), sampling, PromptSettings(), path,
                          model="another-model")
 
 
 def test_transformers_backend_renders_the_chat_template(tiny_model, ve_dir):
     bench = load_benchmark("verilog-eval-v2", ve_dir)
     prompt = build_prompt(bench, bench.problems["Prob001_and2"], PromptSettings())
-    backend = TransformersBackend(tiny_model, seed=0)
-    text = backend.render(prompt)
+    backend = make_backend("hf", tiny_model, seed=0)
+    text = backend.render(prompt.chat())
     assert "Question:" in text and text.endswith("<|assistant|>\n")
-    (outs,) = backend.generate([Request("Prob001_and2", prompt, 3)], SamplingSettings(n=3, max_tokens=5))
+    assert backend.render(prompt.text()) == prompt.text()     # a plain-text prompt is sent as is
+    (outs,) = backend.complete([GenerationRequest(prompt.chat(), 3, seed=0)],
+                               SamplingSettings(n=3, max_tokens=5).generation())
     assert len(outs) == 3 and all(isinstance(o.text, str) for o in outs)
     # five new tokens and no end of sequence: cut at max tokens, and said so
     assert all(o.finish_reason == "length" and o.tokens == 5 for o in outs if o.tokens == 5)
@@ -204,23 +206,21 @@ def test_vllm_backend_call_shape_with_a_stand_in_module(tiny_model, ve_dir, tmp_
         def get_tokenizer(self):
             return AutoTokenizer.from_pretrained(tiny_model)
 
-        def generate(self, texts, params):
+        def generate(self, texts, params, **kwargs):
             calls["generate"] = (texts, params)
             return [types.SimpleNamespace(outputs=[
                 types.SimpleNamespace(text=f"{i}:{j}", finish_reason="length" if j else "stop", token_ids=[7] * (j + 3))
                 for j in range(p.n)]) for i, p in enumerate(params)]
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
-    from verirl.eval.generate import make_backend, request_seed
-
     bench = load_benchmark("verilog-eval-v2", ve_dir)
-    backend = make_backend("vllm", tiny_model, "chat", seed=7, tensor_parallel_size=1,
+    backend = make_backend("vllm", tiny_model, seed=7, tensor_parallel_size=1,
                            gpu_memory_utilization=0.5, max_model_len=None)
     store = generate_samples(bench, list(bench.problems.values()), backend,
                              SamplingSettings(n=2, temperature=0.8, top_p=0.9, max_tokens=64, seed=7),
                              PromptSettings(), str(tmp_path / "s.jsonl"), model=tiny_model)
-    assert calls["init"] == {"model": tiny_model, "revision": None, "seed": 7, "tensor_parallel_size": 1,
-                             "gpu_memory_utilization": 0.5}
+    assert calls["init"] == {"model": tiny_model, "revision": None, "dtype": "auto", "seed": 7,
+                             "tensor_parallel_size": 1, "gpu_memory_utilization": 0.5}
     texts, params = calls["generate"]
     assert len(texts) == 3 and texts[0].endswith("<|assistant|>\n") and "Question:" in texts[0]
     assert [(p.n, p.temperature, p.top_p, p.max_tokens) for p in params] == [(2, 0.8, 0.9, 64)] * 3
@@ -232,8 +232,9 @@ def test_vllm_backend_call_shape_with_a_stand_in_module(tiny_model, ve_dir, tmp_
 
 def test_seeded_sampling_is_per_problem(tiny_model, ve_dir):
     bench = load_benchmark("verilog-eval-v2", ve_dir)
-    prompts = [Request(t, build_prompt(bench, p, PromptSettings()), 2) for t, p in bench.problems.items()]
-    settings = SamplingSettings(n=2, temperature=1.0, max_tokens=6, seed=3)
-    together = TransformersBackend(tiny_model, seed=3).generate(prompts, settings)
-    alone = TransformersBackend(tiny_model, seed=3).generate(prompts[2:], settings)
+    prompts = [GenerationRequest(build_prompt(bench, p, PromptSettings()).chat(), 2, request_seed(3, t))
+               for t, p in bench.problems.items()]
+    settings = SamplingSettings(n=2, temperature=1.0, max_tokens=6, seed=3).generation()
+    together = make_backend("hf", tiny_model, seed=3).complete(prompts, settings)
+    alone = make_backend("hf", tiny_model, seed=3).complete(prompts[2:], settings)
     assert alone[0] == together[2]                 # same samples whatever was sampled before (resume)

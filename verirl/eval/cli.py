@@ -379,7 +379,7 @@ def _evaluate(args, progress: _Progress) -> int:
                           gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len)
         elif args.backend == "openai":
             kwargs.update(timeout=args.request_timeout, retries=args.retries)
-        backend = make_backend(args.backend, args.model, args.prompt_style, revision=args.revision,
+        backend = make_backend(args.backend, args.model, revision=args.revision,
                                base_url=args.base_url, seed=args.seed, **kwargs)
         samples_path = os.path.join(args.out, "samples.jsonl")
         progress.phase = "generation"

@@ -8,7 +8,7 @@ it). Task columns (``id``, ``top``, ``reference``, ``testbench``, ``harness``, `
 
 A completion whose functional level is not scorable must not be trained as a failure. Plain
 TRL drops a completion only when *every* reward is None, and ``format`` (no tools run) or
-TRL's overlong reward still score it, so verirl's trainer (``verirl.train.grpo``) masks the
+the ``overlong`` length penalty still score it, so verirl's trainer (``verirl.train.grpo``) masks the
 whole row whenever a reward of this module or the recipe's functional reward returns None:
 no advantage, no loss token, reported as ``unscorable/fraction``.
 
@@ -32,6 +32,7 @@ from typing import Any
 
 from .errors import ConfigError, TaskError
 from .hierarchy import DEFAULT_WEIGHTS, RewardConfig
+from .length import check_overlong_settings, soft_overlong_penalty
 from .pool import RewardPool, check_backend
 from .sandbox import Limits, SandboxConfig
 from .score import LEVELS, Score
@@ -262,9 +263,30 @@ class HierarchicalReward(VerilogReward):
         return score.reward
 
 
-REWARDS: dict[str, type[VerilogReward]] = {
+class OverlongReward:
+    """DAPO's soft overlong punishment of the completion's length in tokens (:mod:`rewards.length`); the trainer
+    sets ``max_completion_len`` to the recipe's ``max_completion_length``."""
+
+    name = "overlong"
+
+    def __init__(self, *, max_completion_len: int, soft_punish_cache: int):
+        check_overlong_settings(max_completion_len, soft_punish_cache)
+        self.max_completion_len = max_completion_len
+        self.soft_punish_cache = soft_punish_cache
+        self.__name__ = self.name
+
+    def __call__(self, prompts=None, completions=None, completion_ids=None, **columns) -> list[float]:
+        if completion_ids is None:
+            raise TypeError("reward 'overlong' needs `completion_ids` (the completions' tokens, as TRL passes them)")
+        return [soft_overlong_penalty(len(ids), self.max_completion_len, self.soft_punish_cache)
+                for ids in completion_ids]
+
+
+#: the one reward registry: name → class, for recipes (training), ``verirl score`` and the docs' table
+REWARDS: dict[str, type] = {
     cls.name: cls
-    for cls in (FormatReward, SyntaxReward, SimulationReward, EquivalenceReward, PPAReward, HierarchicalReward)
+    for cls in (FormatReward, SyntaxReward, SimulationReward, EquivalenceReward, PPAReward, HierarchicalReward,
+                OverlongReward)
 }
 
 
@@ -272,12 +294,14 @@ def reward_arguments(name: str) -> dict[str, inspect.Parameter]:
     """Keyword arguments a registered reward accepts (for validating recipes at parse time)."""
     if name not in REWARDS:
         raise ConfigError(f"unknown reward {name!r}; known rewards: {', '.join(sorted(REWARDS))}")
-    params = dict(inspect.signature(VerilogReward.__init__).parameters)
-    params.update(inspect.signature(REWARDS[name].__init__).parameters)
+    params = {}
+    for klass in reversed(inspect.getmro(REWARDS[name])):
+        if "__init__" in klass.__dict__ and klass is not object:
+            params.update(inspect.signature(klass.__dict__["__init__"]).parameters)
     return {k: p for k, p in params.items() if k != "self" and p.kind == p.KEYWORD_ONLY}
 
 
-def build_reward(name: str, **kwargs: Any) -> VerilogReward:
+def build_reward(name: str, **kwargs: Any):
     """Build a registered reward by name; unknown names and settings raise :class:`ConfigError`."""
     allowed = reward_arguments(name)
     unknown = sorted(set(kwargs) - set(allowed))

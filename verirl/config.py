@@ -281,30 +281,6 @@ def _field_names(cls) -> set[str]:
 # --------------------------------------------------------------------------------------------------- rewards
 
 
-def _overlong_factory(max_completion_len: int, soft_punish_cache: int):
-    """DAPO's soft overlong punishment (TRL's implementation)."""
-    from trl.rewards import get_soft_overlong_punishment
-
-    return get_soft_overlong_punishment(max_completion_len=max_completion_len, soft_punish_cache=soft_punish_cache)
-
-
-#: rewards verirl provides on top of the reward engine's registry (they need TRL, so they cannot live in rewards/)
-EXTRA_REWARDS: dict[str, Any] = {"overlong": _overlong_factory}
-
-
-def reward_registry() -> dict[str, Any]:
-    """Name → reward class/factory: the reward engine's ``rewards.trl.REWARDS`` plus :data:`EXTRA_REWARDS`."""
-    registry: dict[str, Any] = {}
-    try:
-        from rewards.trl import REWARDS
-    except ImportError as exc:  # the reward engine is part of this repository; say what is wrong
-        logger.warning("rewards.trl could not be imported (%s); only %s are available", exc, list(EXTRA_REWARDS))
-    else:
-        registry.update(REWARDS)
-    registry.update(EXTRA_REWARDS)
-    return registry
-
-
 def resolve_reward_target(name: str):
     """The class, factory or reward function a reward name points to."""
     if ":" in name:
@@ -317,7 +293,8 @@ def resolve_reward_target(name: str):
         if target is None:
             raise RecipeError(f"reward {name!r}: module {module_name!r} has no attribute {attr!r}")
         return target
-    registry = reward_registry()
+    from rewards.trl import REWARDS as registry
+
     if name not in registry:
         close = difflib.get_close_matches(name, list(registry), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -339,11 +316,9 @@ def _is_reward_function(target) -> bool:
 
 def _registry_arguments(name: str, target) -> tuple[dict[str, inspect.Parameter], dict[str, Any]] | None:
     """Accepted kwargs and their type hints for a reward of the engine's registry (None: not a registry reward)."""
-    try:
-        from rewards import trl as reward_trl
-    except ImportError:
-        return None
-    if ":" in name or name not in getattr(reward_trl, "REWARDS", {}):
+    from rewards import trl as reward_trl
+
+    if ":" in name or name not in reward_trl.REWARDS:
         return None
     params = reward_trl.reward_arguments(name)
     hints: dict[str, Any] = {}

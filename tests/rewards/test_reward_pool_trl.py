@@ -161,7 +161,7 @@ def test_trl_rewards_are_picklable_named_and_log(adder_task):
 
 
 def test_registry_validates_settings():
-    assert set(REWARDS) == {"format", "syntax", "simulation", "equivalence", "ppa", "hierarchical"}
+    assert set(REWARDS) == {"format", "syntax", "simulation", "equivalence", "ppa", "hierarchical", "overlong"}
     with pytest.raises(ConfigError, match="no setting"):
         build_reward("simulation", partial=True)
     with pytest.raises(ConfigError, match="unknown reward"):

@@ -232,3 +232,14 @@ def test_checkpoints_inside_a_rollout_are_reported(caplog, save_steps, warned):
     with caplog.at_level("WARNING", logger="verirl.config"):
         recipe_from_dict(_with(trainer="dapo", steps_per_generation=4, save_strategy="steps", save_steps=save_steps))
     assert ("inside a rollout" in caplog.text) == warned
+
+
+def test_recipes_build_every_reward_from_the_one_registry():
+    from rewards.trl import REWARDS
+    from verirl.config import build_rewards
+
+    data = _with(rewards=[{"name": "format"}, {"name": "simulation"},
+                          {"name": "overlong", "kwargs": {"soft_punish_cache": 8}}], max_completion_length=64)
+    funcs = build_rewards(recipe_from_dict(data).training.rewards)
+    assert [type(f) for f in funcs] == [REWARDS["format"], REWARDS["simulation"], REWARDS["overlong"]]
+    assert [f.__name__ for f in funcs] == ["format", "simulation", "overlong"]

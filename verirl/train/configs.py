@@ -74,7 +74,7 @@ def _from_text(value: Any, name: str) -> Any:
 class RewardSpec:
     """One entry of a recipe's ``rewards:`` list."""
 
-    name: str = _help("registry name (rewards.trl.REWARDS, or `overlong`) or `module:attr` path")
+    name: str = _help("registry name (rewards.trl.REWARDS) or `module:attr` path")
     weight: float | None = _help(
         "weight in TRL's reward_weights (default: the matching entry of reward_weights, else 1.0)", None
     )

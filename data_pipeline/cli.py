@@ -120,83 +120,120 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> dict:
+    command = _COMMANDS.get(args.data_command)
+    if command is None:
+        raise ValueError(f"unknown data step {args.data_command!r}")
+    return command(args)
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress else None
+
+
+def _build(args: argparse.Namespace) -> dict:
+    from .build import Builder
+    from .config import load_build_config
+
+    cfg = load_build_config(args.config, {"output_dir": args.output_dir, "max_modules": args.max_modules,
+                                          "workers": args.workers})
+    builder = Builder(cfg, restart=args.restart, progress=_progress(args),
+                      report=lambda line: print(line, file=sys.stderr, flush=True))
+    args._committed = builder.committed_shards
+    manifest = builder.run()
+    return {k: manifest[k] for k in ("dataset", "counts", "drops", "sources", "shards", "timings_s", "throughput")}
+
+
+def _split(args: argparse.Namespace) -> dict:
     from . import steps
-    from .config import (
-        BenchmarkConfig,
-        DifficultyConfig,
-        PreferenceConfig,
-        SourceConfig,
-        load_build_config,
-    )
+    from .config import SourceConfig, load_build_config
 
-    cmd = args.data_command
-    if cmd == "build":
-        from .build import Builder
+    sources = load_build_config(args.config).sources if args.config else []
+    sources += [SourceConfig(kind="folder", path=p) for p in args.folder]
+    sources += [SourceConfig(kind="jsonl", path=p, code_field=args.code_field) for p in args.jsonl]
+    sources += [SourceConfig(kind="hf", path=p, code_field=args.code_field) for p in args.hf]
+    if not sources:
+        raise ValueError("no source: give --folder, --jsonl, --hf or a --config with `sources`")
+    return steps.split(sources, args.out, args.max_modules)
 
-        cfg = load_build_config(args.config, {"output_dir": args.output_dir, "max_modules": args.max_modules,
-                                              "workers": args.workers})
-        builder = Builder(cfg, restart=args.restart, progress=False if args.no_progress else None,
-                          report=lambda line: print(line, file=sys.stderr, flush=True))
-        args._committed = builder.committed_shards
-        manifest = builder.run()
-        return {k: manifest[k] for k in ("dataset", "counts", "drops", "sources", "shards", "timings_s",
-                                         "throughput")}
-    if cmd == "split":
-        sources = load_build_config(args.config).sources if args.config else []
-        sources += [SourceConfig(kind="folder", path=p) for p in args.folder]
-        sources += [SourceConfig(kind="jsonl", path=p, code_field=args.code_field) for p in args.jsonl]
-        sources += [SourceConfig(kind="hf", path=p, code_field=args.code_field) for p in args.hf]
-        if not sources:
-            raise ValueError("no source: give --folder, --jsonl, --hf or a --config with `sources`")
-        return steps.split(sources, args.out, args.max_modules)
-    if cmd in ("preferences", "difficulty"):
-        cls = PreferenceConfig if cmd == "preferences" else DifficultyConfig
-        overrides = {"tasks": args.tasks, "output": args.output, "workers": args.workers}
-        if cmd == "preferences":
-            overrides.update(completions=args.completions, margin=args.margin)
-            cfg = load_build_config(args.config, overrides, cls=cls)
-            from .preferences import build_preferences
 
-            return build_preferences(cfg, progress=False if args.no_progress else None)
-        cfg = load_build_config(args.config, overrides, cls=cls)
-        from .difficulty import estimate_difficulty
+def _preferences(args: argparse.Namespace) -> dict:
+    from .config import PreferenceConfig, load_build_config
+    from .preferences import build_preferences
 
-        return estimate_difficulty(cfg, progress=False if args.no_progress else None)
+    cfg = load_build_config(args.config, {"tasks": args.tasks, "output": args.output, "workers": args.workers,
+                                          "completions": args.completions, "margin": args.margin},
+                            cls=PreferenceConfig)
+    return build_preferences(cfg, progress=_progress(args))
 
-    cfg = load_build_config(args.config, {"workers": args.workers})
-    if cmd == "filter":
-        f = cfg.filters
-        if args.max_lines is not None:
-            f.max_lines = args.max_lines
-        if args.max_ports is not None:
-            f.max_ports = args.max_ports
-        f.compile = f.compile and not args.no_compile
-        f.synthesize = f.synthesize and not args.no_synth
-        f.__post_init__()
-        return steps.filter_records(args.input, args.out, args.drops, f, cfg.workers)
-    if cmd == "dedupe":
-        d = cfg.dedupe
-        if args.threshold is not None:
-            d.threshold = args.threshold
-        d.near = d.near and not args.no_near
-        d.__post_init__()
-        return steps.dedupe_records(args.input, args.out, args.drops, d, cfg.seed)
-    if cmd == "decontaminate":
-        from .config import DecontaminationConfig
 
-        dc = cfg.decontaminate or DecontaminationConfig(enabled=False)
-        benches = list(dc.benchmarks)
-        if args.verilog_eval:
-            benches.append(BenchmarkConfig("verilog-eval", args.verilog_eval))
-        if args.rtllm:
-            benches.append(BenchmarkConfig("rtllm", args.rtllm))
-        dc.benchmarks, dc.enabled = benches, True
-        if args.threshold is not None:
-            dc.threshold = args.threshold
-        if args.ngram is not None:
-            dc.ngram = args.ngram
-        dc.__post_init__()
-        return steps.decontaminate_records(args.input, args.out, args.drops, dc)
-    if cmd == "roundtrip":
-        return steps.roundtrip_records(args.input, args.out, args.drops, cfg, batch_size=args.batch_size)
-    raise ValueError(f"unknown data step {cmd!r}")
+def _difficulty(args: argparse.Namespace) -> dict:
+    from .config import DifficultyConfig, load_build_config
+    from .difficulty import estimate_difficulty
+
+    cfg = load_build_config(args.config, {"tasks": args.tasks, "output": args.output, "workers": args.workers},
+                            cls=DifficultyConfig)
+    return estimate_difficulty(cfg, progress=_progress(args))
+
+
+def _step_config(args: argparse.Namespace):
+    from .config import load_build_config
+
+    return load_build_config(args.config, {"workers": args.workers})
+
+
+def _filter(args: argparse.Namespace) -> dict:
+    from . import steps
+
+    cfg = _step_config(args)
+    filters = cfg.filters
+    if args.max_lines is not None:
+        filters.max_lines = args.max_lines
+    if args.max_ports is not None:
+        filters.max_ports = args.max_ports
+    filters.compile = filters.compile and not args.no_compile
+    filters.synthesize = filters.synthesize and not args.no_synth
+    filters.__post_init__()
+    return steps.filter_records(args.input, args.out, args.drops, filters, cfg.workers)
+
+
+def _dedupe(args: argparse.Namespace) -> dict:
+    from . import steps
+
+    cfg = _step_config(args)
+    dedupe = cfg.dedupe
+    if args.threshold is not None:
+        dedupe.threshold = args.threshold
+    dedupe.near = dedupe.near and not args.no_near
+    dedupe.__post_init__()
+    return steps.dedupe_records(args.input, args.out, args.drops, dedupe, cfg.seed)
+
+
+def _decontaminate(args: argparse.Namespace) -> dict:
+    from . import steps
+    from .config import BenchmarkConfig, DecontaminationConfig
+
+    cfg = _step_config(args)
+    decontamination = cfg.decontaminate or DecontaminationConfig(enabled=False)
+    benchmarks = list(decontamination.benchmarks)
+    if args.verilog_eval:
+        benchmarks.append(BenchmarkConfig("verilog-eval", args.verilog_eval))
+    if args.rtllm:
+        benchmarks.append(BenchmarkConfig("rtllm", args.rtllm))
+    decontamination.benchmarks, decontamination.enabled = benchmarks, True
+    if args.threshold is not None:
+        decontamination.threshold = args.threshold
+    if args.ngram is not None:
+        decontamination.ngram = args.ngram
+    decontamination.__post_init__()
+    return steps.decontaminate_records(args.input, args.out, args.drops, decontamination)
+
+
+def _roundtrip(args: argparse.Namespace) -> dict:
+    from . import steps
+
+    return steps.roundtrip_records(args.input, args.out, args.drops, _step_config(args), batch_size=args.batch_size)
+
+
+#: ``verirl data <command>`` → the function that runs it (returns the summary printed as JSON)
+_COMMANDS = {"build": _build, "split": _split, "preferences": _preferences, "difficulty": _difficulty,
+             "filter": _filter, "dedupe": _dedupe, "decontaminate": _decontaminate, "roundtrip": _roundtrip}

@@ -184,3 +184,33 @@ def test_difficulty_samples_the_prompt_the_rl_recipe_trains_on(tmp_path, system_
                             for r in rows]
     with pytest.raises(ValueError, match="prompt_template"):
         DifficultyConfig(prompt_template="{prompt} {colour}")
+
+
+def test_the_data_commands_run_from_the_command_line(tmp_path, capsys):
+    """`verirl data preferences` and `verirl data difficulty` through the CLI: a summary on success, exit 1 for an
+    endpoint that is down (infrastructure: rerun to resume), exit 2 for a recipe the backend cannot use."""
+    import socket
+
+    from verirl.cli import main
+
+    tasks = _tasks(tmp_path, [{"id": "add", "prompt": "Write adder.", "top": "adder", "reference": ADDER,
+                               "testbench": ADDER_TB}])
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": "add", "completion": c}) + "\n" for c in (RIGHT, HALF)))
+    pairs = tmp_path / "pairs.jsonl"
+    assert main(["data", "preferences", "--tasks", tasks, "--completions", str(samples), "--output", str(pairs),
+                 "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"] == 1 and pairs.read_text().count("\n") == 1
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    recipe = tmp_path / "difficulty.yaml"
+    recipe.write_text(f"llm: {{kind: openai, model: m, base_url: 'http://127.0.0.1:{port}/v1', max_retries: 0}}\n")
+    argv = ["data", "difficulty", "--config", str(recipe), "--tasks", tasks, "--output", str(tmp_path / "d.jsonl"),
+            "--no-progress"]
+    assert main(argv) == 1
+    assert "infrastructure error (rerun to resume)" in capsys.readouterr().err
+    recipe.write_text("llm: {kind: openai, model: m, base_url: '127.0.0.1:8000/v1'}\n")
+    assert main(argv) == 2
+    assert "must start with http" in capsys.readouterr().err

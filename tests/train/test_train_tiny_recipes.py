@@ -19,10 +19,12 @@ EXPECTED = {
     "dpo": ["loss", "rewards/margins"],
     "grpo": ["reward", "rewards/simulation/mean", "rewards/token_parity_reward/mean", "entropy_gate/fraction",
              "pass_rate/all", "simulation/latency_s", "timing/generation_s", "timing/reward_s",
-             "timing/optimization_s"],
+             "timing/optimization_s", "timing/generation_cpu_s", "timing/reward_cpu_s", "timing/optimization_cpu_s",
+             "timing/step_cpu_s", "timing/entropy_gate_cpu_s"],
     "dapo": ["reward", "entropy_gate/fraction", "dynamic_sampling/keep_ratio", "dynamic_sampling/refill_rounds",
              "dynamic_sampling/shaping_only_fraction", "adaptive_sampling/factor", "timing/reward_s",
-             "unscorable/fraction", "optimizer/skipped_steps", "clip_ratio/region_mean"],
+             "unscorable/fraction", "optimizer/skipped_steps", "clip_ratio/region_mean", "timing/dynamic_sampling_cpu_s",
+             "timing/step_cpu_s"],
 }
 
 

@@ -22,7 +22,8 @@ API:
   moving average that goes up when the model improves as well as down;
 * **per-response entropy gate** (:meth:`get_high_entropy_mask`), gate-fraction metric and a periodic sample of the
   gated tokens written to ``<output_dir>/gated_tokens.jsonl``;
-* **timings**: generation, reward and optimisation seconds per step;
+* **timings**: generation, reward and optimisation seconds per step, wall-clock and CPU (``timing/*_cpu_s``: the
+  work done, nearly independent of the machine's load; :mod:`verirl.train.timing`);
 * **checkpoint state**: the sampling state is saved next to each checkpoint (a callback's ``on_save``) and restored
   by :meth:`train` on resume.
 
@@ -55,6 +56,7 @@ from verirl.train.sampling import (
     mask_unscorable,
     select_rows,
 )
+from verirl.train.timing import Span, clock
 from verirl.train.trl_hooks import GRPOHooks, ScoredRound
 
 logger = logging.getLogger(__name__)
@@ -172,8 +174,9 @@ class VerirlGRPOTrainer(GRPOHooks):
     # ------------------------------------------------------------------------------------------ training step
 
     def training_step(self, model, inputs, num_items_in_batch):
-        phases0 = dict(self.phase_seconds)
-        start = time.perf_counter()
+        phases0 = self.phase_seconds.snapshot()
+        start = clock()
+        wall0 = start[0]
         model.train()  # as Trainer.training_step does first: TRL's _prepare_inputs generates in train mode only
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
@@ -186,21 +189,28 @@ class VerirlGRPOTrainer(GRPOHooks):
         # gradient would still move Adam's moments and apply weight decay). The decision is the same on every
         # process, so collective operations stay matched.
         if has_loss or (boundary and self._window_backward):
-            self.add_step_time(time.perf_counter() - start)  # TRL's step_time covers generation, which ran above
+            self.add_step_time(time.perf_counter() - wall0)  # TRL's step_time covers generation, which ran above
             out = super().training_step(model, prepared, num_items_in_batch)
             self._window_backward = True
         else:
-            self.skip_micro_batch(time.perf_counter() - start)
+            self.skip_micro_batch(time.perf_counter() - wall0)
             out = torch.zeros((), device=self.args.device)
         metrics = self.metrics("train")
         if boundary:
             metrics["optimizer/skipped_steps"].append(0.0 if self._window_backward else 1.0)
             self._window_backward = False
-        generated = self.phase_seconds["generate_and_score"] - phases0.get("generate_and_score", 0.0)
-        if generated > 0:
-            metrics["timing/generation_s"].append(self.phase_seconds["generation"] - phases0.get("generation", 0.0))
-            metrics["timing/reward_s"].append(self.phase_seconds["reward"] - phases0.get("reward", 0.0))
-        metrics["timing/optimization_s"].append(time.perf_counter() - start - generated)
+        total = Span().add_since(start)
+        generated = self.phase_seconds.since(phases0, "generate_and_score")
+        if generated.wall > 0:
+            generation, reward = self.phase_seconds.since(phases0, "generation"), self.phase_seconds.since(phases0, "reward")
+            metrics["timing/generation_s"].append(generation.wall)
+            metrics["timing/reward_s"].append(reward.wall)
+            metrics["timing/generation_cpu_s"].append(generation.cpu)
+            metrics["timing/reward_cpu_s"].append(reward.cpu)
+        optimization = total.minus(generated)
+        metrics["timing/optimization_s"].append(optimization.wall)
+        metrics["timing/optimization_cpu_s"].append(optimization.cpu)
+        metrics["timing/step_cpu_s"].append(total.cpu)
         return out
 
     def _any_process(self, flag: bool) -> bool:
@@ -212,7 +222,7 @@ class VerirlGRPOTrainer(GRPOHooks):
     # ------------------------------------------------------------------------------------------ sampling
 
     def generate_and_score(self, inputs):
-        start = time.perf_counter()
+        start = clock()
         if self.model.training:
             self._record_ids("ids", inputs)
         try:
@@ -220,7 +230,7 @@ class VerirlGRPOTrainer(GRPOHooks):
                 return self._dynamic_generate(inputs)
             return self._exclude_unscorable(self.score_round(inputs))
         finally:
-            self.phase_seconds["generate_and_score"] += time.perf_counter() - start
+            self.phase_seconds["generate_and_score"].add_since(start)
 
     def _refill_stream(self) -> RefillStream:
         if self._refill is None:
@@ -249,11 +259,11 @@ class VerirlGRPOTrainer(GRPOHooks):
 
     def _score_and_classify(self, inputs: list[dict[str, Any]]):
         """Generate and score one round; return (output, this process's GroupFlags)."""
-        start = time.perf_counter()
+        start = clock()
         try:
             scored = self.score_round(inputs)
         finally:
-            self.phase_seconds["scoring_round"] += time.perf_counter() - start
+            self.phase_seconds["scoring_round"].add_since(start)
         output = self._exclude_unscorable(scored)
         group = self.args.num_generations
         flags = classify_groups(scored.rewards, self.weights_per_reward, group,
@@ -279,12 +289,13 @@ class VerirlGRPOTrainer(GRPOHooks):
                 fh.write(json.dumps({"step": self.state.global_step, key: ids}) + "\n")
 
     def _dynamic_generate(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        start = time.perf_counter()
-        scoring0 = self.phase_seconds["scoring_round"]
+        start = clock()
+        scoring0 = self.phase_seconds["scoring_round"].copy()
         result = self._dynamic_generate_rounds(inputs)
         # time spent in dynamic sampling itself (selection, joining, bookkeeping), not in generating and scoring
-        own = time.perf_counter() - start - (self.phase_seconds["scoring_round"] - scoring0)
-        self.metrics("train")["timing/dynamic_sampling_s"].append(own)
+        own = Span().add_since(start).minus(self.phase_seconds["scoring_round"].minus(scoring0))
+        self.metrics("train")["timing/dynamic_sampling_s"].append(own.wall)
+        self.metrics("train")["timing/dynamic_sampling_cpu_s"].append(own.cpu)
         return result
 
     def _dynamic_generate_rounds(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -362,14 +373,16 @@ class VerirlGRPOTrainer(GRPOHooks):
             self._loss_completion_ids = None
 
     def get_high_entropy_mask(self, entropies, mask, threshold):
-        start = time.perf_counter()
+        start = clock()
         gate = self.args.entropy_gate
         if gate.mode == "per_response":
             gated = per_response_mask(entropies, mask, gate.top_fraction)
         else:
             gated = super().get_high_entropy_mask(entropies, mask, threshold)
         self._log_gate(gated, mask)
-        self.metrics(self.mode)["timing/entropy_gate_s"].append(time.perf_counter() - start)
+        own = Span().add_since(start)
+        self.metrics(self.mode)["timing/entropy_gate_s"].append(own.wall)
+        self.metrics(self.mode)["timing/entropy_gate_cpu_s"].append(own.cpu)
         return gated
 
     def _log_gate(self, gated: torch.Tensor, mask: torch.Tensor) -> None:

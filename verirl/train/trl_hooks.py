@@ -16,13 +16,13 @@ module names a private member of TRL's or Transformers' trainers.
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from trl import GRPOTrainer
+
+from verirl.train.timing import Phases, clock
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +105,9 @@ class GRPOHooks(GRPOTrainer):
     """``GRPOTrainer`` whose private steps call hook methods with public names."""
 
     def __init__(self, *args, **kwargs):
-        #: seconds spent in TRL's generation (``generation``) and reward calculation (``reward``), cumulative
-        self.phase_seconds: Counter = Counter()
+        #: (wall, CPU) seconds spent in TRL's generation (``generation``) and reward calculation (``reward``), and
+        #: in the subclass's phases, cumulative
+        self.phase_seconds = Phases()
         self._verirl_round_rewards: list[torch.Tensor] | None = None  # set only inside score_round
         super().__init__(*args, **kwargs)
 
@@ -159,16 +160,16 @@ class GRPOHooks(GRPOTrainer):
     # -------------------------------------------------------------------------------------- TRL's private steps
 
     def _generate(self, prompts):
-        start = time.perf_counter()
+        start = clock()
         try:
             return super()._generate(prompts)
         finally:
-            self.phase_seconds["generation"] += time.perf_counter() - start
+            self.phase_seconds["generation"].add_since(start)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        start = time.perf_counter()
+        start = clock()
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self.phase_seconds["reward"] += time.perf_counter() - start
+        self.phase_seconds["reward"].add_since(start)
         rewards = self.adjust_rewards(inputs, rewards)
         if self._verirl_round_rewards is not None:
             self._verirl_round_rewards.append(rewards)

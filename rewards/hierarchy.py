@@ -27,6 +27,7 @@ A component is ``None`` when its level is disabled, and 0.0 when it was not reac
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -205,98 +206,130 @@ def _score(task: Task, completion: Any, config: RewardConfig) -> Score:
                        extract_seconds=time.monotonic() - start)
 
 
-def _score_code(task: Task, code_text: str, format_score: float, config: RewardConfig, *,
-                state: TaskState | None = None, persist: bool = True, extract_seconds: float = 0.0) -> Score:
-    """Score extracted code (see :func:`score_completion`); ``state``/``persist`` for one-off checks."""
-    timings: dict[str, float] = {"extract": extract_seconds}
-    components: dict[str, float | None] = {lvl: (0.0 if config.enabled(lvl) else None) for lvl in LEVELS}
-    detail: dict[str, Any] = {"timings": timings}
-    if config.enabled("format"):
-        components["format"] = format_score
+class _Scorecard:
+    """What one scoring call has found so far (components, ``detail`` with its ``timings``) and the :class:`Score`
+    it becomes."""
 
-    def done(failure: str | None, passed: bool | None) -> Score:
-        total = sum(config.weight(lvl) * (components[lvl] or 0.0) for lvl in LEVELS)
-        return Score(round(total, 6), passed, failure, components, detail)
+    def __init__(self, config: RewardConfig, format_score: float, extract_seconds: float):
+        self.config = config
+        self.timings: dict[str, float] = {"extract": extract_seconds}
+        self.components: dict[str, float | None] = {lvl: (0.0 if config.enabled(lvl) else None) for lvl in LEVELS}
+        self.detail: dict[str, Any] = {"timings": self.timings}
+        self.credit("format", format_score)
 
-    def refused(failure: str, log: str, compile_log: str = "") -> Score:
+    def credit(self, level: str, value: float) -> None:
+        """Set ``level``'s component (a disabled level stays ``None``)."""
+        if self.config.enabled(level):
+            self.components[level] = value
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        """Record the seconds of the ``with`` block as ``timings[name]``."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = time.monotonic() - start
+
+    def done(self, failure: str | None, passed: bool | None) -> Score:
+        total = sum(self.config.weight(lvl) * (self.components[lvl] or 0.0) for lvl in LEVELS)
+        return Score(round(total, 6), passed, failure, self.components, self.detail)
+
+    def refused(self, failure: str, log: str, compile_log: str = "") -> Score:
         """A gate failed: no syntax, function or PPA credit, whatever else was measured."""
         for lvl in ("syntax", "function", "ppa"):
-            if config.enabled(lvl):
-                components[lvl] = 0.0
-        detail["log"] = log
+            self.credit(lvl, 0.0)
+        self.detail["log"] = log
         if compile_log:
-            detail["compile_log"] = compile_log
-        return done(failure, False)
+            self.detail["compile_log"] = compile_log
+        return self.done(failure, False)
 
+
+def _score_code(task: Task, code_text: str, format_score: float, config: RewardConfig, *,
+                state: TaskState | None = None, persist: bool = True, extract_seconds: float = 0.0) -> Score:
+    """Score extracted code (see :func:`score_completion`); ``state``/``persist`` for one-off checks.
+
+    The canonical text, then the function level (the simulation path when the task has a testbench, else the
+    standalone gate and equivalence with the reference), then PPA for a design that passed."""
+    card = _Scorecard(config, format_score, extract_seconds)
     if not any(config.enabled(lvl) for lvl in ("syntax", "function", "ppa")):
-        return done(None, None)
+        return card.done(None, None)
     if state is None:
         state = task_state(task, config)
     reference = synthesis_facts(state, task, config, persist=persist) if config.enabled("ppa") else None
-    start = time.monotonic()
     try:
         # the one canonical text: the gate, the simulator, Yosys and the equivalence checker all read it
-        sanitized = sanitize_candidate(code_text, task.top, timescale=state.timescale)
+        with card.timed("canonical"):
+            sanitized = sanitize_candidate(code_text, task.top, timescale=state.timescale)
     except Forbidden as exc:
-        timings["canonical"] = time.monotonic() - start
-        return refused("forbidden", str(exc))
-    timings["canonical"] = time.monotonic() - start
+        return card.refused("forbidden", str(exc))
     if sanitized.neutralised:
-        detail["neutralised"] = list(sanitized.neutralised)
-    code = sanitized.code
+        card.detail["neutralised"] = list(sanitized.neutralised)
     needs_function = config.enabled("function") or config.enabled("ppa")
-
     if task.testbench and needs_function:
-        outcome = _simulate(task, sanitized, config, state, persist, timings, detail)
-        if isinstance(outcome, Score):  # refused at a gate
-            return refused(outcome.failure or "elaboration", outcome.detail["log"],
-                           outcome.detail.get("compile_log", ""))
-        if config.enabled("syntax"):
-            components["syntax"] = 1.0
-        passed, failure, fraction = outcome.passed, outcome.failure, outcome.pass_fraction
+        verdict = _simulation_verdict(task, sanitized, config, state, persist, card)
     else:
-        # the gate, before any credit: the design elaborates alone, reaching nothing outside itself
-        start = time.monotonic()
-        with stage("gate"):
-            gate = check_syntax(code, task.top, config=config.sandbox, timeout=config.sim.compile_timeout,
-                                parameters=needs_function and sanitized.parameterised)
-        timings["syntax"] = time.monotonic() - start
-        if not gate.ok:
-            detail["failure_stage"] = "standalone"
-            return refused(gate.failure or "elaboration", gate.log, gate.compile_log)
-        if config.enabled("syntax"):
-            components["syntax"] = 1.0
-        if not needs_function:
-            return done(None, None)
-        if task.reference is None:
-            raise TaskError(f"task {task.id!r} has neither a testbench nor a reference: cannot check function")
-        start = time.monotonic()
-        with stage("equivalence"):
-            passed, failure, fraction = _equivalence(task, code, config, detail)
-        timings["function"] = time.monotonic() - start
-    detail["pass_fraction"] = fraction
-    if config.enabled("function"):
-        equivalence = not task.testbench  # its partial credit is EquivConfig.partial_credit's
-        components["function"] = fraction if config.partial_credit or equivalence else (1.0 if passed else 0.0)
+        verdict = _gate_and_equivalence(task, sanitized, config, needs_function, card)
+    if isinstance(verdict, Score):  # refused at a gate, or no function level to check
+        return verdict
+    passed, failure, fraction = verdict
+    card.detail["pass_fraction"] = fraction
+    equivalence = not task.testbench  # its partial credit is EquivConfig.partial_credit's
+    card.credit("function", fraction if config.partial_credit or equivalence else (1.0 if passed else 0.0))
     if not passed:
-        return done(failure, False)
-
+        return card.done(failure, False)
     if config.enabled("ppa") and reference is not None:
-        start = time.monotonic()
+        _ppa(task, sanitized, config, state, reference, card)
+    return card.done(None, True)
+
+
+def _simulation_verdict(task: Task, sanitized: Sanitized, config: RewardConfig, state: TaskState, persist: bool,
+                        card: _Scorecard) -> tuple[bool, str | None, float] | Score:
+    """(passed, failure, pass fraction) of the testbench, or the refusal at a gate."""
+    outcome = _simulate(task, sanitized, config, state, persist, card.timings, card.detail)
+    if isinstance(outcome, Score):  # refused at a gate
+        return card.refused(outcome.failure or "elaboration", outcome.detail["log"],
+                            outcome.detail.get("compile_log", ""))
+    card.credit("syntax", 1.0)
+    return outcome.passed, outcome.failure, outcome.pass_fraction
+
+
+def _gate_and_equivalence(task: Task, sanitized: Sanitized, config: RewardConfig, needs_function: bool,
+                          card: _Scorecard) -> tuple[bool, str | None, float] | Score:
+    """The standalone gate, then (passed, failure, fraction) of equivalence with the reference; a :class:`Score`
+    when the gate refuses the design or no function level is to be checked."""
+    # the gate, before any credit: the design elaborates alone, reaching nothing outside itself
+    with card.timed("syntax"), stage("gate"):
+        gate = check_syntax(sanitized.code, task.top, config=config.sandbox, timeout=config.sim.compile_timeout,
+                            parameters=needs_function and sanitized.parameterised)
+    if not gate.ok:
+        card.detail["failure_stage"] = "standalone"
+        return card.refused(gate.failure or "elaboration", gate.log, gate.compile_log)
+    card.credit("syntax", 1.0)
+    if not needs_function:
+        return card.done(None, None)
+    if task.reference is None:
+        raise TaskError(f"task {task.id!r} has neither a testbench nor a reference: cannot check function")
+    with card.timed("function"), stage("equivalence"):
+        return _equivalence(task, sanitized.code, config, card.detail)
+
+
+def _ppa(task: Task, sanitized: Sanitized, config: RewardConfig, state: TaskState, reference,
+         card: _Scorecard) -> None:
+    """The PPA component of a design that passed, against the reference's synthesis figures."""
+    with card.timed("ppa"):
         if state.golden is not None and sanitized.shape == state.golden.shape:
-            cand = reference  # the reference's own text: the same netlist
+            candidate = reference  # the reference's own text: the same netlist
         else:
             with stage("ppa"):
-                cand = synthesize(code, task.top, liberty=config.liberty, config=config.sandbox)
-        timings["ppa"] = time.monotonic() - start
-        if cand.ok:
-            components["ppa"] = round(ppa_score(cand, reference), 6)
-            detail["ppa"] = {"candidate": cand.figures(), "reference": reference.figures()}
-        elif cand.timed_out:
-            detail["ppa"] = {"error": f"synthesis used up its CPU budget: {cand.log[-300:]}"}
-        else:
-            detail["ppa"] = {"error": cand.log[-400:]}
-    return done(None, True)
+                candidate = synthesize(sanitized.code, task.top, liberty=config.liberty, config=config.sandbox)
+    if candidate.ok:
+        card.credit("ppa", round(ppa_score(candidate, reference), 6))
+        card.detail["ppa"] = {"candidate": candidate.figures(), "reference": reference.figures()}
+    elif candidate.timed_out:
+        card.detail["ppa"] = {"error": f"synthesis used up its CPU budget: {candidate.log[-300:]}"}
+    else:
+        card.detail["ppa"] = {"error": candidate.log[-400:]}
 
 
 def _simulate(task: Task, sanitized: Sanitized, config: RewardConfig, state: TaskState, persist: bool,

@@ -12,8 +12,9 @@ the ``overlong`` length penalty still score it, so verirl's trainer (``verirl.tr
 whole row whenever a reward of this module or the recipe's functional reward returns None:
 no advantage, no loss token, reported as ``unscorable/fraction``.
 
-Rewards built with the same settings share one worker pool and one cache per process, so
-a recipe that lists ``format``, ``syntax`` and ``simulation`` simulates each completion
+Rewards that agree on what their scores depend on share one worker pool and one cache per
+process (:meth:`VerilogReward.pool_key`; execution settings such as ``workers`` do not split
+it), so a recipe that lists ``format``, ``syntax`` and ``simulation`` simulates each completion
 once; ``ppa`` reuses that simulation and synthesizes only the designs that passed.
 
 This module follows TRL's convention but does not import TRL (``rewards`` stays light).
@@ -43,7 +44,10 @@ logger = logging.getLogger(__name__)
 
 TASK_COLUMNS = ("id", "top", "reference", "testbench", "harness", "tb_top", "files")
 
+#: one pool per process for each :meth:`VerilogReward.pool_key`
 _POOLS: dict[tuple, RewardPool] = {}
+#: the largest ``workers`` / ``cache_size`` any reward of a pool key has asked for (the pool opens with them)
+_ASKED: dict[tuple, dict[str, int | None]] = {}
 _POOLS_LOCK = threading.Lock()
 
 
@@ -99,6 +103,7 @@ class VerilogReward:
             check_backend(backend, ray_address)
         except ConfigError as exc:
             raise ConfigError(f"reward {self.name!r}: {exc}") from None
+        self._ask_for_pool()
 
     def _config(self, weights: Mapping[str, float] | None = None) -> RewardConfig:
         s = self.settings
@@ -124,23 +129,45 @@ class VerilogReward:
     def _extra_state(self) -> dict:
         return {}
 
+    def pool_key(self) -> tuple:
+        """What the process's shared pool is keyed by: what its scores depend on (the reward configuration and the
+        tools' resource limits), where scoring runs (backend, cluster) and where scores persist (cache file). Rewards
+        that agree on these share one pool — a recipe's ``syntax``, ``simulation`` and ``ppa`` simulate each completion
+        once — whatever their execution settings: ``workers`` and ``cache_size`` are the largest any of them asks
+        for, ``batch_deadline`` applies to each reward's own calls."""
+        s = self.settings
+        return (self.config.fingerprint, s["memory_mb"], s["cpu_seconds"], s["backend"], s["ray_address"],
+                s["cache_path"])
+
+    def _ask_for_pool(self) -> None:
+        """Record this reward's execution settings for its pool (rewards are built before they first score)."""
+        s, key = self.settings, self.pool_key()
+        with _POOLS_LOCK:
+            asked = _ASKED.setdefault(key, {"workers": None, "cache_size": 0})
+            if s["workers"] is not None:
+                asked["workers"] = max(asked["workers"] or 0, s["workers"])
+            asked["cache_size"] = max(asked["cache_size"], s["cache_size"])
+            pool = _POOLS.get(key)
+        if pool is not None and s["workers"] is not None and s["workers"] > pool.workers:
+            logger.warning("reward %r asks for %d workers but its process's pool already runs with %d",
+                           self.name, s["workers"], pool.workers)
+
     @property
     def pool(self) -> RewardPool:
-        s = self.settings
-        key = (self.config.fingerprint, s["workers"], s["backend"], s["ray_address"], s["cache_size"], s["cache_path"],
-               s["batch_deadline"], s["memory_mb"], s["cpu_seconds"])
+        s, key = self.settings, self.pool_key()
         with _POOLS_LOCK:
             pool = _POOLS.get(key)
             if pool is None:
-                pool = RewardPool(self.config, workers=s["workers"], backend=s["backend"],
-                                  cache_size=s["cache_size"], cache_path=s["cache_path"],
-                                  batch_deadline=s["batch_deadline"], ray_address=s["ray_address"])
+                asked = _ASKED.get(key) or {"workers": s["workers"], "cache_size": s["cache_size"]}
+                pool = RewardPool(self.config, workers=asked["workers"], backend=s["backend"],
+                                  cache_size=asked["cache_size"], cache_path=s["cache_path"],
+                                  ray_address=s["ray_address"])
                 _POOLS[key] = pool
         return pool
 
     def score_batch(self, completions: Sequence[Any], columns: Mapping[str, Any]) -> list[Score]:
         tasks = tasks_from_columns(columns, len(completions))
-        return self.pool.score(list(zip(tasks, completions)))
+        return self.pool.score(list(zip(tasks, completions)), deadline=self.settings["batch_deadline"])
 
     def value(self, score: Score) -> float | None:
         return score.reward
@@ -202,7 +229,7 @@ class EquivalenceReward(VerilogReward):
         for task in tasks:
             if task.reference is None:
                 raise TaskError(f"task {task.id!r}: the equivalence reward needs a `reference` column")
-        return self.pool.score(list(zip(tasks, completions)))
+        return self.pool.score(list(zip(tasks, completions)), deadline=self.settings["batch_deadline"])
 
     def value(self, score: Score) -> float | None:
         return score.components["function"] if score.scorable else None
@@ -221,10 +248,11 @@ class PPAReward(VerilogReward):
     def score_batch(self, completions, columns):
         tasks = tasks_from_columns(columns, len(completions))
         pairs = list(zip(tasks, completions))
-        scores = self.pool.score(pairs)
+        deadline = self.settings["batch_deadline"]
+        scores = self.pool.score(pairs, deadline=deadline)
         ppa_config = self._config({lvl: 1.0 for lvl in LEVELS})
         wanted = [i for i, s in enumerate(scores) if s.passed]
-        figures = self.pool.map_ppa([pairs[i] for i in wanted], ppa_config)
+        figures = self.pool.map_ppa([pairs[i] for i in wanted], ppa_config, deadline=deadline)
         out = list(scores)
         for i, (component, detail) in zip(wanted, figures):
             score = dataclasses.replace(scores[i], components={**scores[i].components, "ppa": component},

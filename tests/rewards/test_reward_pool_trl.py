@@ -249,3 +249,33 @@ def test_files_column_from_datasets_structs_and_json():
             "files": [{"in.txt": "1", "other.txt": None}, '{"data.hex": "ff"}']}
     tasks = tasks_from_columns(cols, 2)
     assert dict(tasks[0].files) == {"in.txt": "1"} and dict(tasks[1].files) == {"data.hex": "ff"}
+
+
+def test_rewards_share_one_pool_whatever_their_execution_settings(tmp_path, adder_task):
+    """A recipe's syntax, simulation and ppa rewards simulate each completion once even when they ask for different
+    workers, cache sizes or deadlines (those do not change a verdict); the pool opens with the largest asked."""
+    cache = str(tmp_path / "scores.sqlite")  # a pool key of this test's own
+    columns = {k: [v] * 2 for k, v in adder_task.to_dict().items() if k in ("id", "top", "reference", "testbench")}
+    syntax = build_reward("syntax", workers=1, cache_size=64, cache_path=cache)
+    simulation = build_reward("simulation", workers=3, cache_path=cache, batch_deadline=120.0)
+    ppa = build_reward("ppa", cache_size=128, cache_path=cache)
+    assert syntax.pool is simulation.pool is ppa.pool
+    pool = syntax.pool
+    assert pool.workers == 3 and pool.cache.max_entries == 16384  # simulation's workers, the default cache size
+    assert syntax(completions=[GOOD, WRONG], **columns) == [1.0, 1.0]
+    scored = pool.stats["cache_hits"]
+    simulation(completions=[GOOD, WRONG], **columns)
+    assert pool.stats["cache_hits"] == scored + 2  # not simulated again
+    deadlines = []
+    real_score = pool.score
+    pool.score = lambda pairs, deadline=None: deadlines.append(deadline) or real_score(pairs, deadline=deadline)
+    try:
+        syntax(completions=[GOOD], **{k: v[:1] for k, v in columns.items()})
+        simulation(completions=[GOOD], **{k: v[:1] for k, v in columns.items()})
+    finally:
+        del pool.score
+    assert deadlines == [None, 120.0]  # each reward's own deadline
+    # what changes a verdict, a reward value or where scores go opens another pool
+    assert build_reward("simulation", memory_mb=1024, cache_path=cache).pool is not pool
+    assert build_reward("simulation", partial_credit=False, cache_path=cache).pool is not pool
+    assert build_reward("simulation").pool is not pool

@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
+import json
 import logging
 import threading
 import time
@@ -35,9 +36,7 @@ from .errors import ConfigError, TaskError
 from .hierarchy import DEFAULT_WEIGHTS, RewardConfig
 from .length import check_overlong_settings, soft_overlong_penalty
 from .pool import RewardPool, check_backend
-from .sandbox import Limits, SandboxConfig
 from .score import LEVELS, Score
-from .simulate import SimLimits
 from .task import Task
 
 logger = logging.getLogger(__name__)
@@ -54,20 +53,30 @@ _POOLS_LOCK = threading.Lock()
 class VerilogReward:
     """Base class: scores a batch through a shared :class:`~rewards.pool.RewardPool`.
 
+    The scoring settings are :class:`rewards.hierarchy.RewardConfig`'s, in the shape
+    :meth:`RewardConfig.from_dict` reads (the ``reward:`` section of data recipes, ``verirl score``), except the
+    level weights, which the reward's levels set:
+
     Args:
         partial_credit: function credit is the fraction of testbench checks passed.
         reasoning: ``none``/``optional``/``required`` ``<think>`` block.
+        liberty: Liberty file for µm² area (PPA).
+        sim: :class:`rewards.simulate.SimLimits` fields (compile timeout; the simulation's CPU budget, adapted to the
+            CPU time of the reference's own simulation: ``min_timeout``, ``timeout_factor``, ``timeout_margin``,
+            ``max_timeout``).
+        equivalence: settings for the equivalence checker (tasks without a testbench).
+        sandbox: :class:`rewards.sandbox.SandboxConfig` fields, e.g. ``{limits: {memory_mb: 2048, cpu_seconds: 60}}``.
+        validate_reference: run the reference once per task (a failing reference is a task fault).
+
+    and how the process scores (they never change a score):
+
+    Args:
         workers: parallel scoring jobs per process (default: twice the CPUs of this process).
         backend: ``local`` or ``ray``.
         ray_address: Ray cluster to join (``host:port``; default ``$RAY_ADDRESS``), or ``local`` for a private Ray.
         cache_size: in-memory cache entries.
         cache_path: SQLite file that keeps scores across restarts (resume).
         batch_deadline: seconds after which unfinished completions of a batch are not scorable.
-        min_timeout, timeout_factor, timeout_margin, max_timeout: the simulation's CPU budget, adapted to the CPU
-            time of the reference's own simulation (:class:`rewards.simulate.SimLimits`).
-        memory_mb, cpu_seconds: per-tool resource limits.
-        equivalence: settings for the equivalence checker (tasks without a testbench).
-        liberty: Liberty file for µm² area (PPA).
     """
 
     name = "verilog"
@@ -76,22 +85,19 @@ class VerilogReward:
     def __init__(
         self,
         *,
-        partial_credit: bool = True,
-        reasoning: str = "optional",
+        partial_credit: bool = RewardConfig.partial_credit,
+        reasoning: str = RewardConfig.reasoning,
+        liberty: str | None = None,
+        sim: Mapping[str, Any] | None = None,
+        equivalence: Mapping[str, Any] | None = None,
+        sandbox: Mapping[str, Any] | None = None,
+        validate_reference: bool = RewardConfig.validate_reference,
         workers: int | None = None,
         backend: str = "local",
         ray_address: str | None = None,
         cache_size: int = 16384,
         cache_path: str | None = None,
         batch_deadline: float | None = None,
-        min_timeout: float = SimLimits.min_timeout,
-        timeout_factor: float = SimLimits.timeout_factor,
-        timeout_margin: float = SimLimits.timeout_margin,
-        max_timeout: float = SimLimits.max_timeout,
-        memory_mb: int = Limits.memory_mb,
-        cpu_seconds: int = Limits.cpu_seconds,
-        equivalence: Mapping[str, Any] | None = None,
-        liberty: str | None = None,
     ):
         self.settings = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.__name__ = self.name
@@ -108,16 +114,14 @@ class VerilogReward:
     def _config(self, weights: Mapping[str, float] | None = None) -> RewardConfig:
         s = self.settings
         weights = weights or {lvl: (1.0 if lvl in self.levels else 0.0) for lvl in LEVELS}
-        return RewardConfig(
-            weights=weights,
-            partial_credit=s["partial_credit"],
-            reasoning=s["reasoning"],
-            liberty=s["liberty"],
-            sim=SimLimits(min_timeout=s["min_timeout"], timeout_factor=s["timeout_factor"],
-                          timeout_margin=s["timeout_margin"], max_timeout=s["max_timeout"]),
-            equivalence=dict(s["equivalence"] or {}),
-            sandbox=SandboxConfig(limits=Limits(memory_mb=s["memory_mb"], cpu_seconds=s["cpu_seconds"])),
-        )
+        for key in ("sim", "equivalence", "sandbox"):
+            if s[key] is not None and not isinstance(s[key], Mapping):
+                raise TypeError(f"`{key}` must be a mapping of settings, got {s[key]!r}")
+        return RewardConfig.from_dict({
+            "weights": weights, "partial_credit": s["partial_credit"], "reasoning": s["reasoning"],
+            "liberty": s["liberty"], "sim": dict(s["sim"] or {}), "equivalence": dict(s["equivalence"] or {}),
+            "sandbox": dict(s["sandbox"] or {}), "validate_reference": s["validate_reference"],
+        })
 
     # pickling: the pool (threads, sqlite) is rebuilt lazily in the receiving process
     def __getstate__(self) -> dict:
@@ -136,8 +140,8 @@ class VerilogReward:
         once — whatever their execution settings: ``workers`` and ``cache_size`` are the largest any of them asks
         for, ``batch_deadline`` applies to each reward's own calls."""
         s = self.settings
-        return (self.config.fingerprint, s["memory_mb"], s["cpu_seconds"], s["backend"], s["ray_address"],
-                s["cache_path"])
+        sandbox = json.dumps(dataclasses.asdict(self.config.sandbox), sort_keys=True, default=str)
+        return (self.config.fingerprint, sandbox, s["backend"], s["ray_address"], s["cache_path"])
 
     def _ask_for_pool(self) -> None:
         """Record this reward's execution settings for its pool (rewards are built before they first score)."""

@@ -276,6 +276,25 @@ def test_rewards_share_one_pool_whatever_their_execution_settings(tmp_path, adde
         del pool.score
     assert deadlines == [None, 120.0]  # each reward's own deadline
     # what changes a verdict, a reward value or where scores go opens another pool
-    assert build_reward("simulation", memory_mb=1024, cache_path=cache).pool is not pool
+    assert build_reward("simulation", sandbox={"limits": {"memory_mb": 1024}}, cache_path=cache).pool is not pool
     assert build_reward("simulation", partial_credit=False, cache_path=cache).pool is not pool
     assert build_reward("simulation").pool is not pool
+
+
+def test_training_rewards_take_the_reward_settings_schema_of_data_recipes():
+    """One reward-settings schema: a reward's scoring kwargs are RewardConfig's fields, shaped as
+    RewardConfig.from_dict reads them for data recipes and `verirl score` (validate_reference included)."""
+    settings = {"partial_credit": False, "reasoning": "none", "validate_reference": False,
+                "sim": {"max_timeout": 7.0, "min_timeout": 0.5}, "equivalence": {"method": "simulation"},
+                "sandbox": {"limits": {"memory_mb": 1024, "cpu_seconds": 30}}}
+    reward = build_reward("simulation", **settings)
+    expected = RewardConfig.from_dict({**settings, "weights": {"format": 1.0, "syntax": 1.0, "function": 1.0}})
+    assert reward.config == expected
+    assert set(settings) <= set(reward_arguments("simulation"))
+    assert "weights" not in reward_arguments("simulation")  # the reward's levels set them
+    for bad, message in (({"sim": {"max_timout": 1}}, "max_timout"), ({"sandbox": 5}, "mapping"),
+                         ({"memory_mb": 1024}, "no setting")):
+        with pytest.raises(ConfigError, match=message):
+            build_reward("simulation", **bad)
+    clone = pickle.loads(pickle.dumps(reward))
+    assert clone.config == reward.config and clone.pool_key() == reward.pool_key()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import re
 import threading
@@ -236,3 +237,57 @@ VALID_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 def is_plain_identifier(name: object) -> bool:
     """True for a plain Verilog identifier safe to put in a tool script (no ``$``, no escapes)."""
     return isinstance(name, str) and VALID_NAME.match(name) is not None
+
+
+_UNITS = {"module": "endmodule", "macromodule": "endmodule", "primitive": "endprimitive", "interface": "endinterface",
+          "program": "endprogram", "package": "endpackage", "class": "endclass", "checker": "endchecker",
+          "config": "endconfig"}
+
+
+@functools.lru_cache(maxsize=512)
+def unit_names(text: str) -> frozenset[str]:
+    """A superset of the names trusted ``text`` declares in the compilation unit: every identifier outside
+    design units (modules, packages, classes...) and directive lines; with a file-scope ``import``, every
+    identifier of the packages too. ``"*"`` when a file-scope macro use or ```include`` may declare anything."""
+    depth: list[str] = []
+    tokens = tokenize(text)
+    names: set[str] = set()
+    in_package: set[str] = set()
+    imports = False
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        if not tok.significant:
+            continue
+        if tok.text == "(*":  # an attribute, whatever it annotates
+            while i < len(tokens) and tokens[i].text != "*)":
+                i += 1
+            i += 1
+            continue
+        if tok.kind == DIRECTIVE:
+            if tok.text[1:] in _DIRECTIVE_LINES:
+                while i < len(tokens) and "\n" not in tokens[i].text:  # the rest of the directive's line
+                    if tokens[i].text.endswith("\\") and i + 1 < len(tokens) and "\n" in tokens[i + 1].text:
+                        i += 1  # a continued `define
+                    i += 1
+            elif not depth:
+                return frozenset({"*"})  # a macro use or `include at file scope: it may declare anything
+            continue
+        name = identifier_name(tok)
+        if tok.kind == IDENT and tok.text in _UNITS:
+            depth.append(_UNITS[tok.text])
+        elif tok.kind == IDENT and depth and tok.text == depth[-1]:
+            depth.pop()
+        elif name is not None and name not in KEYWORDS:
+            if not depth:
+                names.add(name)
+            elif depth[0] == "endpackage":
+                in_package.add(name)
+        elif not depth and tok.text == "import":
+            imports = True
+    return frozenset(names | (in_package if imports else set()))
+
+
+_DIRECTIVE_LINES = frozenset({"define", "undef", "timescale", "default_nettype", "resetall", "celldefine",
+                              "endcelldefine", "ifdef", "ifndef", "elsif", "else", "endif", "line"})

@@ -92,17 +92,15 @@ def wrapper(plan_: Plan, top: str) -> str:
 @functools.lru_cache(maxsize=512)
 def trusted_names(testbench: str, reference: str | None) -> frozenset[str] | None:
     """Every name the trusted sources make visible to a root of the design: the design units they define and the
-    names they declare in the compilation unit (:func:`rewards.simulate.unit_names`). ``None`` when that list
+    names they declare in the compilation unit (:func:`rewards.lexer.unit_names`). ``None`` when that list
     cannot be complete."""
-    from .simulate import unit_names
-
     names: set[str] = set()
     for text in (testbench, reference):
         if text is None:
             continue
         if "begin_keywords" in text:
             return None
-        unit = unit_names(text)
+        unit = lexer.unit_names(text)
         if "*" in unit:
             return None
         names |= unit

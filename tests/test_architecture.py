@@ -77,13 +77,18 @@ def test_packages_import_only_what_the_page_allows(package):
 
 
 def _edges(module: str, path: str, modules: dict[str, str]) -> set[str]:
-    """The modules of the same package that ``module`` imports (``from pkg import sub`` imports ``pkg.sub``, and
-    ``pkg`` itself only when a name is not a submodule)."""
+    """The modules of the same package that ``module`` imports at run time (``from pkg import sub`` imports
+    ``pkg.sub``, and ``pkg`` itself only when a name is not a submodule; imports under ``if TYPE_CHECKING:`` do
+    not count)."""
     with open(path, encoding="utf-8") as fh:
         tree = ast.parse(fh.read())
     package = module.split(".") if path.endswith("__init__.py") else module.split(".")[:-1]
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                   for stmt in block.body for n in ast.walk(stmt)}
     names = []
     for node in ast.walk(tree):
+        if id(node) in typing_only:  # `if TYPE_CHECKING:` imports never run: annotations only
+            continue
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -98,6 +103,11 @@ def _edges(module: str, path: str, modules: dict[str, str]) -> set[str]:
         if name and name != module:
             edges.add(name)
     return edges
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -48,7 +48,7 @@ def test_the_recorded_recipe_reloads_to_the_same_settings(tmp_path):
     replay.write_text(yaml.safe_dump(record["recipe"]))
     again = load_recipe(str(replay), check_only=True)
     assert again.training.to_dict() == recipe.training.to_dict()
-    assert again.verirl == recipe.verirl and again.model == recipe.model
+    assert again.model == recipe.model  # the training config holds verirl's settings too (compared above)
 
 
 def test_a_resumed_run_keeps_the_earlier_parts(tmp_path):

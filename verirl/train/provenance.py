@@ -5,8 +5,8 @@ training begins, and completed when it ends. It holds
 
 * ``recipe``: the recipe as run — the YAML mapping with the command-line overrides merged in (reload it with
   ``verirl train --config``); ``recipe_file`` and ``overrides`` say where each part came from;
-* ``resolved``: every setting after defaults and presets (verirl's fields, TRL's ``ModelConfig``, the trainer's
-  TRL config as ``to_dict()`` gives it, which hides tokens);
+* ``resolved``: every setting after defaults and presets (TRL's ``ModelConfig``, and the trainer's config — TRL's
+  fields and verirl's — as ``to_dict()`` gives it, which hides tokens);
 * ``base_model``: the ``model_name_or_path`` trained from, and ``base_model_origin``, the Hub id at the start of a
   chain of verirl runs (an RL run from an SFT run's folder names the SFT run's base model), or None when the chain
   starts at a local folder that no run record describes;
@@ -165,7 +165,6 @@ def run_record(recipe, *, start_step: int = 0, argv: list[str] | None = None) ->
         "base_model_revision": recipe.model.model_revision,
         "base_model_origin": base_model_origin(base),
         "resolved": {
-            "verirl": _redact(_jsonable(recipe.verirl)),
             "model": _redact(_jsonable(recipe.model)),
             "training": _redact(_jsonable(training.to_dict() if hasattr(training, "to_dict") else training)),
         },

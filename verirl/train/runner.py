@@ -172,7 +172,7 @@ def check_local_inputs(recipe: Recipe) -> None:
             f"set model_name_or_path to a Hub id"
         )
     for key in ("dataset", "eval_dataset"):
-        data = getattr(recipe.verirl, key)
+        data = getattr(recipe.training, key)
         if data and not os.path.exists(os.path.expanduser(data)):
             raise RecipeError(f"{key} {data!r} does not exist; {TINY_KIT_HINT}; otherwise set `{key}:` to a JSONL "
                               f"or Parquet file or a dataset folder (`verirl data build` writes one)")

@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -307,23 +308,59 @@ def _compare(args) -> int:
     return 0
 
 
+@dataclasses.dataclass
+class _Plan:
+    """What an evaluation run will do, decided from its arguments before any work."""
+
+    ks: list[int]
+    prompt_settings: Any
+    rule: Any
+    analysis: Any
+    sampling: Any  # SamplingSettings when sampling a model, else None
+
+
+@dataclasses.dataclass
+class _Samples:
+    """The samples to score, where they came from, and how they were sampled when known."""
+
+    samples: list
+    source: str
+    model_info: dict
+    recorded: dict
+    timings: dict[str, float]
+
+
 def _evaluate(args, progress: _Progress) -> int:
-    from .benchmarks import BenchmarkError, load_benchmark
+    """Validate everything, then sample (or read) the completions, score them, write the outputs, tell the user."""
+    from .benchmarks import load_benchmark
+    from .report import check_unscorable, summarize, write_outputs
+
+    plan = _plan(args)
+    benchmark = load_benchmark(args.benchmark, args.bench_dir, args.task)
+    problems = _problems(args, benchmark)
+    os.makedirs(args.out, exist_ok=True)
+    got = _samples(args, plan, benchmark, problems, progress)
+    rows = _score(args, plan, benchmark, got, progress)
+    if plan.sampling is not None:
+        got.recorded = {"sampling": plan.sampling.record(), "prompt": dataclasses.asdict(plan.prompt_settings)}
+    summary = summarize(benchmark, rows, plan.ks, exclude_broken=args.exclude_broken, model=got.model_info,
+                        sampling=got.recorded.get("sampling"), prompt=got.recorded.get("prompt"), timings=got.timings,
+                        source=got.source, extraction=plan.rule, analysis=plan.analysis,
+                        reference_check=not args.no_reference_check, selected=[p.task_id for p in problems])
+    check_unscorable(summary, rows, args.max_unscorable)
+    paths = write_outputs(args.out, summary, rows, plots=not args.no_plots)
+    _tell_the_user(args, benchmark, summary, len(got.samples), got.timings, paths)
+    return 0
+
+
+def _plan(args) -> _Plan:
+    """Every argument checked before any work (n < k is an error before any sampling)."""
+    from .benchmarks import BenchmarkError
     from .extraction import check_rule
-    from .generate import generate_samples, make_backend, recorded_settings
     from .passk import check_ks, parse_ks
     from .prompts import PromptSettings
-    from .report import check_unscorable, summarize, write_outputs
-    from .scoring import (
-        check_analysis,
-        eval_ppa_config,
-        load_completions,
-        make_pool,
-        reference_samples,
-        score_samples,
-    )
+    from .scoring import check_analysis
 
-    # ---- validate everything before any work
     if not args.benchmark or not args.bench_dir:
         raise BenchmarkError("--benchmark and --bench-dir are required (or use `verirl eval compare A B`)")
     if not args.out:
@@ -352,10 +389,16 @@ def _evaluate(args, progress: _Progress) -> int:
     sampling = None
     if args.model:
         sampling = sampling_settings(args)
-        check_ks(ks, sampling.n)  # n < k is an error before any sampling
+        check_ks(ks, sampling.n)
     if args.check_references:
         ks = [1]
-    benchmark = load_benchmark(args.benchmark, args.bench_dir, args.task)
+    return _Plan(ks, prompt_settings, rule, analysis, sampling)
+
+
+def _problems(args, benchmark) -> list:
+    """The problems selected by ``--problems`` and ``--limit``."""
+    from .benchmarks import BenchmarkError
+
     problems = list(benchmark.problems.values())
     if args.problems:
         problems = [benchmark.get(t.strip(), where="--problems: ") for t in args.problems.split(",") if t.strip()]
@@ -363,73 +406,81 @@ def _evaluate(args, progress: _Progress) -> int:
         if args.limit < 1:
             raise BenchmarkError(f"--limit must be positive, got {args.limit}")
         problems = problems[:args.limit]
-    selected = {p.task_id for p in problems}
-    os.makedirs(args.out, exist_ok=True)
-    timings: dict[str, float] = {}
-    model_info: dict = {}
-    recorded: dict = {}  # how the completions were sampled and prompted, when known
+    return problems
 
-    # ---- samples
+
+def _samples(args, plan: _Plan, benchmark, problems: list, progress: _Progress) -> _Samples:
+    """Sample the model into ``<out>/samples.jsonl`` (resumable), read ``--completions``, or take the references."""
+    from .benchmarks import BenchmarkError
+    from .generate import generate_samples, recorded_settings
+    from .scoring import load_completions, reference_samples
+
+    selected = {p.task_id for p in problems}
+    timings: dict[str, float] = {}
     if args.model:
-        kwargs = {}
-        if args.backend == "hf" and args.device:
-            kwargs["device"] = args.device
-        elif args.backend == "vllm":
-            kwargs.update(tensor_parallel_size=args.tensor_parallel_size,
-                          gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len)
-        elif args.backend == "openai":
-            kwargs.update(timeout=args.request_timeout, retries=args.retries)
-        backend = make_backend(args.backend, args.model, revision=args.revision,
-                               base_url=args.base_url, seed=args.seed, **kwargs)
+        backend = _backend(args)
         samples_path = os.path.join(args.out, "samples.jsonl")
         progress.phase = "generation"
         start = time.monotonic()
-        generate_samples(benchmark, problems, backend, sampling, prompt_settings, samples_path, model=args.model,
-                         revision=args.revision, batch_size=args.batch_size)
+        try:
+            generate_samples(benchmark, problems, backend, plan.sampling, plan.prompt_settings, samples_path,
+                             model=args.model, revision=args.revision, batch_size=args.batch_size)
+        finally:
+            backend.close()  # a local model's memory is not needed for scoring
         timings["generation_seconds"] = round(time.monotonic() - start, 3)
         samples = [s for s in load_completions(samples_path, benchmark)
-                   if s.task_id in selected and s.sample_index < sampling.n]
+                   if s.task_id in selected and s.sample_index < plan.sampling.n]
         model_info = {"name": args.model, "revision": args.revision, "backend": args.backend}
-        source = samples_path
-    elif args.completions:
+        return _Samples(samples, samples_path, model_info, {}, timings)
+    if args.completions:
         samples = [s for s in load_completions(args.completions, benchmark) if s.task_id in selected]
         if not samples:
             raise BenchmarkError(f"{args.completions} has no rows for the selected problems")
-        _check_ks_before_scoring(ks, samples, args.completions)
-        source = os.path.abspath(args.completions)
+        _check_ks_before_scoring(plan.ks, samples, args.completions)
         recorded = recorded_settings(args.completions)  # a samples.jsonl written by verirl says how it was sampled
-        model_info = recorded.get("model") or {}
-    else:
-        samples = reference_samples(benchmark, problems)
-        source = "reference designs"
+        return _Samples(samples, os.path.abspath(args.completions), recorded.get("model") or {}, recorded, timings)
+    return _Samples(reference_samples(benchmark, problems), "reference designs", {}, {}, timings)
 
-    # ---- score
+
+def _backend(args):
+    """The generation backend ``--backend`` names, with its own flags."""
+    from .generate import make_backend
+
+    kwargs = {}
+    if args.backend == "hf" and args.device:
+        kwargs["device"] = args.device
+    elif args.backend == "vllm":
+        kwargs.update(tensor_parallel_size=args.tensor_parallel_size,
+                      gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len)
+    elif args.backend == "openai":
+        kwargs.update(timeout=args.request_timeout, retries=args.retries)
+    return make_backend(args.backend, args.model, revision=args.revision, base_url=args.base_url, seed=args.seed,
+                        **kwargs)
+
+
+def _score(args, plan: _Plan, benchmark, got: _Samples, progress: _Progress) -> list[dict]:
+    """Score the samples into ``<out>/results.jsonl`` (resumable); the pool is closed whatever happens."""
+    from .scoring import eval_ppa_config, make_pool, score_samples
+
     if args.ray_address:  # the pool reads the address from RAY_ADDRESS
         os.environ["RAY_ADDRESS"] = args.ray_address
     pool = make_pool(workers=args.workers, reference_check=not args.no_reference_check,
                      backend="ray" if args.ray_address else "local")
     start = time.monotonic()
-    total = len(samples)
     try:
-        rows = score_samples(benchmark, samples, pool, results_path=os.path.join(args.out, "results.jsonl"),
-                             progress=progress.update, resumed=progress.resumed, extraction=rule,
-                             analysis=analysis, ppa=eval_ppa_config(args.liberty) if args.ppa else None)
+        rows = score_samples(benchmark, got.samples, pool, results_path=os.path.join(args.out, "results.jsonl"),
+                             progress=progress.update, resumed=progress.resumed, extraction=plan.rule,
+                             analysis=plan.analysis, ppa=eval_ppa_config(args.liberty) if args.ppa else None)
     finally:
         close = getattr(pool, "close", None)
         if close:
             close()
         progress.close()
-    timings["scoring_seconds"] = round(time.monotonic() - start, 3)
-    if sampling is not None:
-        recorded = {"sampling": sampling.record(), "prompt": dataclasses.asdict(prompt_settings)}
-    summary = summarize(benchmark, rows, ks, exclude_broken=args.exclude_broken, model=model_info,
-                        sampling=recorded.get("sampling"), prompt=recorded.get("prompt"), timings=timings,
-                        source=source, extraction=rule, analysis=analysis,
-                        reference_check=not args.no_reference_check, selected=[p.task_id for p in problems])
-    check_unscorable(summary, rows, args.max_unscorable)
-    paths = write_outputs(args.out, summary, rows, plots=not args.no_plots)
+    got.timings["scoring_seconds"] = round(time.monotonic() - start, 3)
+    return rows
 
-    # ---- tell the user
+
+def _tell_the_user(args, benchmark, summary: dict, total: int, timings: dict[str, float], paths: dict) -> None:
     headline = ", ".join(f"pass@{k} = {100 * v:.2f}%" for k, v in summary["pass_at_k"].items())
     print(f"{benchmark.name}{' ' + benchmark.task if benchmark.task else ''}: {summary['problems']} problems, "
           f"{total} samples scored in {timings['scoring_seconds']:.1f}s: {headline}")
@@ -456,4 +507,3 @@ def _evaluate(args, progress: _Progress) -> int:
               "change their verdicts", file=sys.stderr)
     for name, path in paths.items():
         print(f"{name}: {path}")
-    return 0

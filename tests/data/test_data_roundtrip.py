@@ -78,7 +78,8 @@ def test_step_by_step_pipeline_writes_the_rows_the_build_writes(reference_build,
     from verirl.cli import main
 
     manifest, out_dir, _ = reference_build
-    built = {r["top"]: r for r in map(json.loads, open(manifest["dataset"]["files"]["jsonl"]))}
+    with open(manifest["dataset"]["files"]["jsonl"]) as fh:
+        built = {r["top"]: r for r in map(json.loads, fh)}
     recipe = str(out_dir.parent / "r.yaml")
     paths = {n: str(tmp_path / f"{n}.jsonl") for n in ("split", "filter", "dedupe", "decon", "tasks")}
     assert main(["data", "split", "--config", recipe, "--out", paths["split"]]) == 0
@@ -87,7 +88,8 @@ def test_step_by_step_pipeline_writes_the_rows_the_build_writes(reference_build,
     assert main(["data", "decontaminate", "--config", recipe, "--input", paths["dedupe"], "--out",
                  paths["decon"]]) == 0
     assert main(["data", "roundtrip", "--config", recipe, "--input", paths["decon"], "--out", paths["tasks"]]) == 0
-    stepped = {r["top"]: r for r in map(json.loads, open(paths["tasks"]))}
+    with open(paths["tasks"]) as fh:
+        stepped = {r["top"]: r for r in map(json.loads, fh)}
     assert set(stepped) == set(built) == EXPECTED_KEPT
     for top, row in stepped.items():
         for key, value in row["metadata"].items():

@@ -177,8 +177,8 @@ def test_rl_recipe_of_every_arm_parses_quietly_with_its_switches(tmp_path, arm, 
                                   source="quickstart test", validate_rewards=False)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     gate, dynamic = ARMS[arm]
-    assert (recipe.verirl.entropy_gate.mode != "off") is gate
-    assert recipe.verirl.dynamic_sampling is dynamic
+    assert (recipe.training.entropy_gate.mode != "off") is gate
+    assert recipe.training.dynamic_sampling is dynamic
     assert recipe.training.seed == 4 and recipe.training.max_steps == QuickstartConfig().rl_steps
     assert recipe.training.epsilon_high == recipe.training.epsilon
 

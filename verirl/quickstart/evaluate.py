@@ -28,68 +28,54 @@ class Sampling:
     batch_size: int = 64
 
 
-def chat_prompt(tokenizer, task: dict) -> str:
-    return tokenizer.apply_chat_template([{"role": "user", "content": task["prompt"]}], tokenize=False,
-                                         add_generation_prompt=True)
+def messages(task: dict) -> list[dict]:
+    """The conversation a task is sampled with: its prompt as one user message (as in training)."""
+    return [{"role": "user", "content": task["prompt"]}]
 
 
-def generate_texts(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch_size: int,
-                   temperature: float | None = None, top_p: float = 1.0, progress=None) -> list[str]:
-    """One completion per prompt from an in-memory model, in batches; ``temperature=None`` decodes greedily.
+def generate_texts(model, tokenizer, tasks: list[dict], *, max_new_tokens: int, batch_size: int,
+                   temperature: float | None = None, top_p: float = 1.0, n: int = 1, seed: int = 0,
+                   progress=None) -> list[list[str]]:
+    """``n`` completions of each task from an in-memory model, through :mod:`data_pipeline.llm` (verirl's one
+    generation module); ``temperature=None`` decodes greedily.
 
-    Prompts are batched in the order given (callers put similar prompts next to each other so that a batch's
-    longest completion wastes little); the caller owns the random state.
+    ``batch_size`` sequences per ``generate`` call: tasks are batched in the order given (callers put similar tasks
+    next to each other so that a batch's longest completion wastes little); each batch is seeded from ``seed`` and
+    the caller's random state, the model's training mode and the tokenizer's padding side are left as they were.
     """
-    import torch
+    from data_pipeline.llm import GenerationRequest, TransformersBackend
 
-    was_training = model.training
-    model.eval()
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature
-                else {"do_sample": False})
-    texts: list[str] = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(prompts), batch_size):
-                chunk = prompts[start:start + batch_size]
-                enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-                enc = {k: v.to(model.device) for k, v in enc.items()}
-                out = model.generate(**enc, **sampling, max_new_tokens=max_new_tokens,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-                texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-                if progress:
-                    progress(len(chunk))
-    finally:
-        tokenizer.padding_side = padding_side
-        if was_training:
-            model.train()
-    return texts
+    per_call = max(1, batch_size // n)
+    backend = TransformersBackend.from_model(model, tokenizer, max_new_tokens=max_new_tokens,
+                                             temperature=temperature or 0.0, top_p=top_p, batch_size=per_call,
+                                             device=str(model.device))
+    requests = [GenerationRequest(messages(task), n, seed + i) for i, task in enumerate(tasks)]
+    out: list[list[str]] = []
+    for start in range(0, len(requests), per_call):
+        chunk = requests[start:start + per_call]
+        out += [[g.text for g in group] for group in backend.complete(chunk)]
+        if progress:
+            progress(len(chunk) * n)
+    return out
 
 
 def sample_completions(model_dir: str, tasks: list[dict], sampling: Sampling, progress=None) -> list[list[str]]:
     """``sampling.n`` completions per task (plain text of the assistant turn).
 
     The tasks are generated grouped by family (similar completion lengths share a batch); the result is in the
-    order of ``tasks``. The global torch random state is restored afterwards.
+    order of ``tasks``. The global torch random state is left as it was.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     order = sorted(range(len(tasks)), key=lambda i: (str((tasks[i].get("metadata") or {}).get("family")), i))
-    flat = [chat_prompt(tokenizer, tasks[i]) for i in order for _ in range(sampling.n)]
-    generator_seed = torch.random.get_rng_state()
-    torch.manual_seed(sampling.seed)
-    try:
-        texts = generate_texts(model, tokenizer, flat, max_new_tokens=sampling.max_new_tokens,
-                               batch_size=sampling.batch_size, temperature=sampling.temperature,
-                               top_p=sampling.top_p, progress=progress)
-    finally:
-        torch.random.set_rng_state(generator_seed)
+    groups = generate_texts(model, tokenizer, [tasks[i] for i in order], max_new_tokens=sampling.max_new_tokens,
+                            batch_size=sampling.batch_size, temperature=sampling.temperature, top_p=sampling.top_p,
+                            n=sampling.n, seed=sampling.seed, progress=progress)
     out: list[list[str]] = [[] for _ in tasks]
     for rank, i in enumerate(order):
-        out[i] = texts[rank * sampling.n:(rank + 1) * sampling.n]
+        out[i] = groups[rank]
     return out
 
 

@@ -74,7 +74,7 @@ def make_probe_callback(tasks: list[dict], pool, *, target: float, every: int, m
     from transformers import TrainerCallback
 
     from rewards.task import Task
-    from verirl.quickstart.evaluate import chat_prompt, generate_texts
+    from verirl.quickstart.evaluate import generate_texts
 
     order = sorted(range(len(tasks)), key=lambda i: (str((tasks[i].get("metadata") or {}).get("family")), i))
     tasks = [tasks[i] for i in order]  # similar completion lengths in one generation batch
@@ -88,8 +88,8 @@ def make_probe_callback(tasks: list[dict], pool, *, target: float, every: int, m
 
         def probe(self, model, tokenizer, step: int) -> dict:
             start = time.monotonic()
-            prompts = [chat_prompt(tokenizer, t) for t in tasks]
-            texts = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+            texts = [group[0] for group in generate_texts(model, tokenizer, tasks, max_new_tokens=max_new_tokens,
+                                                          batch_size=batch_size)]
             scores = pool.score(list(zip(scored_tasks, texts)))
             passed: dict[str, list[int]] = {}
             failures: dict[str, int] = {}

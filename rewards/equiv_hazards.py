@@ -524,24 +524,30 @@ class _Walk:
                 continue
             # what the blocking writes reach within the same time step: nets and combinational
             # processes computed from them
-            reach = set(p.blocking)
-            changed = True
-            while changed:
-                changed = False
-                for path, reads in self.net_reads.items():
-                    if path not in reach and reads & reach:
-                        reach.add(path)
-                        changed = True
-                for c in comb:
-                    if c.reads & reach and not c.writes <= reach:
-                        reach |= c.writes
-                        changed = True
+            reach = self._fanout(set(p.blocking), comb)
             for q in edges:
                 shared = reach & (q.reads | q.listed) if q is not p else set()
                 if shared:
                     self.add("race", f"{_short(min(p.blocking & reach))} is assigned with '=' in one clocked "
                              f"process and read (as {_short(min(shared))}) by another")
                     break
+
+    def _fanout(self, start: set, comb: list) -> set:
+        """``start`` grown by everything computed from it within one time step: nets reading it and the writes of
+        combinational processes reading it, to a fixed point."""
+        reached = set(start)
+        changed = True
+        while changed:
+            changed = False
+            for path, reads in self.net_reads.items():
+                if path not in reached and reads & reached:
+                    reached.add(path)
+                    changed = True
+            for c in comb:
+                if c.reads & reached and not c.writes <= reached:
+                    reached |= c.writes
+                    changed = True
+        return reached
 
     def _sensitivity(self) -> None:
         for p in self.processes:
@@ -562,17 +568,7 @@ class _Walk:
             if p.kind == "edge" and p.async_reset:
                 awake |= p.reset_writes
         comb = [p for p in self.processes if p.kind in ("star", "level", "comb")]
-        changed = True
-        while changed:
-            changed = False
-            for path, reads in self.net_reads.items():
-                if path not in awake and reads & awake:
-                    awake.add(path)
-                    changed = True
-            for p in comb:
-                if p.reads & awake and not p.writes <= awake:
-                    awake |= p.writes
-                    changed = True
+        awake = self._fanout(awake, comb)
         for p in comb:
             if p.kind in ("star", "level") and not (p.reads & awake):
                 names = ", ".join(_short(m) for m in sorted(p.reads & self.signals)[:3]) or "nothing"

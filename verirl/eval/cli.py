@@ -27,9 +27,10 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from typing import Any
+
+from verirl.stopping import Stopped, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "eval_command", None) == "compare":
             return _compare(args)
-        with _stop_on_signals():
+        with stop_on_signals():
             return _evaluate(args, progress)
     except (KeyboardInterrupt, Stopped) as exc:
         progress.close()
@@ -157,33 +158,6 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         progress.close()
-
-
-class Stopped(BaseException):
-    """SIGTERM arrived while evaluating (SIGINT arrives as KeyboardInterrupt)."""
-
-    def __init__(self, signame: str):
-        super().__init__(signame)
-        self.signame = signame
-
-
-class _stop_on_signals:
-    """SIGTERM raises :class:`Stopped` in the main thread while evaluating (the previous handler is restored)."""
-
-    def __enter__(self):
-        self._saved = None
-        if threading.current_thread() is threading.main_thread():
-            self._saved = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise Stopped(signal.Signals(signum).name)
-
-    def __exit__(self, *exc_info):
-        if self._saved is not None:
-            signal.signal(signal.SIGTERM, self._saved)
-        return False
 
 
 STOP_AFTER = "VERIRL_EVAL_STOP_AFTER"

@@ -14,7 +14,8 @@ import logging
 import os
 import signal
 import sys
-import threading
+
+from verirl.stopping import Stopped, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from verirl.train.runner import train
 
     try:
-        with _stop_on_signals():
+        with stop_on_signals(signal.SIGINT, signal.SIGTERM):
             result = train(recipe, resume=args.resume)
     except (RecipeError, DatasetError) as exc:
         print(f"verirl train: error: {exc}", file=sys.stderr)
@@ -132,34 +133,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"trained {result.global_step} steps; model saved to {result.output_dir}")
     return 0
-
-
-class Stopped(BaseException):
-    """SIGTERM (or SIGINT) arrived while training."""
-
-    def __init__(self, signame: str):
-        super().__init__(signame)
-        self.signame = signame
-
-
-class _stop_on_signals:
-    """Turn SIGINT/SIGTERM into :class:`Stopped` in the main thread while training (previous handlers restored)."""
-
-    def __enter__(self):
-        self._saved = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._saved[sig] = signal.signal(sig, self._raise)
-        return self
-
-    @staticmethod
-    def _raise(signum, frame):
-        raise Stopped(signal.Signals(signum).name)
-
-    def __exit__(self, *exc_info):
-        for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
-        return False
 
 
 def stop_message(recipe, args: argparse.Namespace, signame: str) -> str:

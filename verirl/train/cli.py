@@ -129,10 +129,28 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         # Leave now: reward threads still running a tool would otherwise hold the interpreter until it finishes.
         os._exit(128 + getattr(signal, signame))
-    if result.trainer is not None and not result.trainer.accelerator.is_main_process:
-        return 0
-    print(f"trained {result.global_step} steps; model saved to {result.output_dir}")
+    accelerator = result.trainer.accelerator if result.trainer is not None else None
+    if accelerator is None or accelerator.is_main_process:
+        print(f"trained {result.global_step} steps; model saved to {result.output_dir}")
+    if accelerator is not None and accelerator.num_processes > 1:
+        _leave_distributed_run(accelerator)
     return 0
+
+
+def _leave_distributed_run(accelerator) -> None:
+    """End a finished multi-process run without the interpreter's teardown.
+
+    Every rank has saved what it owns; after a barrier nothing is left to do. Left to interpreter exit, the
+    communication extensions (gloo, DeepSpeed's CPU comm op) are torn down in arbitrary order, and on a loaded
+    machine a rank could abort there ("terminate called without an active exception") after a successful run,
+    failing the whole launch. So: barrier, trackers closed, logs flushed, then leave at once with status 0."""
+    accelerator.wait_for_everyone()
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def stop_message(recipe, args: argparse.Namespace, signame: str) -> str:

@@ -125,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "eval_command", None) == "compare":
             return _compare(args)
-        with stop_on_signals():
+        # both stop signals are taken explicitly (as `verirl train` does): an ignored SIGINT inherited from a
+        # background launch would otherwise make Ctrl-C and the test switch do nothing
+        with stop_on_signals(signal.SIGINT, signal.SIGTERM):
             return _evaluate(args, progress)
     except (KeyboardInterrupt, Stopped) as exc:
         progress.close()

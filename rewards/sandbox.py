@@ -63,8 +63,9 @@ class Limits:
     """Resource limits applied to every sandboxed tool process."""
 
     cpu_seconds: int = 60
-    """CPU seconds per process (RLIMIT_CPU), a hard backstop behind each run's own CPU budget (the run's
-    ``timeout``), which is enforced more finely by measuring the tool's CPU time while it runs."""
+    """CPU seconds per process (RLIMIT_CPU's soft limit, ``SIGXCPU``; the hard limit, ``SIGKILL``, is a quarter
+    above it), a kernel backstop behind each run's own CPU budget (the run's ``timeout``), which is enforced
+    more finely by measuring the tool's CPU time while it runs."""
     memory_mb: int = 2048
     """Address-space limit (RLIMIT_AS) in MiB: a memory bomb fails fast instead of swapping."""
     file_size_mb: int = 64
@@ -174,16 +175,21 @@ def _prefix(config: SandboxConfig, budget: float | None = None) -> tuple[list[st
     """The wrapper argv that applies limits and isolation, and whether Popen must drop privileges.
 
     ``budget``: the run's CPU budget; RLIMIT_CPU is set a little above it (never above
-    ``limits.cpu_seconds``), a kernel-enforced backstop behind the measured budget."""
+    ``limits.cpu_seconds``), a kernel-enforced backstop behind the measured budget.
+
+    The soft limit sits below the hard one, so the kernel's backstop ends a tool with ``SIGXCPU``
+    (read as a timeout), not with ``SIGKILL``. The kernel counts CPU time ahead of what ``/proc`` and
+    ``wait4`` report (up to a fifth less on a loaded machine), so a tool the kernel killed at its hard
+    limit could look as if it had died of something else inside its budget."""
     caps = capabilities()
     if not caps["prlimit"]:
         raise InfrastructureError("prlimit(1) is missing: install util-linux (`apt-get install -y util-linux`)")
     lim = config.limits
-    cpu = lim.cpu_seconds if budget is None else min(lim.cpu_seconds, max(1, math.ceil(budget) + 1))
+    soft = lim.cpu_seconds if budget is None else min(lim.cpu_seconds, max(1, math.ceil(budget) + 1))
     argv = [
         shutil.which("prlimit") or "prlimit",
         f"--as={lim.memory_mb * 1024 * 1024}",
-        f"--cpu={cpu}",
+        f"--cpu={soft}:{soft + 1 + soft // 4}",
         f"--fsize={lim.file_size_mb * 1024 * 1024}",
         f"--nproc={lim.processes}",
         f"--nofile={lim.open_files}",

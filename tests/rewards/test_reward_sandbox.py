@@ -59,6 +59,36 @@ def test_cpu_budget_counts_child_processes():
     assert result.timed_out
 
 
+def _blind_sampler(monkeypatch) -> None:
+    """The CPU sampler sees nothing (as when a loaded machine starves the thread that reads ``/proc``): only
+    the kernel's RLIMIT_CPU can end the tool."""
+    monkeypatch.setattr(sandbox, "_tree_cpu", lambda pid: 0.0)
+
+
+def test_the_kernel_backstop_ends_a_busy_tool_with_sigxcpu_a_timeout(monkeypatch):
+    """The kernel counts CPU time ahead of what ``wait4`` reports (a fifth less, measured on a loaded machine), so
+    a tool killed by the hard limit could report less CPU than its budget and read as a crash: a hanging design
+    scored ``runtime_mismatch`` instead of ``timeout``. The soft limit comes first and says what happened."""
+    _blind_sampler(monkeypatch)
+    with Workspace({}) as ws:
+        result = ws.run(["sh", "-c", BUSY], timeout=0.5)
+    assert result.signal == signal.SIGXCPU and result.timed_out and not result.ok
+
+
+def test_a_tool_that_ignores_sigxcpu_still_ends_as_a_timeout(monkeypatch):
+    _blind_sampler(monkeypatch)
+    with Workspace({}) as ws:
+        result = ws.run(["sh", "-c", f"trap '' XCPU; {BUSY}"], timeout=0.5)
+    assert result.signal == signal.SIGKILL and result.timed_out
+
+
+def test_the_cpu_limits_put_the_soft_limit_first():
+    for budget, soft in ((0.05, 2), (5.0, 6), (100.0, 60)):
+        (cpu,) = [a for a in sandbox._prefix(SandboxConfig(), budget)[0] if a.startswith("--cpu=")]
+        low, high = map(int, cpu.removeprefix("--cpu=").split(":"))
+        assert (low, high > low) == (soft, True)
+
+
 def test_sleeping_past_the_cpu_budget_is_not_a_timeout():
     """A tool that waits (a starved process, a loaded machine) without using its CPU budget is not timed out."""
     config = SandboxConfig(wall_factor=1.0, wall_grace=20.0)

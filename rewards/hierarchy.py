@@ -23,6 +23,11 @@ Component values:
 * ``ppa`` — :func:`rewards.synth.ppa_score` against the reference's synthesis figures.
 
 A component is ``None`` when its level is disabled, and 0.0 when it was not reached.
+
+Verdicts and values: :func:`judge` asks the tools (the verdict: stage reached, pass/fail, failure class, the
+function level's fraction, PPA figures), and :meth:`RewardConfig.value` turns a verdict into one configuration's
+score (weights, ``partial_credit``). Every field of :class:`RewardConfig` is marked as one or the other, so
+configurations that differ only in how a verdict becomes a number share verdicts (one pool, one cache entry).
 """
 
 from __future__ import annotations
@@ -56,21 +61,24 @@ DEFAULT_WEIGHTS = {"format": 0.1, "syntax": 0.1, "function": 1.0, "ppa": 0.0}
 class RewardConfig:
     """How completions are scored. Invalid values raise :class:`ConfigError` on construction."""
 
-    weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    """Weight per level (``format``, ``syntax``, ``function``, ``ppa``); weight 0 disables a level."""
-    partial_credit: bool = True
+    weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_WEIGHTS),
+                                                     metadata={"part": "value"})
+    """Weight per level (``format``, ``syntax``, ``function``, ``ppa``); weight 0 disables a level. Which levels are
+    on is part of the verdict (:attr:`verdict_levels`: it decides which tools run); the weights' values are not."""
+    partial_credit: bool = dataclasses.field(default=True, metadata={"part": "value"})
     """Function component = fraction of testbench checks passed, instead of all-or-nothing."""
-    reasoning: str = "optional"
+    reasoning: str = dataclasses.field(default="optional", metadata={"part": "verdict"})
     """``none``, ``optional`` or ``required``: whether a ``<think>...</think>`` block is expected."""
-    liberty: str | None = None
+    liberty: str | None = dataclasses.field(default=None, metadata={"part": "verdict"})
     """Liberty file for µm² area; without it, a technology-independent transistor estimate."""
-    sim: SimLimits = dataclasses.field(default_factory=SimLimits)
+    sim: SimLimits = dataclasses.field(default_factory=SimLimits, metadata={"part": "verdict"})
     """Compile/simulation timeouts; the simulation timeout adapts to the reference's run time."""
-    equivalence: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """Settings for :class:`rewards.equivalence.EquivConfig`, used for tasks without a testbench."""
-    sandbox: SandboxConfig = dataclasses.field(default_factory=SandboxConfig)
+    equivalence: Mapping[str, Any] = dataclasses.field(default_factory=dict, metadata={"part": "verdict"})
+    """Settings for :class:`rewards.equivalence.EquivConfig`, used for tasks without a testbench (all of them verdict
+    settings, its ``partial_credit`` included: it makes the simulation run every stimulus sequence)."""
+    sandbox: SandboxConfig = dataclasses.field(default_factory=SandboxConfig, metadata={"part": "verdict"})
     """Resource limits and isolation of every tool run."""
-    validate_reference: bool = True
+    validate_reference: bool = dataclasses.field(default=True, metadata={"part": "verdict"})
     """Simulate the reference once per task: a reference that fails its own testbench makes the task
     ``task_error`` (never the model's fault), and the candidate's timeout adapts to the reference's run
     time. When False, the reference is not run and the timeout is ``sim.max_timeout``."""
@@ -104,13 +112,49 @@ class RewardConfig:
         return self.weight(level) > 0
 
     @property
+    def verdict_levels(self) -> tuple[str, ...]:
+        """The levels a verdict under this configuration holds: what the tools are asked to decide. ``format`` always
+        (extraction runs anyway), ``syntax`` when any tool level is on (the gate runs before any of them), and
+        ``function`` and ``ppa`` as enabled."""
+        tools = any(self.enabled(lvl) for lvl in ("syntax", "function", "ppa"))
+        return tuple(lvl for lvl in LEVELS
+                     if lvl == "format" or (lvl == "syntax" and tools) or (lvl != "syntax" and self.enabled(lvl)))
+
+    @property
+    def verdict_fingerprint(self) -> str:
+        """Hash of what changes a verdict (the ``verdict`` fields and :attr:`verdict_levels`): the key of the pool's
+        cache. Configurations that differ only in ``value`` fields share verdicts."""
+        return _digest([self.verdict_levels, *(_plain(getattr(self, f.name)) for f in _part("verdict"))])
+
+    @property
     def fingerprint(self) -> str:
-        payload = json.dumps(
-            [sorted(self.weights.items()), self.partial_credit, self.reasoning, self.liberty,
-             dataclasses.asdict(self.sim), sorted(self.equivalence.items()), self.validate_reference],
-            sort_keys=True, default=str,
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        """Hash of everything a score depends on: the verdict and how a value is computed from it."""
+        return _digest([self.verdict_fingerprint, *(_plain(getattr(self, f.name)) for f in _part("value"))])
+
+    @property
+    def verdict_config(self) -> RewardConfig:
+        """The canonical configuration verdicts are computed under: these verdict settings, weight 1 on each of
+        :attr:`verdict_levels`, and the value settings' defaults (which no verdict reads)."""
+        levels = self.verdict_levels
+        return dataclasses.replace(self, weights={lvl: (1.0 if lvl in levels else 0.0) for lvl in LEVELS},
+                                   partial_credit=True)
+
+    def value(self, verdict: Score) -> Score:
+        """This configuration's :class:`Score` of a verdict (from :func:`judge`, or a pool's cache) computed under a
+        configuration with the same :attr:`verdict_fingerprint`: components of disabled levels are ``None``, the
+        testbench's fraction of checks becomes 1/0 without ``partial_credit`` (equivalence's fraction is already
+        decided by ``EquivConfig.partial_credit``, a verdict setting), and the total is weighted."""
+        if not verdict.scorable:
+            return verdict
+        components: dict[str, float | None] = {}
+        for lvl in LEVELS:
+            component = verdict.components.get(lvl) if self.enabled(lvl) else None
+            if (lvl == "function" and component is not None and not self.partial_credit
+                    and verdict.detail.get("method") == "simulation"):
+                component = 1.0 if verdict.passed else 0.0
+            components[lvl] = component
+        total = sum(self.weight(lvl) * (components[lvl] or 0.0) for lvl in LEVELS)
+        return Score(round(total, 6), verdict.passed, verdict.failure, components, dict(verdict.detail))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RewardConfig:
@@ -130,6 +174,34 @@ class RewardConfig:
                 sb["limits"] = Limits(**sb["limits"])
             data["sandbox"] = SandboxConfig(**sb)
         return cls(**data)
+
+
+def _part(part: str) -> list[dataclasses.Field]:
+    """The fields of :class:`RewardConfig` in ``part`` (``verdict``: they change what the tools decide; ``value``:
+    they only turn a verdict into a number)."""
+    return [f for f in dataclasses.fields(RewardConfig) if f.metadata["part"] == part]
+
+
+def _check_parts(cls: type = RewardConfig) -> None:
+    """Every field of :class:`RewardConfig` says whether it changes verdicts, so a new one cannot join the wrong
+    fingerprint (or none) silently."""
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("part") not in ("verdict", "value"):
+            raise TypeError(f"RewardConfig.{f.name} must set metadata part='verdict' (it changes what the tools "
+                            "decide) or part='value' (it only turns a verdict into a number)")
+
+
+_check_parts()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return sorted(value.items()) if isinstance(value, Mapping) else value
+
+
+def _digest(parts: list) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def prepare_task(task: Task, config: RewardConfig, *, remember: bool = True) -> TaskState:
@@ -173,11 +245,22 @@ def validate_reference(task: Task, config: RewardConfig | None = None) -> None:
 
 
 def score_completion(task: Task, completion: Any, config: RewardConfig | None = None) -> Score:
-    """Score one completion for one task. Infrastructure and task faults give ``reward=None``.
+    """Score one completion for one task: ``config``'s value of the completion's verdict (:func:`judge`).
+    Infrastructure and task faults give ``reward=None``."""
+    config = config or RewardConfig()
+    return config.value(judge(task, completion, config))
+
+
+def judge(task: Task, completion: Any, config: RewardConfig | None = None) -> Score:
+    """The verdict on one completion: what the tools decide under ``config``'s verdict settings, as a :class:`Score`
+    computed under :attr:`RewardConfig.verdict_config` (components are the facts: the format score, the gate's 1/0,
+    the function level's fraction, the PPA score; weight 1 each). Every configuration with the same
+    :attr:`RewardConfig.verdict_fingerprint` turns it into its own score with :meth:`RewardConfig.value`; pools cache
+    verdicts, not values.
 
     ``detail["tools"]`` books the tool runs this call made, by stage (``compile``, ``gate``, ``context``,
     ``simulate``, ``reference``, ``equivalence``, ``ppa``): processes, CPU and wall seconds."""
-    config = config or RewardConfig()
+    config = (config or RewardConfig()).verdict_config
     with accounting() as tools:
         try:
             score = _score(task, completion, config)
@@ -274,8 +357,7 @@ def _score_code(task: Task, code_text: str, format_score: float, config: RewardC
         return verdict
     passed, failure, fraction = verdict
     card.detail["pass_fraction"] = fraction
-    equivalence = not task.testbench  # its partial credit is EquivConfig.partial_credit's
-    card.credit("function", fraction if config.partial_credit or equivalence else (1.0 if passed else 0.0))
+    card.credit("function", fraction)  # the verdict's fraction; RewardConfig.value applies partial_credit
     if not passed:
         return card.done(failure, False)
     if config.enabled("ppa") and reference is not None:

@@ -1,8 +1,11 @@
-"""Score batches of completions in parallel, with deadlines and a content-addressed cache.
+"""Score batches of completions in parallel, with deadlines and a content-addressed cache of verdicts.
 
 The work of scoring is done by EDA subprocesses, so the local backend is a bounded pool of threads, each driving one
 sandboxed tool at a time (the GIL is released while a tool runs). Duplicate completions in a batch are scored once,
-and every score is cached by content. ``backend="ray"`` runs the same jobs, all levels included (simulation,
+and every verdict (:func:`rewards.hierarchy.judge`) is cached by content. A pool serves every configuration with its
+configuration's :attr:`~rewards.hierarchy.RewardConfig.verdict_fingerprint`: each gets its own values of the shared
+verdicts (:meth:`RewardPool.score`'s ``config``), so settings that only turn a verdict into a number (weights,
+``partial_credit``) never run a tool again. ``backend="ray"`` runs the same jobs, all levels included (simulation,
 equivalence, PPA synthesis), as Ray tasks on a cluster (:mod:`rewards.ray_backend`); the cache stays in the calling
 process.
 
@@ -33,7 +36,7 @@ from typing import Any
 from .cache import ScoreCache, cache_key
 from .errors import ConfigError
 from .extract import completion_text
-from .hierarchy import RewardConfig, ppa_only, score_completion
+from .hierarchy import RewardConfig, judge, ppa_only
 from .score import Score
 from .task import Task
 
@@ -119,7 +122,8 @@ class RewardPool:
     """Parallel, cached scoring of ``(task, completion)`` pairs.
 
     Args:
-        config: the reward configuration (levels, weights, timeouts, sandbox).
+        config: the reward configuration (levels, weights, timeouts, sandbox); :meth:`score` values verdicts with it
+            unless given another with the same verdict settings.
         workers: concurrent scoring jobs of the local backend (default :func:`default_workers`); with Ray, the
             scoring window of :meth:`score_iter` (default: the cluster's CPUs).
         backend: ``local`` (threads driving sandboxed subprocesses) or ``ray``.
@@ -148,9 +152,11 @@ class RewardPool:
         if batch_deadline is not None and not batch_deadline > 0:
             raise ConfigError(f"batch_deadline must be > 0 seconds, got {batch_deadline}")
         self.config = config or RewardConfig()
+        self.verdict_config = self.config.verdict_config
+        """What the pool's jobs run under (:attr:`RewardConfig.verdict_config`)."""
         self.backend = backend
         self.batch_deadline = batch_deadline
-        self.stall_seconds = job_seconds(self.config) + STALL_GRACE
+        self.stall_seconds = job_seconds(self.verdict_config) + STALL_GRACE
         """A batch ends when no job finished for this long (its workers are lost)."""
         self.cache = ScoreCache(cache_size, cache_path)
         self._executor: cf.ThreadPoolExecutor | None = None
@@ -166,12 +172,27 @@ class RewardPool:
             self.ray_address = resolve_address(ray_address)
             cluster_cpus = connect(self.ray_address, self.workers)
             self.workers = workers or max(1, cluster_cpus)
-            self._ray = RayJobs(self.config)
+            self._ray = RayJobs(self.verdict_config)
 
     # -- public API -------------------------------------------------------------------
-    def score(self, pairs: Sequence[tuple[Task, Any]], *, deadline: float | None = None) -> list[Score]:
-        """Score a batch; the result is in input order. ``deadline`` overrides ``batch_deadline``."""
+    def score(self, pairs: Sequence[tuple[Task, Any]], *, deadline: float | None = None,
+              config: RewardConfig | None = None) -> list[Score]:
+        """Score a batch; the result is in input order. ``deadline`` overrides ``batch_deadline``; ``config`` (default:
+        the pool's) values the verdicts and must have the pool's verdict settings."""
+        config = config or self.config
+        if config.verdict_fingerprint != self.verdict_config.verdict_fingerprint:
+            raise ConfigError("this reward pool judges under other verdict settings (levels on, sim, equivalence, "
+                              "sandbox, reasoning, liberty, validate_reference) than the configuration it was asked "
+                              "to score with; use a pool of that configuration")
         start = time.monotonic()
+        out = [config.value(verdict) for verdict in self.verdicts(pairs, deadline=deadline)]
+        self.stats["scored"] += len(out)
+        self.stats["unscorable"] += sum(1 for s in out if not s.scorable)
+        self.stats["seconds"] += time.monotonic() - start
+        return out
+
+    def verdicts(self, pairs: Sequence[tuple[Task, Any]], *, deadline: float | None = None) -> list[Score]:
+        """The verdicts of a batch (:func:`rewards.hierarchy.judge`), in input order, from the cache or judged now."""
         deadline = deadline if deadline is not None else self.batch_deadline
         keys = [self._key(task, completion) for task, completion in pairs]
         results: dict[str, Score] = {}
@@ -186,18 +207,14 @@ class RewardPool:
                 todo[key] = pair
         self.stats["cache_hits"] += len(pairs) - len(todo)
         if todo:
-            results.update(self._run("score", todo, deadline, self.cache.put))
-        out = [results[key] for key in keys]
-        self.stats["scored"] += len(out)
-        self.stats["unscorable"] += sum(1 for s in out if not s.scorable)
-        self.stats["seconds"] += time.monotonic() - start
-        return out
+            results.update(self._run("verdict", todo, deadline, self.cache.put))
+        return [results[key] for key in keys]
 
     def map_ppa(self, pairs: Sequence[tuple[Task, Any]], config: RewardConfig, *,
                 deadline: float | None = None) -> list[tuple[float | None, dict]]:
         """PPA component and figures of functionally correct completions, on the pool's backend, cached."""
         deadline = deadline if deadline is not None else self.batch_deadline
-        keys = [cache_key(t.fingerprint, repr(c), "ppa:" + config.fingerprint) for t, c in pairs]
+        keys = [cache_key(t.fingerprint, repr(c), "ppa:" + config.verdict_fingerprint) for t, c in pairs]
         out: dict[str, tuple[float | None, dict]] = {}
         todo: dict[str, tuple[Task, Any]] = {}
         for key, pair in zip(keys, pairs):
@@ -238,7 +255,7 @@ class RewardPool:
             text = completion_text(completion)
         except TypeError:
             text = repr(completion)
-        return cache_key(task.fingerprint, text, self.config.fingerprint)
+        return cache_key(task.fingerprint, text, self.verdict_config.verdict_fingerprint)
 
     def _store_ppa(self, key: str, result: tuple[float | None, dict]) -> None:
         if result[0] is None:  # an infrastructure or task fault: try again next time
@@ -250,14 +267,14 @@ class RewardPool:
 
     def _run(self, kind: str, todo: dict[str, tuple[Task, Any]], deadline: float | None,
              store: Callable[[str, Any], None], config: RewardConfig | None = None) -> dict[str, Any]:
-        """Run ``kind`` jobs (``score``/``ppa``) on the backend; what misses the deadline comes back as a fault."""
-        config = config or self.config
-        todo = _longest_first(todo, config) if kind == "score" else todo
+        """Run ``kind`` jobs (``verdict``/``ppa``) on the backend; what misses the deadline comes back as a fault."""
+        config = config or self.verdict_config
+        todo = _longest_first(todo, config) if kind == "verdict" else todo
         if self._ray is not None:
             handles = dict(zip(self._ray.submit(kind, list(todo.values())), todo))
             wait, value = self._ray.wait, self._ray_value(kind)
         else:
-            fn = score_completion if kind == "score" else ppa_only
+            fn = judge if kind == "verdict" else ppa_only
             executor = self._ensure_executor()
             handles = {executor.submit(fn, task, completion, config): key for key, (task, completion) in todo.items()}
             wait, value = _wait_futures, _future_value(kind)
@@ -275,7 +292,7 @@ class RewardPool:
                 for future in pending:
                     future.add_done_callback(lambda f, k=handles[future]: _store_late(store, k, f, value))
         for handle in pending:
-            out[handles[handle]] = (Score.unscorable("infrastructure", reason) if kind == "score"
+            out[handles[handle]] = (Score.unscorable("infrastructure", reason) if kind == "verdict"
                                     else (None, {"error": reason}))
         return out
 
@@ -311,8 +328,8 @@ class RewardPool:
             except Exception as exc:  # noqa: BLE001 - a lost worker or node (after Ray's retries): never the model's fault
                 reason = f"ray task failed: {type(exc).__name__}: {str(exc)[:400]}"
                 logger.warning("%s", reason)
-                return Score.unscorable("infrastructure", reason) if kind == "score" else (None, {"error": reason})
-            return Score.from_dict(data) if kind == "score" else (data[0], data[1])
+                return Score.unscorable("infrastructure", reason) if kind == "verdict" else (None, {"error": reason})
+            return Score.from_dict(data) if kind == "verdict" else (data[0], data[1])
         return value
 
     def _ensure_executor(self) -> cf.ThreadPoolExecutor:
@@ -353,7 +370,7 @@ def _future_value(kind: str) -> Callable[[cf.Future], Any]:
         # a bug or an unexpected fault: never charge it to the model
         logger.error("reward job raised %s: %s", type(exc).__name__, exc, exc_info=exc)
         reason = f"{type(exc).__name__}: {exc}"
-        return Score.unscorable("infrastructure", reason) if kind == "score" else (None, {"error": reason})
+        return Score.unscorable("infrastructure", reason) if kind == "verdict" else (None, {"error": reason})
     return value
 
 

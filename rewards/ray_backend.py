@@ -94,11 +94,11 @@ def _join_failure(address: str, exc: Exception) -> str:
 
 def _run_job(kind: str, task: dict, completion: Any, config) -> Any:
     """Body of a Ray task (runs on a reward node): a plain-data result that pickles across Ray versions."""
-    from .hierarchy import ppa_only, score_completion
+    from .hierarchy import judge, ppa_only
     from .task import Task
 
-    if kind == "score":
-        return score_completion(Task.from_dict(task), completion, config).to_dict()
+    if kind == "verdict":
+        return judge(Task.from_dict(task), completion, config).to_dict()
     component, detail = ppa_only(Task.from_dict(task), completion, config)
     return [component, detail]
 

@@ -77,7 +77,7 @@ def task_state(task: Task, config: RewardConfig, *, remember: bool = True) -> Ta
 
     ``remember=False`` builds a state that is not kept (one-off tasks: nothing grows). Raises :class:`TaskError`
     when the reference does not define ``top`` or uses what candidates may not."""
-    key = (task.fingerprint, config.fingerprint)
+    key = (task.fingerprint, config.verdict_fingerprint)
     if remember:
         with _GUARD:
             found = _STATES.get(key)
@@ -162,7 +162,7 @@ def expected_seconds(task: Task, config: RewardConfig) -> float:
     if not task.testbench:
         return 0.0
     with _GUARD:
-        state = _STATES.get((task.fingerprint, config.fingerprint))
+        state = _STATES.get((task.fingerprint, config.verdict_fingerprint))
     if state is not None and state.simulated:
         return state.reference_cpu or 0.0
     db = task_facts.store()

@@ -12,10 +12,12 @@ the ``overlong`` length penalty still score it, so verirl's trainer (``verirl.tr
 whole row whenever a reward of this module or the recipe's functional reward returns None:
 no advantage, no loss token, reported as ``unscorable/fraction``.
 
-Rewards that agree on what their scores depend on share one worker pool and one cache per
-process (:meth:`VerilogReward.pool_key`; execution settings such as ``workers`` do not split
-it), so a recipe that lists ``format``, ``syntax`` and ``simulation`` simulates each completion
-once; ``ppa`` reuses that simulation and synthesizes only the designs that passed.
+Rewards that agree on what their verdicts depend on share one worker pool and one cache of
+verdicts per process (:meth:`VerilogReward.pool_key`); each computes its own value from the
+shared verdict. Settings that only turn a verdict into a number (``partial_credit``, the level
+weights of ``hierarchical``) and execution settings such as ``workers`` do not split it, so a
+recipe that lists ``format``, ``syntax``, ``simulation`` and ``hierarchical`` simulates each
+completion once; ``ppa`` reuses that simulation and synthesizes only the designs that passed.
 
 This module follows TRL's convention but does not import TRL (``rewards`` stays light).
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import inspect
-import json
 import logging
 import threading
 import time
@@ -134,14 +135,15 @@ class VerilogReward:
         return {}
 
     def pool_key(self) -> tuple:
-        """What the process's shared pool is keyed by: what its scores depend on (the reward configuration and the
-        tools' resource limits), where scoring runs (backend, cluster) and where scores persist (cache file). Rewards
-        that agree on these share one pool — a recipe's ``syntax``, ``simulation`` and ``ppa`` simulate each completion
-        once — whatever their execution settings: ``workers`` and ``cache_size`` are the largest any of them asks
-        for, ``batch_deadline`` applies to each reward's own calls."""
+        """What the process's shared pool is keyed by: what its verdicts depend on
+        (:attr:`RewardConfig.verdict_fingerprint`: levels on, tool settings and limits), where scoring runs (backend,
+        cluster) and where verdicts persist (cache file). Rewards that agree on these share one pool — a recipe's
+        ``syntax``, ``simulation``, ``hierarchical`` and ``ppa`` simulate each completion once — whatever their value
+        settings (``partial_credit``, weights: each reward values the shared verdicts itself) and execution
+        settings: ``workers`` and ``cache_size`` are the largest any of them asks for, ``batch_deadline`` applies to
+        each reward's own calls."""
         s = self.settings
-        sandbox = json.dumps(dataclasses.asdict(self.config.sandbox), sort_keys=True, default=str)
-        return (self.config.fingerprint, sandbox, s["backend"], s["ray_address"], s["cache_path"])
+        return (self.config.verdict_fingerprint, s["backend"], s["ray_address"], s["cache_path"])
 
     def _ask_for_pool(self) -> None:
         """Record this reward's execution settings for its pool (rewards are built before they first score)."""
@@ -171,7 +173,8 @@ class VerilogReward:
 
     def score_batch(self, completions: Sequence[Any], columns: Mapping[str, Any]) -> list[Score]:
         tasks = tasks_from_columns(columns, len(completions))
-        return self.pool.score(list(zip(tasks, completions)), deadline=self.settings["batch_deadline"])
+        return self.pool.score(list(zip(tasks, completions)), deadline=self.settings["batch_deadline"],
+                               config=self.config)
 
     def value(self, score: Score) -> float | None:
         return score.reward
@@ -233,7 +236,8 @@ class EquivalenceReward(VerilogReward):
         for task in tasks:
             if task.reference is None:
                 raise TaskError(f"task {task.id!r}: the equivalence reward needs a `reference` column")
-        return self.pool.score(list(zip(tasks, completions)), deadline=self.settings["batch_deadline"])
+        return self.pool.score(list(zip(tasks, completions)), deadline=self.settings["batch_deadline"],
+                               config=self.config)
 
     def value(self, score: Score) -> float | None:
         return score.components["function"] if score.scorable else None
@@ -253,7 +257,7 @@ class PPAReward(VerilogReward):
         tasks = tasks_from_columns(columns, len(completions))
         pairs = list(zip(tasks, completions))
         deadline = self.settings["batch_deadline"]
-        scores = self.pool.score(pairs, deadline=deadline)
+        scores = self.pool.score(pairs, deadline=deadline, config=self.config)
         ppa_config = self._config({lvl: 1.0 for lvl in LEVELS})
         wanted = [i for i, s in enumerate(scores) if s.passed]
         figures = self.pool.map_ppa([pairs[i] for i in wanted], ppa_config, deadline=deadline)

@@ -140,14 +140,14 @@ def test_the_default_deadline_follows_the_job_timeouts():
 def gated_jobs(monkeypatch):
     """Local jobs that finish at once, except WRONG, which waits for ``release`` (a lost or stuck worker)."""
     release = threading.Event()
-    real = pool_module.score_completion
+    real = pool_module.judge
 
     def job(task, completion, config):
         if completion == WRONG:
             release.wait(60)
         return real(task, completion, config)
 
-    monkeypatch.setattr(pool_module, "score_completion", job)
+    monkeypatch.setattr(pool_module, "judge", job)
     yield release
     release.set()
 
@@ -193,7 +193,7 @@ def test_failed_job_is_never_the_models_fault(monkeypatch):
     def broken(task, completion, config):
         raise RuntimeError("worker lost its disk")
 
-    monkeypatch.setattr(pool_module, "score_completion", broken)
+    monkeypatch.setattr(pool_module, "judge", broken)
     with RewardPool(workers=1) as pool:
         (score,) = pool.score([(tasks()["adder"], GOOD)])
     assert score.reward is None and score.failure == "infrastructure" and "lost its disk" in score.detail["reason"]
@@ -208,7 +208,7 @@ def test_ray_task_failures_are_infrastructure_and_uncached(fake_ray):
             raise RuntimeError("WorkerCrashedError: the worker died 3 times")
 
     pool._ray = Jobs()
-    score = pool._ray_value("score")("ref")
+    score = pool._ray_value("verdict")("ref")
     assert score.reward is None and score.failure == "infrastructure" and "worker died" in score.detail["reason"]
     pool.cache.put("k", score)
     assert pool.cache.get("k") is None  # the next time it is scored again

@@ -11,7 +11,7 @@ import pytest
 
 from rewards.cache import ScoreCache
 from rewards.errors import ConfigError
-from rewards.hierarchy import RewardConfig, score_completion
+from rewards.hierarchy import RewardConfig, judge, score_completion
 from rewards.pool import RewardPool
 from rewards.trl import REWARDS, build_reward, reward_arguments
 
@@ -105,9 +105,9 @@ def test_pool_deadline_returns_unscorable(adder_task, monkeypatch):
     def held(task, completion, config):
         started.set()
         release.wait(60)  # without a working deadline the batch ends here, scored, and the test fails
-        return score_completion(task, completion, config)
+        return judge(task, completion, config)
 
-    monkeypatch.setattr(pool_module, "score_completion", held)
+    monkeypatch.setattr(pool_module, "judge", held)
     with RewardPool(workers=1, batch_deadline=0.3) as pool:
         scores = pool.score([(adder_task, GOOD), (adder_task, WRONG)])
         assert started.is_set()
@@ -268,16 +268,17 @@ def test_rewards_share_one_pool_whatever_their_execution_settings(tmp_path, adde
     assert pool.stats["cache_hits"] == scored + 2  # not simulated again
     deadlines = []
     real_score = pool.score
-    pool.score = lambda pairs, deadline=None: deadlines.append(deadline) or real_score(pairs, deadline=deadline)
+    pool.score = lambda pairs, deadline=None, **kw: deadlines.append(deadline) or real_score(pairs, deadline=deadline,
+                                                                                              **kw)
     try:
         syntax(completions=[GOOD], **{k: v[:1] for k, v in columns.items()})
         simulation(completions=[GOOD], **{k: v[:1] for k, v in columns.items()})
     finally:
         del pool.score
     assert deadlines == [None, 120.0]  # each reward's own deadline
-    # what changes a verdict, a reward value or where scores go opens another pool
+    # what changes a verdict or where verdicts go opens another pool; how a verdict becomes a value does not
     assert build_reward("simulation", sandbox={"limits": {"memory_mb": 1024}}, cache_path=cache).pool is not pool
-    assert build_reward("simulation", partial_credit=False, cache_path=cache).pool is not pool
+    assert build_reward("simulation", partial_credit=False, cache_path=cache).pool is pool
     assert build_reward("simulation").pool is not pool
 
 

@@ -53,7 +53,7 @@ def _cache_rows(run_dir) -> int:
     files = sorted((run_dir / "reward_cache").glob("*.sqlite"))
     assert files, f"no reward cache in {run_dir}"
     with sqlite3.connect(files[0]) as db:
-        return db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+        return db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
 
 
 @pytest.fixture(scope="module")

@@ -175,7 +175,28 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
     """Compare ``candidate`` with ``golden``; both define module ``top`` (default: golden's only top)."""
     config = config or EquivConfig()
     start = time.monotonic()
-    timings: dict[str, float] = {}
+    sides = _prepare_both(golden, candidate, top)
+    if isinstance(sides, EquivResult):
+        return sides
+    gold, cand = sides
+    timings: dict[str, float] = {"interface": time.monotonic() - start}
+    problems = interface_differences(gold.iface, cand.iface)
+    if problems:
+        return EquivResult("interface_mismatch", reason="; ".join(problems), interface=gold.iface.to_dict(),
+                           timings=timings)
+    iface = merge_clocking(gold.iface, cand.iface)
+    hazards = [f"golden: {h}" for h in gold.hazards] + [f"candidate: {h}" for h in cand.hazards]
+    result = _decide(gold, cand, iface, hazards, config, timings)
+    result.hazards = hazards
+    result.interface = iface.to_dict()
+    timings["total"] = time.monotonic() - start
+    result.timings = {**timings, **result.timings}
+    return result
+
+
+def _prepare_both(golden: str, candidate: str, top: str | None) -> tuple[_Design, _Design] | EquivResult:
+    """Both sides prepared (:func:`_prepare`) under ``top`` (default: golden's only top), or the error of the first
+    side that cannot be (a fresh result: the prepared sides are cached)."""
     if top is not None and not is_identifier(top):
         raise ValueError(f"top module name {top!r} is not a plain Verilog identifier")
     if top is None:
@@ -191,31 +212,25 @@ def check_equivalence(golden: str, candidate: str, top: str | None = None, *,
     cand = _prepare(candidate, top, "candidate", candidate=True)
     if isinstance(cand, EquivResult):
         return dataclasses.replace(cand)
-    timings["interface"] = time.monotonic() - start
-    problems = interface_differences(gold.iface, cand.iface)
-    if problems:
-        return EquivResult("interface_mismatch", reason="; ".join(problems), interface=gold.iface.to_dict(),
-                           timings=timings)
-    iface = merge_clocking(gold.iface, cand.iface)
-    hazards = [f"golden: {h}" for h in gold.hazards] + [f"candidate: {h}" for h in cand.hazards]
+    return gold, cand
 
-    result: EquivResult | None = None
+
+def _decide(gold: _Design, cand: _Design, iface: ModuleInterface, hazards: list[str], config: EquivConfig,
+            timings: dict[str, float]) -> EquivResult:
+    """The check of two designs with matching interfaces: simulation when asked for, or (``auto``) when a hazard
+    keeps the formal model from describing the simulation or Yosys is missing; an error when ``formal`` was asked
+    for on such a design; else formal first, then simulation."""
     if config.method == "simulation" or (config.method == "auto" and (hazards or not _yosys_available())):
         t0 = time.monotonic()
         result = simulate_equivalence(gold.code, cand.code, iface, config, unit_names=gold.unit_names)
         timings["simulation"] = time.monotonic() - t0
         if result.equivalent and hazards:
             result.reason = "simulation found no difference; formal not attempted"
-    elif hazards:
-        result = EquivResult("error", "formal", reason="the formal model would not describe the simulation: "
-                             f"{'; '.join(hazards)}", fault="golden" if gold.hazards else "candidate")
-    else:
-        result = _formal_then_simulation(gold, cand, iface, config, timings)
-    result.hazards = hazards
-    result.interface = iface.to_dict()
-    timings["total"] = time.monotonic() - start
-    result.timings = {**timings, **result.timings}
-    return result
+        return result
+    if hazards:
+        return EquivResult("error", "formal", reason="the formal model would not describe the simulation: "
+                           f"{'; '.join(hazards)}", fault="golden" if gold.hazards else "candidate")
+    return _formal_then_simulation(gold, cand, iface, config, timings)
 
 
 @functools.lru_cache(maxsize=64)

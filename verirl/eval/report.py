@@ -77,11 +77,39 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
 
     ``selected``: the problems this run asked for (``--problems``/``--limit``; default all); problems without samples
     are counted among them only."""
-    from .extraction import RULES, check_rule
-    from .scoring import ANALYSES, check_analysis
+    from .extraction import check_rule
+    from .scoring import check_analysis
 
     rule, analysis = check_rule(extraction, benchmark.name), check_analysis(analysis, benchmark.name)
     counts = problem_counts(rows)
+    broken, counted = _counted_problems(benchmark, counts, exclude_broken, reference_check)
+    ks = check_ks(ks, min(e["n"] for e in counted.values()))
+    wanted = list(selected) if selected is not None else list(benchmark.problems)
+    tools = _tool_versions()
+    simulator = re.sub(r"\s*\(\)\s*$", "", tools.get("iverilog") or "") or None  # "... (stable) ()" → "... (stable)"
+    lengths = completion_lengths(rows)
+    summary = {
+        **_how_made(benchmark, model, sampling, prompt, source, rule, analysis, simulator),
+        **_pass_rates(counts, counted, broken, ks, exclude_broken),
+        **_sample_counts(benchmark, counts, counted, wanted, lengths),
+        **_known_broken(benchmark, counts, broken, simulator, reference_check),
+        "per_problem": {t: {"n": e["n"], "c": e["c"], "unscorable": e["unscorable"], "results": e["codes"],
+                            "failures": dict(e["failures"])} for t, e in counts.items()},
+        "ppa": ppa_comparison(rows),
+        "tools": tools,
+        "verirl_version": _verirl_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timings": timings or {},
+    }
+    _benchmark_figures(summary, benchmark, counted, source, lengths)
+    _warn_about(summary, benchmark, wanted, sampling)
+    return summary
+
+
+def _counted_problems(benchmark: Benchmark, counts: dict[str, dict], exclude_broken: bool,
+                      reference_check: bool) -> tuple[set[str], dict[str, dict]]:
+    """The known-broken problems among ``counts``, and the problems pass@k counts; refuses a run with nothing to
+    count."""
     if all(e["unscorable"] == e["n"] for e in counts.values()):
         raise PassKError("no sample could be scored (all infrastructure or task faults); see results.jsonl")
     broken = {t for t in counts if t in benchmark.known_broken}
@@ -91,20 +119,16 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
     counted = {t: e for t, e in counts.items() if not (exclude_broken and t in broken)}
     if not counted:
         raise PassKError("every scored problem is known-broken: nothing is left for pass@k without --exclude-broken")
-    n_min = min(e["n"] for e in counted.values())
-    ks = check_ks(ks, n_min)
-    pass_k = {str(k): _mean(pass_at_k(e["n"], e["c"], k) for e in counted.values()) for k in ks}
-    without_broken = {t: e for t, e in counts.items() if t not in broken}
-    failures = Counter()
-    for e in counts.values():
-        failures.update(e["failures"])
-    unscorable = sum(e["unscorable"] for e in counts.values())
-    wanted = list(selected) if selected is not None else list(benchmark.problems)
-    missing = [t for t in wanted if t not in counts]
-    tools = _tool_versions()
-    simulator = re.sub(r"\s*\(\)\s*$", "", tools.get("iverilog") or "") or None  # "... (stable) ()" → "... (stable)"
-    lengths = completion_lengths(rows)
-    summary = {
+    return broken, counted
+
+
+def _how_made(benchmark: Benchmark, model: dict | None, sampling: dict | None, prompt: dict | None,
+              source: str | None, rule: str, analysis: str, simulator: str | None) -> dict:
+    """What was evaluated and how: benchmark, model, sampling, prompt, extraction, analysis, simulator, divisor."""
+    from .extraction import RULES
+    from .scoring import ANALYSES
+
+    return {
         "benchmark": {**benchmark.describe(), "known_broken": sorted(benchmark.known_broken)},
         "model": model or {},
         "sampling": sampling,
@@ -114,47 +138,76 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
         "analysis": {"name": analysis, "description": ANALYSES[analysis]},
         "simulator": simulator,
         "pass_at_k_divisor": DIVISOR.get(benchmark.name, "problems"),
-        "n": n_min,
+    }
+
+
+def _pass_rates(counts: dict[str, dict], counted: dict[str, dict], broken: set[str], ks: Sequence[int],
+                exclude_broken: bool) -> dict:
+    """n, k and the mean pass@k over the counted problems (and without the known-broken ones)."""
+    without_broken = {t: e for t, e in counts.items() if t not in broken}
+    return {
+        "n": min(e["n"] for e in counted.values()),
         "n_max": max(e["n"] for e in counted.values()),
         "k": list(ks),
-        "pass_at_k": pass_k,
+        "pass_at_k": {str(k): _mean(pass_at_k(e["n"], e["c"], k) for e in counted.values()) for k in ks},
         "pass_at_k_excluding_known_broken": (
             {str(k): _mean(pass_at_k(e["n"], e["c"], k) for e in without_broken.values()) for k in ks}
             if broken and without_broken else None),
         "excluded_known_broken": bool(exclude_broken and broken),
+    }
+
+
+def _sample_counts(benchmark: Benchmark, counts: dict[str, dict], counted: dict[str, dict], wanted: list[str],
+                   lengths: dict) -> dict:
+    """How many problems and samples were counted, passed, unscorable or missing, and the failure classes."""
+    failures = Counter()
+    for e in counts.values():
+        failures.update(e["failures"])
+    return {
         "problems": len(counted),
         "problems_in_benchmark": len(benchmark.problems),
         "problems_selected": len(wanted),
-        "problems_without_samples": missing,
+        "problems_without_samples": [t for t in wanted if t not in counts],
         "samples": sum(e["n"] for e in counted.values()),
         "passed_samples": sum(e["c"] for e in counted.values()),
-        "unscorable_samples": unscorable,
+        "unscorable_samples": sum(e["unscorable"] for e in counts.values()),
         "unscorable_policy": "counted as failures in pass@k (each with its reason in results.jsonl)",
         "completion_lengths": lengths,
         "failure_classes": {name: failures[name] for name in FAILURE_CLASSES if failures[name]},
+    }
+
+
+def _known_broken(benchmark: Benchmark, counts: dict[str, dict], broken: set[str], simulator: str | None,
+                  reference_check: bool) -> dict:
+    """How broken problems were detected, and their results."""
+    return {
         "known_broken_detection": (f"each problem's reference simulated against its own testbench on "
                                    f"{simulator or 'the installed simulator'} before scoring"
                                    if reference_check else "off (--no-reference-check): broken problems are not "
                                    "detected; their samples fail"),
         "known_broken_results": {t: {"n": counts[t]["n"], "c": counts[t]["c"],
                                      "reason": benchmark.known_broken[t]} for t in sorted(broken)},
-        "per_problem": {t: {"n": e["n"], "c": e["c"], "unscorable": e["unscorable"], "results": e["codes"],
-                            "failures": dict(e["failures"])} for t, e in counts.items()},
-        "ppa": ppa_comparison(rows),
-        "tools": tools,
-        "verirl_version": _verirl_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "timings": timings or {},
     }
+
+
+def _benchmark_figures(summary: dict, benchmark: Benchmark, counted: dict[str, dict], source: str | None,
+                       lengths: dict) -> None:
+    """The benchmark's own figures (VerilogEval's official pass rate, RTLLM's script's divisor) and the
+    ``comparable_to`` line, added to ``summary``."""
     plain = {t: (e["n"], e["c"]) for t, e in counted.items()}
     if benchmark.name == "verilog-eval-v2":
         summary["official_pass_rate"] = official_pass_rate(plain)
     if benchmark.name == "rtllm":
         designs = len(counted)
-        summary["pass_at_k_rtllm_script"] = {k: v * designs / (designs + 1) for k, v in pass_k.items()}
+        summary["pass_at_k_rtllm_script"] = {k: v * designs / (designs + 1) for k, v in summary["pass_at_k"].items()}
     summary["comparable_to"] = comparable_to(summary, lengths)
     if source == "reference designs":
         summary["comparable_to"]["line"] = "Comparable to: not applicable (the benchmark's reference designs)."
+
+
+def _warn_about(summary: dict, benchmark: Benchmark, wanted: list[str], sampling: dict | None) -> None:
+    """Log what a reader of the figures must know: problems without samples, unscorable and truncated samples."""
+    missing, unscorable = summary["problems_without_samples"], summary["unscorable_samples"]
     if missing:
         scope = "selected " if len(wanted) < len(benchmark.problems) else ""
         logger.warning("%d of %d %sproblems have no samples (%s%s)", len(missing), len(wanted), scope,
@@ -162,10 +215,9 @@ def summarize(benchmark: Benchmark, rows: Sequence[dict], ks: Sequence[int], *, 
     if unscorable:
         logger.warning("%d samples could not be scored (infrastructure or task faults); they count as failures — "
                        "see 'reason' in results.jsonl", unscorable)
-    if lengths["truncated"]:
-        logger.warning("%d completions were cut at max tokens %s", lengths["truncated"],
+    if summary["completion_lengths"]["truncated"]:
+        logger.warning("%d completions were cut at max tokens %s", summary["completion_lengths"]["truncated"],
                        (sampling or {}).get("max_tokens"))
-    return summary
 
 
 def check_unscorable(summary: dict, rows: Sequence[dict], max_fraction: float) -> None:

@@ -55,6 +55,8 @@ from .task_checks import TaskState, known_simulation, simulation_facts, synthesi
 logger = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = {"format": 0.1, "syntax": 0.1, "function": 1.0, "ppa": 0.0}
+TESTBENCH_METHOD = "simulation"
+"""``detail["method"]`` of a function verdict by the task's testbench (its fraction is graded by ``partial_credit``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +126,12 @@ class RewardConfig:
     def verdict_fingerprint(self) -> str:
         """Hash of what changes a verdict (the ``verdict`` fields and :attr:`verdict_levels`): the key of the pool's
         cache. Configurations that differ only in ``value`` fields share verdicts."""
-        return _digest([self.verdict_levels, *(_plain(getattr(self, f.name)) for f in _part("verdict"))])
+        from .equivalence import EquivConfig
+
+        settings = {f.name: _plain(getattr(self, f.name)) for f in _part("verdict")}
+        # the checker's settings in full: written-out defaults are the same checker (its sandbox is ``sandbox``)
+        settings["equivalence"] = _plain(dataclasses.replace(EquivConfig(**dict(self.equivalence)), sandbox=None))
+        return _digest([self.verdict_levels, settings])
 
     @property
     def fingerprint(self) -> str:
@@ -150,7 +157,7 @@ class RewardConfig:
         for lvl in LEVELS:
             component = verdict.components.get(lvl) if self.enabled(lvl) else None
             if (lvl == "function" and component is not None and not self.partial_credit
-                    and verdict.detail.get("method") == "simulation"):
+                    and verdict.detail.get("method") == TESTBENCH_METHOD):
                 component = 1.0 if verdict.passed else 0.0
             components[lvl] = component
         total = sum(self.weight(lvl) * (components[lvl] or 0.0) for lvl in LEVELS)
@@ -460,7 +467,7 @@ def _sim_detail(detail: dict[str, Any], sim: SimResult) -> None:
     detail["log"] = sim.log
     if sim.compile_log:
         detail["compile_log"] = sim.compile_log
-    detail["method"] = "simulation"
+    detail["method"] = TESTBENCH_METHOD
 
 
 def _equivalence(task: Task, code: str, config: RewardConfig, detail: dict[str, Any]) -> tuple[bool, str | None, float]:

@@ -194,7 +194,8 @@ class RewardPool:
     def verdicts(self, pairs: Sequence[tuple[Task, Any]], *, deadline: float | None = None) -> list[Score]:
         """The verdicts of a batch (:func:`rewards.hierarchy.judge`), in input order, from the cache or judged now."""
         deadline = deadline if deadline is not None else self.batch_deadline
-        keys = [self._key(task, completion) for task, completion in pairs]
+        fingerprint = self.verdict_config.verdict_fingerprint
+        keys = [self._key(task, completion, fingerprint) for task, completion in pairs]
         results: dict[str, Score] = {}
         todo: dict[str, tuple[Task, Any]] = {}
         for key, pair in zip(keys, pairs):
@@ -214,7 +215,8 @@ class RewardPool:
                 deadline: float | None = None) -> list[tuple[float | None, dict]]:
         """PPA component and figures of functionally correct completions, on the pool's backend, cached."""
         deadline = deadline if deadline is not None else self.batch_deadline
-        keys = [cache_key(t.fingerprint, repr(c), "ppa:" + config.verdict_fingerprint) for t, c in pairs]
+        fingerprint = "ppa:" + config.verdict_fingerprint  # PPA figures depend on no value setting
+        keys = [cache_key(t.fingerprint, repr(c), fingerprint) for t, c in pairs]
         out: dict[str, tuple[float | None, dict]] = {}
         todo: dict[str, tuple[Task, Any]] = {}
         for key, pair in zip(keys, pairs):
@@ -250,12 +252,13 @@ class RewardPool:
         self.close()
 
     # -- internals ----------------------------------------------------------------------
-    def _key(self, task: Task, completion: Any) -> str:
+    def _key(self, task: Task, completion: Any, fingerprint: str | None = None) -> str:
+        """The cache key of a completion's verdict (``fingerprint``: the pool's verdict fingerprint, if known)."""
         try:
             text = completion_text(completion)
         except TypeError:
             text = repr(completion)
-        return cache_key(task.fingerprint, text, self.verdict_config.verdict_fingerprint)
+        return cache_key(task.fingerprint, text, fingerprint or self.verdict_config.verdict_fingerprint)
 
     def _store_ppa(self, key: str, result: tuple[float | None, dict]) -> None:
         if result[0] is None:  # an infrastructure or task fault: try again next time

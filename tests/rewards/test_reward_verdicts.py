@@ -185,6 +185,13 @@ def test_every_reward_setting_is_a_verdict_or_a_value_setting():
         hierarchy._check_parts(Grown)
 
 
+def test_written_out_defaults_are_the_same_verdict_settings():
+    base = RewardConfig().verdict_fingerprint
+    assert RewardConfig.from_dict({"equivalence": {"partial_credit": False, "seed": 1}}).verdict_fingerprint == base
+    assert RewardConfig.from_dict({"sim": {}, "sandbox": {"limits": {}}}).verdict_fingerprint == base
+    assert RewardConfig.from_dict({"equivalence": {"seed": 2}}).verdict_fingerprint != base
+
+
 def test_which_levels_are_on_is_part_of_the_verdict_their_weights_are_not():
     def fp(**weights):
         return RewardConfig(weights=weights).verdict_fingerprint

@@ -86,7 +86,7 @@ class _Recording:
     """A reward pool that keeps the scores it returns (for the per-stage table)."""
 
     def __init__(self, pool, scores: list):
-        self.pool, self.scores, self.config = pool, scores, pool.config
+        self.pool, self.scores, self.config, self.workers = pool, scores, pool.config, pool.workers
 
     def score(self, pairs):
         out = self.pool.score(pairs)

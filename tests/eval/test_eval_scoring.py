@@ -150,3 +150,106 @@ def test_reference_check_can_be_switched_off():
 
     assert eval_reward_config().validate_reference is True
     assert eval_reward_config(reference_check=False).validate_reference is False
+
+
+# ------------------------------------------------------------------------------------------ scheduling of the jobs
+# A fake pool stands for the reward engine: what is checked is which jobs are handed to it, in which order, and
+# that no job waits for another. Every wait is on an event the test sets, with a generous guard against a hang.
+
+class _HeldPool:
+    """Scores one pair at a time per caller; the pair whose completion holds ``held`` waits until ``release``."""
+
+    def __init__(self, workers: int, held: str | None = None):
+        import threading
+
+        self.workers, self.config = workers, make_pool(workers=1).config
+        self.held, self.release = held, threading.Event()
+        self.calls: list[list[str]] = []
+        self.waited = True
+
+    def score(self, pairs):
+        from rewards.score import Score
+
+        self.calls.append([c for _, c in pairs])
+        if self.held is not None and any(self.held in c for _, c in pairs):
+            self.waited = self.release.wait(timeout=120)
+        return [Score(1.0, True, None, {"function": 1.0}, {"log": ""}) for _ in pairs]
+
+
+def _texts(n: int) -> list[str]:
+    return [AND_OK.replace("a & b", f"a & b & {i + 1}'d1") for i in range(n)]
+
+
+def test_a_slow_job_holds_back_no_other(ve_dir, tmp_path):
+    """The other samples are scored and saved while one job is still running (no batch waits for its slowest job,
+    the cores do not idle at every append)."""
+    bench = load_benchmark("verilog-eval-v2", ve_dir)
+    texts = _texts(9)
+    pool = _HeldPool(workers=2, held="1'd1")  # the first sample's job is held
+    saved: list[int] = []
+
+    def progress(done, total, passed):
+        saved.append(done)
+        if done == total - 1:  # every other sample is on disk: only now may the held job end
+            pool.release.set()
+
+    path = str(tmp_path / "results.jsonl")
+    rows = score_samples(bench, [Sample("Prob001_and2", i, t) for i, t in enumerate(texts)], pool,
+                         results_path=path, chunk_size=1, progress=progress)
+    assert pool.waited, "the held job was released only by the guard: the other jobs waited for it"
+    assert saved == list(range(1, 10)) and all(r["passed"] for r in rows)
+    assert [r["sample_index"] for r in rows] == list(range(9))  # returned in input order whatever the end order
+    with open(path) as fh:
+        assert len(fh.readlines()) == 9
+
+
+def test_jobs_of_tasks_known_to_be_long_are_handed_out_first(ve_dir, monkeypatch):
+    from rewards import task_checks
+
+    bench = load_benchmark("verilog-eval-v2", ve_dir)
+    cost = {"Prob001_and2": 0.0, "Prob002_count4": 2.5}
+    monkeypatch.setattr(task_checks, "expected_seconds", lambda task, config: cost.get(task.id, 0.0))
+    samples = [Sample("Prob001_and2", 0, AND_OK), Sample("Prob001_and2", 1, AND_WRONG),
+               Sample("Prob002_count4", 0, COUNT_OK), Sample("Prob001_and2", 2, AND_SYNTAX)]
+    pool = _HeldPool(workers=1)
+    score_samples(bench, samples, pool)
+    order = [c for call in pool.calls for c in call]
+    assert "reset" in order[0] and all("reset" not in c for c in order[1:])  # the long task first, the rest in order
+    assert ["a | b" in c for c in order[1:3]] == [False, True]
+
+
+def test_identical_engine_inputs_are_one_job(ve_dir):
+    """Samples whose cut code is the same (the same reply, or replies that differ only outside the code) are scored
+    once; every sample still gets its own row."""
+    bench = load_benchmark("verilog-eval-v2", ve_dir)
+    samples = [Sample("Prob001_and2", 0, AND_OK), Sample("Prob001_and2", 1, "Sure:\n" + AND_OK + "\nDone."),
+               Sample("Prob001_and2", 2, AND_OK), Sample("Prob002_count4", 0, AND_OK)]
+    pool = _HeldPool(workers=2)
+    rows = score_samples(bench, samples, pool)
+    assert sorted(len(call) for call in pool.calls) == [1, 1] and len(rows) == 4
+    assert [(r["task_id"], r["sample_index"]) for r in rows] == [(s.task_id, s.sample_index) for s in samples]
+
+
+def test_a_stopped_run_hands_out_no_more_jobs(ve_dir, tmp_path):
+    """An interruption raised where the run saves its rows ends the run: what was saved stays, the feeders take no
+    new job, and the interruption reaches the caller."""
+    import threading
+
+    bench = load_benchmark("verilog-eval-v2", ve_dir)
+    pool = _HeldPool(workers=1, held="'d1;")  # every job but the first waits until the run has stopped
+    path = str(tmp_path / "results.jsonl")
+
+    def progress(done, total, passed):
+        raise KeyboardInterrupt
+
+    texts = [AND_OK] + _texts(19)
+    with pytest.raises(KeyboardInterrupt):
+        score_samples(bench, [Sample("Prob001_and2", i, t) for i, t in enumerate(texts)], pool,
+                      results_path=path, chunk_size=1, progress=progress)
+    pool.release.set()
+    for thread in threading.enumerate():
+        if thread.name == "verirl-eval-feed":
+            thread.join(timeout=120)
+    with open(path) as fh:
+        assert len(fh.readlines()) == 1
+    assert len(pool.calls) <= 2  # the job saved, and at most the one the feeder had already taken

@@ -19,13 +19,17 @@ changes no verdict, no problem count and no pass@k.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
+import queue
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from .benchmarks import Benchmark, BenchmarkError, Problem, iter_jsonl
 from .extraction import check_rule, extract_code
@@ -261,33 +265,100 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
                 _append(results_path, [r for _, r in part])
     done = len(rows)
     passed = sum(1 for r in rows.values() if r.get("passed"))
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start:start + chunk_size]
-        pairs, codes, notes = [], [], []
-        for sample in chunk:
-            problem = benchmark.problems[sample.task_id]
-            stamp(sample.task_id)
-            code = extract_code(problem, benchmark.task, sample.completion, rule)
-            completion, note = engine_completion(code) if code.strip() else ("", None)
-            codes.append(code)
-            notes.append(note)
-            # an empty cut is what the benchmark's harness would compile: nothing (a format failure here)
-            pairs.append((tasks[sample.task_id], completion))
-        scores = pool.score(pairs)
-        new_rows = [{**result_row(benchmark, s, sc, code, analysis, note, completion),
-                     "scored_with": stamp(s.task_id)}
-                    for s, sc, code, note, (_, completion) in zip(chunk, scores, codes, notes, pairs)]
+    jobs: dict[tuple[str, str], list[tuple[Sample, str, str | None]]] = {}  # one job per distinct engine input
+    for sample in todo:
+        stamp(sample.task_id)
+        code = extract_code(benchmark.problems[sample.task_id], benchmark.task, sample.completion, rule)
+        # an empty cut is what the benchmark's harness would compile: nothing (a format failure here)
+        completion, note = engine_completion(code) if code.strip() else ("", None)
+        jobs.setdefault((sample.task_id, completion), []).append((sample, code, note))
+    pending: list[tuple[Sample, dict]] = []
+
+    def save() -> None:
+        nonlocal done, passed
+        part, pending[:] = list(pending), []
         if ppa_stage is not None:
-            ppa_stage.add(benchmark, chunk, new_rows)
-        for row in new_rows:
+            ppa_stage.add(benchmark, [s for s, _ in part], [r for _, r in part])
+        for _, row in part:
             rows[(row["task_id"], row["sample_index"])] = row
         if results_path:
-            _append(results_path, new_rows)
-        done += len(chunk)
-        passed += sum(1 for r in new_rows if r.get("passed"))
+            _append(results_path, [r for _, r in part])
+        done += len(part)
+        passed += sum(1 for _, r in part if r.get("passed"))
         if progress:
             progress(done, len(samples), passed)
+
+    order = _longest_first(list(jobs), tasks, getattr(pool, "config", None))
+    ended = _score_as_completed(pool, [(key, (tasks[key[0]], key[1])) for key in order])
+    with contextlib.closing(ended):  # an interruption here stops the feeders at once
+        for (task_id, completion), score in ended:
+            for sample, code, note in jobs[(task_id, completion)]:
+                row = result_row(benchmark, sample, score, code, analysis, note, completion)
+                pending.append((sample, {**row, "scored_with": stamp(task_id)}))
+            if len(pending) >= chunk_size:
+                save()
+    if pending:
+        save()
     return [rows[(s.task_id, s.sample_index)] for s in samples]
+
+
+def _longest_first(keys: list[tuple[str, str]], tasks: dict, config) -> list[tuple[str, str]]:
+    """Jobs of the tasks whose reference is known to simulate longest first (the task facts of
+    :func:`rewards.task_checks.expected_seconds`; the rest keep their order): the run then ends when its work is
+    done, not when a long job that started last ends alone on one core."""
+    if config is None:
+        return keys
+    from rewards.task_checks import expected_seconds
+
+    cost: dict[str, float] = {}
+    for task_id, _ in keys:
+        if task_id not in cost:
+            try:
+                cost[task_id] = expected_seconds(tasks[task_id], config)
+            except Exception:  # noqa: BLE001 - ordering is an optimisation: never fail a run for it
+                cost[task_id] = 0.0
+    return sorted(keys, key=lambda key: -cost[key[0]])
+
+
+def _score_as_completed(pool, jobs: list[tuple[Any, tuple[object, str]]]) -> Iterator[tuple[Any, object]]:
+    """Score the ``(key, (task, completion))`` jobs with ``pool`` and yield ``(key, score)`` as each job ends.
+
+    The pool is kept full: as many feeder threads as it has workers each hand it one job at a time, taken in the
+    given order, so no job waits for a slower one of its batch to end (a batch per append would leave cores idle at
+    the end of every batch, and start a long job wherever its batch fell). The feeders are daemon threads: a stopped
+    run (Ctrl-C) does not wait for them; they take no new job once the caller has stopped reading."""
+    if not jobs:
+        return
+    lock = threading.Lock()
+    ended = threading.Event()
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    work = iter(jobs)
+
+    def feed() -> None:
+        while not ended.is_set():
+            with lock:
+                job = next(work, None)
+            if job is None:
+                return
+            key, pair = job
+            try:
+                finished.put((key, pool.score([pair])[0], None))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+                finished.put((key, None, exc))
+                return
+
+    feeders = [threading.Thread(target=feed, name="verirl-eval-feed", daemon=True)
+               for _ in range(max(1, min(len(jobs), int(getattr(pool, "workers", 1) or 1))))]
+    try:
+        for thread in feeders:
+            thread.start()
+        for _ in range(len(jobs)):
+            key, score, exc = finished.get()
+            if exc is not None:
+                raise exc
+            yield key, score
+    finally:
+        ended.set()
 
 
 class _PPAStage:

@@ -12,9 +12,12 @@ Where these are kept:
 * **per process**, in a bounded table of :class:`TaskState` keyed by the task's and the reward settings'
   fingerprints: the verdict, good or bad, is decided once per process (a broken task is not re-run for each of its
   completions);
-* **per machine**, for the facts that hold (the reference passes, its CPU time, its synthesis figures), in
-  :mod:`rewards.task_facts`: ``score``, ``eval`` and training reuse them, so a task's reference is simulated once
-  per machine. A failure is never written there: the next process checks again.
+* **per machine**, in :mod:`rewards.task_facts`: the facts that hold (the reference passes, its CPU time, its
+  synthesis figures), and the testbench failures that the task's content decides (the testbench does not compile
+  with the reference; the reference's simulation ended on its own with a wrong or missing verdict, or with the
+  testbench's own ``TIMEOUT`` line). ``score``, ``eval`` and training reuse them, so a task's reference is simulated
+  once per machine. Nothing else is written there (a run stopped by our CPU or memory limits, an infrastructure fault,
+  a synthesis failure): the next process checks again.
 
 The reference's own run is skipped whenever its result is known, and also when the first completion scored for a
 task *is* the reference (the same canonical text, up to the per-run renaming): that completion's simulation, with
@@ -55,6 +58,8 @@ class TaskState:
     """The reference's canonical text (``None`` without a reference)."""
     error: TaskError | None = None
     """The task is broken (decided once; raised afresh to every caller)."""
+    settled: bool = False
+    """``error`` is decided by the task's content alone (see :func:`_settled`): it is remembered per machine."""
     simulated: bool = False
     """The testbench facts below are decided."""
     reference_cpu: float | None = None
@@ -148,7 +153,10 @@ def known_simulation(state: TaskState, task: Task, config: RewardConfig, *, pers
     if found is None:
         return False
     with state.lock:
-        if not state.simulated:
+        if isinstance(found.get("error"), str):
+            if not state.simulated and state.error is None:
+                state.error, state.settled = TaskError(found["error"]), True
+        elif not state.simulated:
             cpu = found.get("reference_cpu")
             state.reference_cpu = float(cpu) if isinstance(cpu, (int, float)) else None
             state.simulated = True
@@ -190,10 +198,11 @@ def simulation_facts(state: TaskState, task: Task, config: RewardConfig, *, comp
                 result = _decide_from_candidate(state, task, config, compiled)
             if not state.simulated and state.error is None:
                 _decide_from_reference(state, task, config)
-            if state.simulated and persist:
+            if (state.simulated or state.settled) and persist:
                 db = task_facts.store()
                 if db is not None:
-                    db.put(_simulation_key(task, config), {"reference_cpu": state.reference_cpu})
+                    db.put(_simulation_key(task, config), {"reference_cpu": state.reference_cpu} if state.simulated
+                           else {"error": str(state.error)})
             state.check()
             return result
     state.check()
@@ -212,6 +221,7 @@ def _decide_from_candidate(state: TaskState, task: Task, config: RewardConfig, c
         state.simulated = True
     elif result.failure in _RAN:
         state.error = _fails_own_testbench(task, result)
+        state.settled = _settled(result, config.sim.max_timeout)
     return result
 
 
@@ -231,11 +241,22 @@ def _decide_from_reference(state: TaskState, task: Task, config: RewardConfig) -
     if result.failure in ("syntax", "compile", "elaboration"):
         state.error = TaskError(f"task {task.id!r}: the reference fails its own testbench: the testbench does not "
                                 f"compile with the reference ({result.failure}): {result.log[-400:]}")
+        state.settled = True  # the compiler's verdict on fixed text (a compile past its budget is "timeout")
     elif not result.passed:
         state.error = _fails_own_testbench(task, result)
+        state.settled = built.failure is None and _settled(result, config.sim.max_timeout)
     else:
         state.reference_cpu = result.sim_cpu_seconds
         state.simulated = True
+
+
+def _settled(result: SimResult, budget: float) -> bool:
+    """Whether the reference's failed simulation was decided by the task's content: the run ended on its own with a
+    wrong or missing verdict, or with the testbench's own ``TIMEOUT`` line well inside its CPU budget. A run our
+    limits stopped (the CPU budget, memory, output) may end otherwise on another day: it is not remembered."""
+    if result.failure in ("mismatch", "missing_result"):
+        return True
+    return result.failure == "timeout" and result.sim_cpu_seconds < budget / 2
 
 
 def _fails_own_testbench(task: Task, result: SimResult) -> TaskError:

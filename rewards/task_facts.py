@@ -12,8 +12,10 @@ through a small SQLite database (WAL mode, safe for concurrent processes) in the
 A key hashes everything a fact depends on: the task's fingerprint (top, reference, testbench, harness, data files),
 the identity of the tool binaries (path, size and modification time of ``iverilog``/``vvp``/``yosys``, so an upgrade
 starts afresh), :data:`ENGINE_VERSION` (bumped whenever the meaning of a fact changes) and the settings the fact
-was computed under (CPU budgets, memory limit, Liberty file content). Only facts that hold are stored: a reference
-that fails, or a tool fault, is decided again by the next process, so a transient failure is never remembered.
+was computed under (CPU budgets, memory limit, Liberty file content). What is stored is decided by the task's
+content alone: the facts that hold, and a reference's testbench failure that no limit of ours caused (see
+:mod:`rewards.task_checks`); a run stopped by a CPU or memory limit, or a tool fault, is decided again by the next
+process, so a transient failure is never remembered.
 
 Nothing here is model output: facts come from trusted inputs only, and the cache folder is created private
 (mode 0700).
@@ -34,8 +36,10 @@ from .toolchain import find_tool
 
 logger = logging.getLogger(__name__)
 
-ENGINE_VERSION = 1
-"""Bump when a fact's meaning (how it is computed, what it is used for) changes: older entries are then ignored."""
+ENGINE_VERSION = 2
+"""Bump when a fact's meaning (how it is computed, what it is used for) changes: older entries are then ignored.
+2: a testbench failure the task's content decides is remembered too (``{"error": ...}``), which a reader of version 1
+would take for a passing reference."""
 ENV = "VERIRL_CACHE_DIR"
 DB_NAME = "task-facts.sqlite"
 _OFF = ("off", "none", "0", "false", "")

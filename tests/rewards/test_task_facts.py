@@ -1,5 +1,6 @@
 """Per-task facts: checked once per machine (a SQLite file in the per-user cache folder), shared by processes,
-keyed by task content, tool binaries and engine version; failures never remembered; one-off validation that
+keyed by task content, tool binaries and engine version; failures remembered only when the task's content decides
+them; one-off validation that
 remembers nothing; the longest jobs first."""
 
 from __future__ import annotations
@@ -128,12 +129,55 @@ def test_concurrent_processes_share_one_facts_file(cache, adder_task):
         assert task_checks.expected_seconds(t, RewardConfig()) > 0
 
 
+def _broken_by_content(adder_task: Task, ve_task: Task) -> dict[str, Task]:
+    """Tasks whose testbench fails with the reference whatever the machine does: a wrong verdict, no verdict, the
+    testbench's own TIMEOUT line (VerilogEval), a testbench that does not compile with the reference."""
+    return {
+        "mismatch": dataclasses.replace(adder_task, id="mismatch", testbench=adder_task.testbench.replace(
+            "s === s_ref", "s === a - b")),
+        "missing_result": dataclasses.replace(adder_task, id="missing", testbench=adder_task.testbench.replace(
+            "`VERIRL_REPORT(pass, total)", "")),
+        "tb_timeout": dataclasses.replace(ve_task, id="tb_timeout", testbench=ve_task.testbench.replace(
+            "#400 $finish;", '#400 $display("TIMEOUT"); $finish;')),
+        "compile": dataclasses.replace(adder_task, id="compile", testbench=adder_task.testbench.replace(
+            ".s(s_ref)", ".s(s_ref), .carry()")),
+    }
+
+
 @pytest.mark.usefixtures("eda")
-def test_a_failing_reference_is_never_written_down(cache, adder_task):
-    broken = dataclasses.replace(adder_task, reference=adder_task.reference.replace("a + b", "a - b"),
-                                 testbench=adder_task.testbench.replace("s === s_ref", "s === a + b"))
-    assert score_completion(broken, WRONG).failure == "task_error"
-    assert len(task_facts.store()) == 0
+@pytest.mark.parametrize("kind", ["mismatch", "missing_result", "tb_timeout", "compile"])
+def test_a_failure_the_task_decides_is_remembered_per_machine(cache, adder_task, ve_task, kind):
+    task = _broken_by_content(adder_task, ve_task)[kind]
+    first = score_completion(task, GOOD)
+    assert first.failure == "task_error" and any(k.startswith("reference") for k in first.detail["tools"])
+    assert len(task_facts.store()) == 1
+    task_checks.forget()  # a new process: it learns the failure from the facts file and runs no tool at all
+    again = score_completion(task, GOOD)
+    assert again.failure == "task_error" and not again.detail.get("tools"), again.detail
+    assert again.detail["reason"] == first.detail["reason"]
+    assert task_checks.expected_seconds(task, RewardConfig()) == 0.0
+
+
+@pytest.mark.usefixtures("eda")
+def test_a_reference_stopped_by_our_cpu_budget_is_not_written_down(cache, adder_task):
+    slow = dataclasses.replace(adder_task, reference=adder_task.reference.replace(
+        "endmodule", "integer k;\nalways @(a) begin k = 0; while (1) k = k + 1; end\nendmodule"))
+    config = RewardConfig(sim=SimLimits(max_timeout=0.3))
+    assert score_completion(slow, WRONG, config).failure == "task_error"
+    assert len(task_facts.store()) == 0  # a limit of ours stopped it: the next process checks again
+    task_checks.forget()
+    assert "reference" in score_completion(slow, WRONG, config).detail["tools"]
+
+
+@pytest.mark.usefixtures("eda")
+def test_facts_of_the_older_engine_are_not_read(cache, adder_task, monkeypatch):
+    """A failure entry would read as a passing reference to an engine of version 1: the key changed with it."""
+    broken = _broken_by_content(adder_task, adder_task)["mismatch"]
+    score_completion(broken, GOOD)
+    monkeypatch.setattr(task_facts, "ENGINE_VERSION", 1)
+    task_checks.forget()
+    state = task_checks.task_state(broken, RewardConfig())
+    assert not task_checks.known_simulation(state, broken, RewardConfig())
 
 
 # ------------------------------------------------------------------------------------------ one-off validation

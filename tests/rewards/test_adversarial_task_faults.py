@@ -88,7 +88,9 @@ def test_task_verdict_is_cached(harness, monkeypatch):
 
 
 @pytest.mark.usefixtures("eda")
-def test_a_failing_reference_is_run_once_per_process_and_never_remembered_on_disk(harness):
+def test_a_reference_that_does_not_compile_with_its_testbench_is_checked_once_per_machine(harness, tmp_path,
+                                                                                          monkeypatch):
+    monkeypatch.setenv("VERIRL_CACHE_DIR", str(tmp_path / "facts"))  # a machine that never saw this task
     # the testbench and the reference do not compile together: every completion is task_error, one check
     ref = harness.task.reference.replace("output [W:0] s", "output [W:0] sum").replace("assign s =", "assign sum =")
     task = variant(harness, reference=ref, id="failing-once")
@@ -102,9 +104,10 @@ def test_a_failing_reference_is_run_once_per_process_and_never_remembered_on_dis
         runs.append(score.detail.get("tools", {}).get("reference", {}).get("runs", 0))
     if harness.name != "rtllm":
         assert runs[0] >= 1 and runs[1:] == [0, 0]
-        task_checks.forget()  # a new process: the failure was not written to the machine's facts file
+        task_checks.forget()  # a new process: the compiler's verdict on the same text is in the machine's facts file
         again = score_completion(task, harness.design(), config)
-        assert again.detail["tools"]["reference"]["runs"] >= 1
+        assert_task_error(again, "does not compile with the reference")
+        assert not again.detail.get("tools"), again.detail  # no tool ran, the candidate's compile included
 
 
 @pytest.mark.parametrize("completion", [

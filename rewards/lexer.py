@@ -26,11 +26,11 @@ The preprocessor's view of the text (macros, ```ifdef``, attributes) is :mod:`re
 from __future__ import annotations
 
 import collections
-import dataclasses
 import functools
 import hashlib
 import re
 import threading
+import typing
 from collections.abc import Iterator
 
 IDENT = "ident"
@@ -96,8 +96,9 @@ weak0 weak1 while wildcard wire with within wor xnor xor
 KEYWORDS = frozenset(_KEYWORD_TEXT.split())
 
 
-@dataclasses.dataclass(frozen=True)
-class Token:
+class Token(typing.NamedTuple):
+    """One token: immutable (a named tuple, which is also the cheapest object to make: a testbench has thousands)."""
+
     kind: str
     text: str
     start: int
@@ -112,20 +113,19 @@ class Token:
 
 
 def tokenize(source: str) -> list[Token]:
-    """Split ``source`` into tokens whose texts concatenate back to ``source``."""
-    tokens: list[Token] = []
-    pos = 0
-    n = len(source)
-    match = _TOKEN_RE.match
-    while pos < n:
-        m = match(source, pos)
-        if m is None:  # pragma: no cover - the final `.` alternative matches anything
-            tokens.append(Token(OP, source[pos], pos))
-            pos += 1
-            continue
-        tokens.append(Token(m.lastgroup or OP, m.group(), pos))
-        pos = m.end()
-    return tokens
+    """Split ``source`` into tokens whose texts concatenate back to ``source``.
+
+    Every alternative of the token pattern takes at least one character and the last one (``.``, with DOTALL) takes
+    any, so the matches of one scan are contiguous and cover the whole text."""
+    return [Token(m.lastgroup or OP, m.group(), m.start()) for m in _TOKEN_RE.finditer(source)]
+
+
+@functools.lru_cache(maxsize=256)
+def trusted_tokens(text: str) -> tuple[Token, ...]:
+    """:func:`tokenize` of a trusted text (a task's testbench or reference), remembered for the last texts asked
+    about: the timescale, the compilation unit's names and the gate's merge decision all read the same testbench,
+    which is then lexed once per process. Not for model output (a stream of one-off texts)."""
+    return tuple(tokenize(text))
 
 
 def significant(tokens: list[Token]) -> list[int]:
@@ -250,7 +250,7 @@ def unit_names(text: str) -> frozenset[str]:
     design units (modules, packages, classes...) and directive lines; with a file-scope ``import``, every
     identifier of the packages too. ``"*"`` when a file-scope macro use or ```include`` may declare anything."""
     depth: list[str] = []
-    tokens = tokenize(text)
+    tokens = trusted_tokens(text)
     names: set[str] = set()
     in_package: set[str] = set()
     imports = False

@@ -104,7 +104,7 @@ def trusted_names(testbench: str, reference: str | None) -> frozenset[str] | Non
         if "*" in unit:
             return None
         names |= unit
-        tokens = lexer.tokenize(text)
+        tokens = lexer.trusted_tokens(text)
         sig = lexer.significant(tokens)
         for pos, idx in enumerate(sig):
             tok = tokens[idx]

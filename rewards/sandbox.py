@@ -50,6 +50,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 
 from .errors import InfrastructureError
+from .toolchain import which
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _prefix(config: SandboxConfig, budget: float | None = None) -> tuple[list[st
     lim = config.limits
     soft = lim.cpu_seconds if budget is None else min(lim.cpu_seconds, max(1, math.ceil(budget) + 1))
     argv = [
-        shutil.which("prlimit") or "prlimit",
+        which("prlimit") or "prlimit",
         f"--as={lim.memory_mb * 1024 * 1024}",
         f"--cpu={soft}:{soft + 1 + soft // 4}",
         f"--fsize={lim.file_size_mb * 1024 * 1024}",
@@ -198,7 +199,7 @@ def _prefix(config: SandboxConfig, budget: float | None = None) -> tuple[list[st
     ]
     drop = config.drop_privileges and caps["drop_privileges"]
     if config.isolate_network and caps["isolate_network"]:
-        argv += [shutil.which("unshare") or "unshare", "--net"]
+        argv += [which("unshare") or "unshare", "--net"]
         if not caps["root"]:
             argv.append("--map-root-user")
         elif drop:  # unshare switches to nobody itself once the namespace exists

@@ -134,9 +134,10 @@ def task_timescale(task: Task) -> str:
         return DEFAULT_TIMESCALE
     found = "1s/1s"
     for text in (task.testbench, _reference_file(task) or ""):
-        tokens = lexer.trusted_tokens(text)
-        for i, tok in enumerate(tokens):
-            if tok.kind == lexer.DIRECTIVE and tok.text == "`timescale":
+        if "`timescale" not in text:
+            continue
+        for tok in lexer.trusted_tokens(text):
+            if tok.text == "`timescale" and tok.kind == lexer.DIRECTIVE:
                 end = text.find("\n", tok.end)
                 rest = text[tok.end:len(text) if end < 0 else end].split("//")[0]
                 m = _TIMESCALE.fullmatch(rest.rstrip())

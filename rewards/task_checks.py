@@ -32,7 +32,7 @@ import hashlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from . import lexer, task_facts
+from . import lexer, merged_gate, task_facts
 from .errors import Forbidden, TaskError
 from .sandbox import stage
 from .sanitize import Sanitized, sanitize_candidate
@@ -127,9 +127,13 @@ def cache_size() -> int:
 
 
 def forget() -> None:
-    """Drop every per-process task state (the benchmarks' cold start; the machine's facts file is not touched)."""
+    """Drop every per-process task state and what was read from the tasks' texts (the benchmarks' view of a new
+    process; the machine's facts file is not touched)."""
     with _GUARD:
         _STATES.clear()
+    lexer.trusted_tokens.cache_clear()
+    lexer.unit_names.cache_clear()
+    merged_gate.trusted_names.cache_clear()
 
 
 # ------------------------------------------------------------------------------------------ simulation facts

@@ -30,13 +30,29 @@ def find_tool(name: str) -> str:
         if os.path.isfile(override) and os.access(override, os.X_OK):
             return override
         raise ToolNotFoundError(f"VERIRL_{name.upper()}={override!r} is not an executable file")
-    path = shutil.which(name)
+    path = which(name)
     if path is None:
         raise ToolNotFoundError(
             f"{name} is not installed or not on PATH; install it with "
             f"`apt-get install -y {_PACKAGE[name]}` (or run scripts/install.sh)"
         )
     return path
+
+
+def which(name: str) -> str | None:
+    """``shutil.which(name)``, remembered per ``PATH`` while the file found is still an executable file: every tool run
+    asks for its wrapper and its tool, and a search of ``PATH`` costs more than checking one file again."""
+    search = os.environ.get("PATH", os.defpath)
+    found = _which(name, search)
+    if found is not None and not (os.path.isfile(found) and os.access(found, os.X_OK)):
+        _which.cache_clear()  # moved or removed since: search again
+        found = _which(name, search)
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _which(name: str, search: str) -> str | None:
+    return shutil.which(name, path=search)
 
 
 def has_tool(name: str) -> bool:

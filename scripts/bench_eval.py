@@ -14,8 +14,10 @@ and one single-operator mutant of it, so that both verdicts occur) are scored tw
 ``--per-problem N`` scores N samples per problem: the reference and its mutant in turns, each with a sample-number
 comment (distinct texts, as n = 20 samples of a model are), so the ratio at n = 1 (``--per-problem 1``: the
 references only) and n = 20 can be read. Printed: the wall-clock times, the ratios with cold and warm facts, samples
-per second, tool processes and milliseconds (CPU, wall) per sample by stage for both sides, and every sample whose
-verdict differs. With
+per second, tool processes and milliseconds (CPU, wall) per sample by stage for both sides, the CPU time per sample
+of this process and of its tools for each side (figures the machine's load does not inflate as it does wall time),
+the best ratio that work allows on this machine's cores (the official loop's CPU over the larger of verirl's CPU
+spread over the cores and its longest job), and every sample whose verdict differs. With
 ``--formats``, each reference is also given in four reply shapes models produce (an opening fence without a closing
 one, a closing fence glued to ``endmodule``, fence lines inside ``[BEGIN]``/``[DONE]``, prose around bare code), so
 the extraction and the hand-over of its result to the reward engine are checked against the official flow too. With
@@ -33,6 +35,7 @@ import collections
 import json
 import os
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -108,6 +111,35 @@ def _print_stages(title: str, stages, n: int) -> None:
         print(f"    {name:12s} {count / n:5.2f} proc  {1000 * cpu / n:7.1f} ms cpu  {1000 * wall / n:7.1f} ms wall")
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds so far of this process (all its threads: extraction, canonical text, scheduling, reading logs)
+    and of its waited-for children (the tools): figures the machine's load does not inflate as it does wall time."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def _since(before: tuple[float, float]) -> tuple[float, float]:
+    return tuple(now - then for now, then in zip(_cpu(), before))  # type: ignore[return-value]
+
+
+def _print_cpu(n: int, naive: tuple[float, float], cpu: dict, runs: dict, cores: int) -> dict[str, float]:
+    """CPU per sample of each side, and the best ratio the measured work allows on ``cores`` cores: the serial
+    loop's CPU over the larger of verirl's CPU spread over the cores and its longest job (which runs on one core)."""
+    print(f"  CPU per sample (ms; this process / its tools), load-independent: naive {1000 * naive[0] / n:.1f} / "
+          f"{1000 * naive[1] / n:.1f}", end="")
+    for phase, (me, kids) in cpu.items():
+        print(f", verirl {phase} {1000 * me / n:.1f} / {1000 * kids / n:.1f}", end="")
+    print()
+    bounds = {}
+    for phase, (me, kids) in cpu.items():
+        longest = max((sum(v["cpu_s"] for v in (s.detail.get("tools") or {}).values()) for s in runs[phase][2]),
+                      default=0.0)
+        bounds[phase] = sum(naive) / max((me + kids) / cores, longest, 1e-9)
+        print(f"  best ratio on {cores} cores, {phase}: {bounds[phase]:.2f}x (naive CPU {sum(naive):.2f} s / max(verirl "
+              f"CPU {me + kids:.2f} s / {cores}, longest job {longest:.2f} s))")
+    return bounds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -173,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                         for i, shape in enumerate(FORMATS.values())]
     print(f"{len(samples)} samples for {len(problems)} problems ({bench.root}, commit {bench.commit})")
 
-    start = time.monotonic()
+    start, before = time.monotonic(), _cpu()
     naive, naive_stages = [], collections.defaultdict(lambda: [0, 0.0, 0.0])
     for s in samples:
         problem = bench.problems[s.task_id]
@@ -181,19 +213,20 @@ def main(argv: list[str] | None = None) -> int:
             naive.append(official_verdict(problem, extract_code(problem, bench.task, s.completion)))
         for v in tools.values():  # official_verdict: one compile, one run when the compile succeeds
             _add(naive_stages, "compile+run", v)
-    naive_seconds = time.monotonic() - start
+    naive_seconds, naive_cpu = time.monotonic() - start, _since(before)
     print(f"naive one-at-a-time loop: {naive_seconds:7.2f} s  ({len(samples) / naive_seconds:5.1f} samples/s)")
 
     facts = tempfile.TemporaryDirectory(prefix="verirl-bench-facts-")  # removed when the benchmark exits
     os.environ["VERIRL_CACHE_DIR"] = facts.name  # a machine's first run: no task facts yet
-    runs = {}
+    runs, cpu = {}, {}
     for phase in ("cold", "warm"):
         task_checks.forget()  # a new process: what it knows comes from the facts file only
         scores: list = []
-        start = time.monotonic()
+        start, before = time.monotonic(), _cpu()
         with make_pool(workers=args.workers, reference_check=not args.no_reference_check) as pool:
             rows = score_samples(bench, samples, _Recording(pool, scores))
         runs[phase] = (time.monotonic() - start, rows, scores)
+        cpu[phase] = _since(before)
         seconds = runs[phase][0]
         print(f"verirl, {phase} facts ({args.workers or default_workers()} workers): {seconds:7.2f} s  "
               f"({len(samples) / seconds:5.1f} samples/s)  speed-up {naive_seconds / seconds:.2f}x")
@@ -209,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, v in (score.detail.get("tools") or {}).items():
                 _add(stages, name, v)
         _print_stages(f"verirl, {phase}", stages, len(samples))
+    bounds = _print_cpu(len(samples), naive_cpu, cpu, runs, os.cpu_count() or 1)
 
     differ = [(s.task_id, s.sample_index, v.passed, v.failure, r["passed"], r["failure"])
               for s, v, r in zip(samples, naive, rows) if v.passed != r["passed"]]
@@ -246,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"samples": len(samples), "naive_seconds": naive_seconds, "verirl_seconds": verirl_seconds,
                        "verirl_warm_seconds": runs["warm"][0], "ratio": ratio, "warm_ratio": warm_ratio,
                        "workers": args.workers or default_workers(), "differ": differ, "class_differ": class_differ,
-                       "references_failing": ref_fail, "exploits": fooled, "load": os.getloadavg()},
+                       "references_failing": ref_fail, "exploits": fooled, "load": os.getloadavg(),
+                       "cpu_per_sample_ms": {"naive": [1000 * x / len(samples) for x in naive_cpu],
+                                             **{p: [1000 * x / len(samples) for x in c] for p, c in cpu.items()}},
+                       "best_ratio_on_these_cores": bounds},
                       fh, indent=2)
     return 0 if not differ and not any(v for _, _, v in fooled.values()) else 1
 

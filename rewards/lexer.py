@@ -105,7 +105,7 @@ class Token(typing.NamedTuple):
 
     @property
     def significant(self) -> bool:
-        return self.kind not in (SPACE, COMMENT)
+        return self.kind not in _BLANK
 
     @property
     def end(self) -> int:
@@ -128,9 +128,12 @@ def trusted_tokens(text: str) -> tuple[Token, ...]:
     return tuple(tokenize(text))
 
 
+_BLANK = frozenset({SPACE, COMMENT})
+
+
 def significant(tokens: list[Token]) -> list[int]:
     """Indices of the tokens that are not whitespace or comments."""
-    return [i for i, tok in enumerate(tokens) if tok.significant]
+    return [i for i, tok in enumerate(tokens) if tok.kind not in _BLANK]
 
 
 def identifier_name(tok: Token) -> str | None:
@@ -258,7 +261,7 @@ def unit_names(text: str) -> frozenset[str]:
     while i < len(tokens):
         tok = tokens[i]
         i += 1
-        if not tok.significant:
+        if tok.kind in _BLANK:
             continue
         if tok.text == "(*":  # an attribute, whatever it annotates
             while i < len(tokens) and tokens[i].text != "*)":

@@ -14,7 +14,10 @@ completion, one at a time (compile the testbench, the reference and the extracte
 
 Every measurement starts cold: no score cache, no task facts in this process, an empty facts folder
 (``VERIRL_CACHE_DIR``, see rewards.task_facts). Each is repeated ``--repeats`` times; the median and the range are
-printed. Also printed: tool processes and milliseconds (CPU and wall) per completion by stage. Nothing is asserted:
+printed. Also printed: tool processes and milliseconds (CPU and wall) per completion by stage, and the CPU per
+completion of this process and its tools on each side with the best pool/naive ratio that work allows on this
+machine's cores (the naive loop runs the same engine, so on 2 cores that is about 2x), and the hostile batch's CPU
+over the clean one's (figures the machine's load does not inflate as it does wall time). Nothing is asserted:
 machines are noisy; read the ratios (on a shared machine, read them as lower bounds).
 
     python scripts/bench_rewards.py [--tasks 20] [--samples 8] [--workers N] [--repeats 3]
@@ -26,6 +29,7 @@ import argparse
 import collections
 import os
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -33,7 +37,7 @@ import time
 from rewards import task_checks
 from rewards.extract import extract_verilog
 from rewards.hierarchy import RewardConfig, score_completion
-from rewards.pool import RewardPool, default_workers
+from rewards.pool import RewardPool, default_workers, node_cpus
 from rewards.sandbox import Workspace
 from rewards.task import Task
 from rewards.toolchain import find_tool
@@ -118,19 +122,31 @@ def cold() -> None:
     os.environ["VERIRL_CACHE_DIR"] = tempfile.mkdtemp(dir=_FACTS.name)
 
 
-def naive(pairs, config):
+def _cpu() -> float:
+    """CPU seconds so far of this process (all threads) and of its waited-for children (the tools): what the
+    machine's load does not inflate as it does wall time."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def naive(pairs, config, cpu: list | None = None):
     cold()
-    start = time.perf_counter()
+    start, before = time.perf_counter(), _cpu()
     scores = [score_completion(t, c, config) for t, c in pairs]
+    if cpu is not None:
+        cpu.append(_cpu() - before)
     return time.perf_counter() - start, scores
 
 
-def pooled(pairs, config, workers):
+def pooled(pairs, config, workers, cpu: list | None = None):
     cold()
     with RewardPool(config, workers=workers) as pool:
-        start = time.perf_counter()
+        start, before = time.perf_counter(), _cpu()
         scores = pool.score(pairs)
-        return time.perf_counter() - start, scores
+        seconds = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(_cpu() - before)
+    return seconds, scores
 
 
 def official_style(pairs) -> tuple[float, list[bool], dict]:
@@ -210,12 +226,13 @@ def main() -> None:
           f"(median [min-max]; timings on a shared machine are noisy)")
     print(f"{'batch':20s} {'naive c/s':>10s} {'pool c/s':>10s}  {'pool/naive speed-up':22s} verdicts")
     pool_times: dict[str, list[float]] = {}
-    tables = {}
+    tables, cpu = {}, {}
     for name, pairs in batches.items():
         n_times, p_times, same = [], [], True
+        cpu[name] = ([], [])
         for _ in range(args.repeats):
-            t_naive, s_naive = naive(pairs, config)
-            t_pool, s_pool = pooled(pairs, config, workers)
+            t_naive, s_naive = naive(pairs, config, cpu[name][0])
+            t_pool, s_pool = pooled(pairs, config, workers, cpu[name][1])
             n_times.append(t_naive)
             p_times.append(t_pool)
             same &= all(a.passed == b.passed and a.failure == b.failure for a, b in zip(s_naive, s_pool))
@@ -226,6 +243,15 @@ def main() -> None:
               f"{summary([a / b for a, b in zip(n_times, p_times)]):22s} {'identical' if same else 'DIFFER'}")
     ratios = [h / c for h, c in zip(pool_times["10% infinite loops"], pool_times["clean"])]
     print(f"pool time with 10% infinite loops / clean batch: {summary(ratios)}")
+    cores = node_cpus()
+    print(f"CPU per completion (this process and its tools; the load does not inflate it as it does wall time), and the "
+          f"best pool/naive ratio that work allows on {cores} cores (naive CPU / (pool CPU / {cores})):")
+    for name, pairs in batches.items():
+        naive_cpu, pool_cpu = (statistics.median(x) for x in cpu[name])
+        print(f"  {name:20s} naive {1000 * naive_cpu / len(pairs):6.1f} ms, pool {1000 * pool_cpu / len(pairs):6.1f} ms:"
+              f" at best {cores * naive_cpu / pool_cpu:.2f}x")
+    hostile = [h / c for h, c in zip(cpu["10% infinite loops"][1], cpu["clean"][1])]
+    print(f"pool CPU with 10% infinite loops / clean batch: {summary(hostile)}")
     n = len(batches["clean"])
     print("per completion by stage (clean batch; the reference's own check is booked under 'reference'):")
     print_stages("naive loop", tables["clean"][0], n)

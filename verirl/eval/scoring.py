@@ -216,8 +216,10 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
     ``extraction`` and ``analysis`` default to the benchmark's (:data:`verirl.eval.extraction.DEFAULT_RULE`,
     :func:`check_analysis`). With ``results_path``, rows already there for the same completion, task content,
     reward settings, rule and analysis are reused (``resumed(reused, total)`` is told how many), and new rows are
-    appended and synced every ``chunk_size`` samples (default :func:`default_chunk`), so an interrupted run loses
-    at most the samples in flight. ``progress(done, total, passed)`` follows every append.
+    appended and synced every ``chunk_size`` finished samples (default :func:`default_chunk`), in the order they
+    finish, so an interrupted run loses at most the samples in flight. ``progress(done, total, passed)`` follows
+    every append. Jobs go to ``pool`` one at a time as its workers free up, those of tasks known to simulate
+    longest first, one job per distinct (task, engine input) (:func:`_score_as_completed`).
 
     ``ppa`` (:func:`eval_ppa_config`): after the verdict, passing samples are synthesized and compared with the
     reference (``row["ppa"]``); a problem whose reference does not synthesize gets ``reference_failed`` in the

@@ -186,9 +186,8 @@ class RewardPool:
                               "to score with; use a pool of that configuration")
         start = time.monotonic()
         out = [config.value(verdict) for verdict in self.verdicts(pairs, deadline=deadline)]
-        self.stats["scored"] += len(out)
-        self.stats["unscorable"] += sum(1 for s in out if not s.scorable)
-        self.stats["seconds"] += time.monotonic() - start
+        self._count(scored=len(out), unscorable=sum(1 for s in out if not s.scorable),
+                    seconds=time.monotonic() - start)
         return out
 
     def verdicts(self, pairs: Sequence[tuple[Task, Any]], *, deadline: float | None = None) -> list[Score]:
@@ -206,7 +205,7 @@ class RewardPool:
                 results[key] = cached
             else:
                 todo[key] = pair
-        self.stats["cache_hits"] += len(pairs) - len(todo)
+        self._count(cache_hits=len(pairs) - len(todo))
         if todo:
             results.update(self._run("verdict", todo, deadline, self.cache.put))
         return [results[key] for key in keys]
@@ -260,6 +259,12 @@ class RewardPool:
             text = repr(completion)
         return cache_key(task.fingerprint, text, fingerprint or self.verdict_config.verdict_fingerprint)
 
+    def _count(self, **increments: float) -> None:
+        """Add to :attr:`stats` (batches may be scored from several threads at once)."""
+        with self._lock:
+            for name, amount in increments.items():
+                self.stats[name] += amount
+
     def _store_ppa(self, key: str, result: tuple[float | None, dict]) -> None:
         if result[0] is None:  # an infrastructure or task fault: try again next time
             return
@@ -287,10 +292,10 @@ class RewardPool:
             out[handles[handle]] = result = value(handle)
             store(handles[handle], result)
         if pending:
-            self.stats["missed_deadline"] += len(pending)
+            self._count(missed_deadline=len(pending))
             logger.warning("%d of %d reward jobs unfinished: %s", len(pending), len(handles), reason)
             if self._ray is not None:
-                self.stats["cancelled"] += self._ray.cancel(pending)
+                self._count(cancelled=self._ray.cancel(pending))
             else:  # late results still land in the cache, for the next time this completion is seen
                 for future in pending:
                     future.add_done_callback(lambda f, k=handles[future]: _store_late(store, k, f, value))

@@ -276,3 +276,30 @@ def test_pool_keys_of_rewards_survive_pickling_and_ignore_value_settings():
     assert a.pool_key() == b.pool_key()
     assert trl.REWARDS["ppa"]().pool_key() == a.pool_key()  # ppa synthesizes in its own pass, after the verdict
 
+
+
+
+def test_stats_count_every_batch_scored_from_many_threads(adder_task, counted_jobs):
+    """`verirl eval` feeds one pool from several threads: no counter may lose an increment."""
+    import threading
+    import time
+
+    class Yielding(dict):
+        """Gives the other threads a turn between reading a counter and writing it back."""
+
+        def __getitem__(self, key):
+            value = super().__getitem__(key)
+            time.sleep(0)
+            return value
+
+    completion = "```verilog\n" + adder_task.reference + "\n```"
+    with RewardPool(RewardConfig(), workers=1) as pool:
+        pool.score([(adder_task, completion)])  # judged once; every later call is a cache hit
+        pool.stats = Yielding(pool.stats)
+        threads = [threading.Thread(target=lambda: [pool.score([(adder_task, completion)] * 3) for _ in range(50)])
+                   for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert pool.stats["cache_hits"] == 8 * 50 * 3 and pool.stats["scored"] == 1 + 8 * 50 * 3

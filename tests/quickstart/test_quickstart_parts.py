@@ -136,11 +136,16 @@ def test_task_bootstrap_covers_zero_for_equal_arms_and_excludes_it_for_a_real_di
 
 @pytest.mark.skipif(__import__("shutil").which("iverilog") is None or __import__("shutil").which("vvp") is None,
                     reason="needs Icarus Verilog (iverilog, vvp): apt-get install iverilog")
-def test_timeout_audit_separates_load_from_real_hangs(tmp_path, splits):
+def test_timeout_audit_separates_load_from_real_hangs(tmp_path, splits, monkeypatch):
     """A recorded timeout whose completion is correct was spurious (load); a real infinite loop stays a timeout."""
     from data_pipeline.curriculum import write_jsonl
     from data_pipeline.curriculum.verify import golden_completion
+    from verirl.quickstart import rescore
     from verirl.quickstart.rescore import audit_timeouts
+
+    # the mechanism, at a floor the hang uses up in 2 s of CPU: the 10 s default needs 50 s of wall clock at most
+    # (the backstop), which a heavily loaded machine can exceed, and then the hang is not re-checked at all
+    monkeypatch.setattr(rescore, "AUDIT_MIN_TIMEOUT", 2.0)
 
     comb = [t for t in splits["test"] if not t["metadata"]["sequential"]][:2]
     write_jsonl(splits["test"], tmp_path / "data" / "test.jsonl")
@@ -158,6 +163,27 @@ def test_timeout_audit_separates_load_from_real_hangs(tmp_path, splits):
     audit = audit_timeouts(str(tmp_path), workers=2)
     assert audit["timeouts"] == 2
     assert [(s["row"], s["now"]) for s in audit["spurious"]] == [(0, [True, None])]
+    assert audit["unchecked"] == []
+
+
+def test_timeout_audit_does_not_call_an_unchecked_row_spurious(tmp_path, splits, monkeypatch):
+    """When the re-simulation itself fails (an overloaded machine, a tool fault), the row is reported as not
+    re-checked, never as a spurious timeout."""
+    from data_pipeline.curriculum import write_jsonl
+    from rewards.pool import RewardPool
+    from rewards.score import Score
+    from verirl.quickstart.rescore import audit_timeouts, main
+
+    task = splits["test"][0]
+    write_jsonl(splits["test"], tmp_path / "data" / "test.jsonl")
+    rows = [{"task_id": task["id"], "completion": "anything", "passed": False, "failure": "timeout", "reward": 0.2}]
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(RewardPool, "score",
+                        lambda self, pairs, **kw: [Score.unscorable("infrastructure", "wall clock") for _ in pairs])
+    audit = audit_timeouts(str(tmp_path), workers=1)
+    assert audit["spurious"] == [] and [u["now"] for u in audit["unchecked"]] == [[None, "infrastructure"]]
+    assert main([str(tmp_path), "--audit-timeouts", "--workers", "1"]) == 1
 
 
 @pytest.mark.parametrize("arm", ["full", "no_gate", "no_dynamic", "neither"])

@@ -281,15 +281,15 @@ def test_pool_keys_of_rewards_survive_pickling_and_ignore_value_settings():
 
 def test_stats_count_every_batch_scored_from_many_threads(adder_task, counted_jobs):
     """`verirl eval` feeds one pool from several threads: no counter may lose an increment."""
+    import os
     import threading
-    import time
 
     class Yielding(dict):
         """Gives the other threads a turn between reading a counter and writing it back."""
 
         def __getitem__(self, key):
             value = super().__getitem__(key)
-            time.sleep(0)
+            os.sched_yield()  # releases the GIL: another thread may run here
             return value
 
     completion = "```verilog\n" + adder_task.reference + "\n```"

@@ -225,83 +225,109 @@ def score_samples(benchmark: Benchmark, samples: Sequence[Sample], pool, results
     reference (``row["ppa"]``); a problem whose reference does not synthesize gets ``reference_failed`` in the
     ``ppa`` of its rows. Verdicts never depend on it.
     """
-    rule = check_rule(extraction, benchmark.name)
-    analysis = check_analysis(analysis, benchmark.name)
-    chunk_size = chunk_size or default_chunk(pool)
-    previous = _previous_results(results_path) if results_path else {}
-    rows: dict[tuple[str, int], dict] = {}
-    todo: list[Sample] = []
-    tasks: dict[str, object] = {}
-    config_fp = getattr(getattr(pool, "config", None), "fingerprint", "")
-    stamps: dict[str, str] = {}
-    ppa_stage = _PPAStage(pool, ppa, tasks, rule) if ppa is not None else None
-
-    def stamp(task_id: str) -> str:
-        """What a row was scored against: the task's content, the reward settings, the rule and the analysis."""
-        if task_id not in stamps:
-            tasks[task_id] = to_task(benchmark.problems[task_id])
-            key = f"{tasks[task_id].fingerprint}:{config_fp}:{rule}:{analysis}:{_ROW_VERSION}"
-            stamps[task_id] = hashlib.sha256(key.encode()).hexdigest()[:16]
-        return stamps[task_id]
-
-    for sample in samples:
-        old = previous.get((sample.task_id, sample.sample_index))
-        if (old is not None and old.get("completion_sha") == sample.digest and old.get("failure") != "unscorable"
-                and old.get("scored_with") == stamp(sample.task_id)):
-            rows[(sample.task_id, sample.sample_index)] = old
-            if old.get("failure") == "broken_reference":
-                benchmark.known_broken.setdefault(sample.task_id, _first_line(old.get("reason") or ""))
-        else:
-            todo.append(sample)
-    if rows:
-        logger.info("reusing %d scored samples from %s", len(rows), results_path)
+    run = _ScoringRun(benchmark, pool, results_path, chunk_size or default_chunk(pool), progress,
+                      check_rule(extraction, benchmark.name), check_analysis(analysis, benchmark.name), ppa)
+    todo = run.reuse_previous(samples)
     if resumed:
-        resumed(len(rows), len(samples))
-    if ppa_stage is not None:  # reused rows scored without (or with other) PPA settings get their PPA now
-        stale = [(s, rows[(s.task_id, s.sample_index)]) for s in samples if (s.task_id, s.sample_index) in rows
-                 and rows[(s.task_id, s.sample_index)].get("ppa_with") != ppa_stage.stamp]
-        for start in range(0, len(stale), chunk_size):
-            part = stale[start:start + chunk_size]
-            ppa_stage.add(benchmark, [s for s, _ in part], [r for _, r in part])
-            if results_path:
-                _append(results_path, [r for _, r in part])
-    done = len(rows)
-    passed = sum(1 for r in rows.values() if r.get("passed"))
-    jobs: dict[tuple[str, str], list[tuple[Sample, str, str | None]]] = {}  # one job per distinct engine input
-    for sample in todo:
-        stamp(sample.task_id)
-        code = extract_code(benchmark.problems[sample.task_id], benchmark.task, sample.completion, rule)
-        # an empty cut is what the benchmark's harness would compile: nothing (a format failure here)
-        completion, note = engine_completion(code) if code.strip() else ("", None)
-        jobs.setdefault((sample.task_id, completion), []).append((sample, code, note))
-    pending: list[tuple[Sample, dict]] = []
+        resumed(len(run.rows), len(samples))
+    run.add_missing_ppa(samples)
+    run.score(todo, len(samples))
+    return [run.rows[(s.task_id, s.sample_index)] for s in samples]
 
-    def save() -> None:
-        nonlocal done, passed
-        part, pending[:] = list(pending), []
-        if ppa_stage is not None:
-            ppa_stage.add(benchmark, [s for s, _ in part], [r for _, r in part])
+
+class _ScoringRun:
+    """One :func:`score_samples` call: the rows so far, what each was scored against, and how new rows are saved."""
+
+    def __init__(self, benchmark: Benchmark, pool, results_path: str | None, chunk_size: int,
+                 progress: Callable[[int, int, int], None] | None, rule: str, analysis: str, ppa):
+        self.benchmark, self.pool, self.results_path = benchmark, pool, results_path
+        self.chunk_size, self.progress, self.rule, self.analysis = chunk_size, progress, rule, analysis
+        self.rows: dict[tuple[str, int], dict] = {}
+        self.tasks: dict[str, object] = {}  # task id → its rewards Task
+        self.ppa_stage = _PPAStage(pool, ppa, self.tasks, rule) if ppa is not None else None
+        self.done = self.passed = 0
+        self._config_fp = getattr(getattr(pool, "config", None), "fingerprint", "")
+        self._stamps: dict[str, str] = {}
+
+    def stamp(self, task_id: str) -> str:
+        """What a row was scored against: the task's content, the reward settings, the rule and the analysis."""
+        if task_id not in self._stamps:
+            self.tasks[task_id] = to_task(self.benchmark.problems[task_id])
+            key = f"{self.tasks[task_id].fingerprint}:{self._config_fp}:{self.rule}:{self.analysis}:{_ROW_VERSION}"
+            self._stamps[task_id] = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self._stamps[task_id]
+
+    def reuse_previous(self, samples: Sequence[Sample]) -> list[Sample]:
+        """Take the rows of ``results_path`` scored for the same completion and stamp; return the samples left."""
+        previous = _previous_results(self.results_path) if self.results_path else {}
+        todo: list[Sample] = []
+        for sample in samples:
+            old = previous.get((sample.task_id, sample.sample_index))
+            if (old is not None and old.get("completion_sha") == sample.digest and old.get("failure") != "unscorable"
+                    and old.get("scored_with") == self.stamp(sample.task_id)):
+                self.rows[(sample.task_id, sample.sample_index)] = old
+                if old.get("failure") == "broken_reference":
+                    self.benchmark.known_broken.setdefault(sample.task_id, _first_line(old.get("reason") or ""))
+            else:
+                todo.append(sample)
+        if self.rows:
+            logger.info("reusing %d scored samples from %s", len(self.rows), self.results_path)
+        self.done = len(self.rows)
+        self.passed = sum(1 for r in self.rows.values() if r.get("passed"))
+        return todo
+
+    def add_missing_ppa(self, samples: Sequence[Sample]) -> None:
+        """Reused rows scored without (or with other) PPA settings get their PPA now."""
+        if self.ppa_stage is None:
+            return
+        stale = [(s, self.rows[(s.task_id, s.sample_index)]) for s in samples if (s.task_id, s.sample_index) in self.rows
+                 and self.rows[(s.task_id, s.sample_index)].get("ppa_with") != self.ppa_stage.stamp]
+        for start in range(0, len(stale), self.chunk_size):
+            part = stale[start:start + self.chunk_size]
+            self.ppa_stage.add(self.benchmark, [s for s, _ in part], [r for _, r in part])
+            if self.results_path:
+                _append(self.results_path, [r for _, r in part])
+
+    def _jobs(self, todo: Sequence[Sample]) -> dict[tuple[str, str], list[tuple[Sample, str, str | None]]]:
+        """One job per distinct (task, engine input), with the samples that share it and their cut code."""
+        jobs: dict[tuple[str, str], list[tuple[Sample, str, str | None]]] = {}
+        for sample in todo:
+            self.stamp(sample.task_id)
+            code = extract_code(self.benchmark.problems[sample.task_id], self.benchmark.task, sample.completion,
+                                self.rule)
+            # an empty cut is what the benchmark's harness would compile: nothing (a format failure here)
+            completion, note = engine_completion(code) if code.strip() else ("", None)
+            jobs.setdefault((sample.task_id, completion), []).append((sample, code, note))
+        return jobs
+
+    def score(self, todo: Sequence[Sample], total: int) -> None:
+        """Score ``todo``, longest tasks first, saving rows every ``chunk_size`` finished samples."""
+        jobs = self._jobs(todo)
+        order = _longest_first(list(jobs), self.tasks, getattr(self.pool, "config", None))
+        ended = _score_as_completed(self.pool, [(key, (self.tasks[key[0]], key[1])) for key in order])
+        pending: list[tuple[Sample, dict]] = []
+        with contextlib.closing(ended):  # an interruption here stops the feeders at once
+            for (task_id, completion), score in ended:
+                for sample, code, note in jobs[(task_id, completion)]:
+                    row = result_row(self.benchmark, sample, score, code, self.analysis, note, completion)
+                    pending.append((sample, {**row, "scored_with": self.stamp(task_id)}))
+                if len(pending) >= self.chunk_size:
+                    self._save(pending, total)
+                    pending = []
+        if pending:
+            self._save(pending, total)
+
+    def _save(self, part: list[tuple[Sample, dict]], total: int) -> None:
+        if self.ppa_stage is not None:
+            self.ppa_stage.add(self.benchmark, [s for s, _ in part], [r for _, r in part])
         for _, row in part:
-            rows[(row["task_id"], row["sample_index"])] = row
-        if results_path:
-            _append(results_path, [r for _, r in part])
-        done += len(part)
-        passed += sum(1 for _, r in part if r.get("passed"))
-        if progress:
-            progress(done, len(samples), passed)
-
-    order = _longest_first(list(jobs), tasks, getattr(pool, "config", None))
-    ended = _score_as_completed(pool, [(key, (tasks[key[0]], key[1])) for key in order])
-    with contextlib.closing(ended):  # an interruption here stops the feeders at once
-        for (task_id, completion), score in ended:
-            for sample, code, note in jobs[(task_id, completion)]:
-                row = result_row(benchmark, sample, score, code, analysis, note, completion)
-                pending.append((sample, {**row, "scored_with": stamp(task_id)}))
-            if len(pending) >= chunk_size:
-                save()
-    if pending:
-        save()
-    return [rows[(s.task_id, s.sample_index)] for s in samples]
+            self.rows[(row["task_id"], row["sample_index"])] = row
+        if self.results_path:
+            _append(self.results_path, [r for _, r in part])
+        self.done += len(part)
+        self.passed += sum(1 for _, r in part if r.get("passed"))
+        if self.progress:
+            self.progress(self.done, total, self.passed)
 
 
 def _longest_first(keys: list[tuple[str, str]], tasks: dict, config) -> list[tuple[str, str]]:

@@ -276,3 +276,35 @@ def test_probe_keeps_training_until_the_clocked_tasks_pass(tmp_path, splits):
     assert probe.stopped_at == 12 and result["steps"] == 12 and pool.calls == 3
     records = [json.loads(line) for line in (tmp_path / "sft" / "probe.jsonl").read_text().splitlines()]
     assert [(r["pass_rate"], r["pass_rate_clocked"]) for r in records] == [(0.5, 0.0), (0.5, 0.0), (0.75, 0.5)]
+
+
+def test_settings_table_of_the_docs_gives_every_default():
+    """docs/quickstart.md's Settings table names every flag with the default the code has: a changed default (the RL
+    steps went from 100 to 150) cannot leave the page describing another configuration."""
+    import dataclasses
+    from pathlib import Path
+
+    from verirl.quickstart.config import QuickstartConfig
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    section = text[text.index("## Settings"):text.index("## How the curriculum is built")]
+    documented = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`--"):
+            continue
+        flags = [f.strip().strip("`") for f in cells[0].split(",")]
+        values = [v.strip() for v in cells[1].split(", ")]
+        assert len(flags) == len(values), f"settings row {cells[0]} lists {len(values)} defaults"
+        documented.update(zip(flags, values))
+    config = QuickstartConfig()
+    fields = {f.name for f in dataclasses.fields(QuickstartConfig)} - {"out", "fresh"}
+    assert set(documented) == {"--" + name.replace("_", "-") for name in fields}
+    for name in fields:
+        value, shown = getattr(config, name), documented["--" + name.replace("_", "-")]
+        if isinstance(value, bool):
+            assert shown == ("on" if value else "off"), name
+        elif isinstance(value, (int, float)):
+            assert float(shown) == value, f"--{name}: docs say {shown}, the code {value}"
+        else:
+            assert shown == value, f"--{name}: docs say {shown}, the code {value}"

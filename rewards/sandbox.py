@@ -40,6 +40,7 @@ import functools
 import logging
 import math
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -208,6 +209,20 @@ def _prefix(config: SandboxConfig, budget: float | None = None) -> tuple[list[st
     return argv, drop
 
 
+#: How the wrappers of :func:`_prefix` report that they could not start the tool (its exec refused: the process limit,
+#: which counts every process of the tools' user; memory; a namespace refused): the first line of stderr, with exit
+#: status 1, 126 or 127. A tool cannot write that line itself: its stderr starts with what the tool prints.
+_WRAPPER_FAILURE = re.compile(r"(?:prlimit|unshare): ")
+
+
+def _wrapper_failure(returncode: int | None, stderr: bytes) -> str | None:
+    """The wrapper's message when the tool never started, else ``None``."""
+    if returncode not in (1, 126, 127):
+        return None
+    first = stderr[:500].decode("utf-8", errors="replace").split("\n", 1)[0]
+    return first if _WRAPPER_FAILURE.match(first) else None
+
+
 def _env(workdir: str) -> dict[str, str]:
     return {"PATH": _SAFE_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C", "LC_ALL": "C"}
 
@@ -344,6 +359,10 @@ class Workspace:
                 f"{os.path.basename(argv[0])} ran for {elapsed:.1f}s of wall-clock time but used only "
                 f"{outcome.cpu_seconds:.2f}s of its {budget:g}s CPU budget: the machine is overloaded or the tool "
                 "is stuck (not the fault of its input)")
+        not_started = _wrapper_failure(proc.returncode, outcome.stderr) if prefix else None
+        if not_started is not None:
+            _account(outcome.cpu_seconds, elapsed)
+            raise InfrastructureError(f"the sandbox could not start {os.path.basename(argv[0])}: {not_started}")
         result = ToolResult(
             argv=list(argv),
             returncode=proc.returncode,

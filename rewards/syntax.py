@@ -51,6 +51,13 @@ Parameter = tuple[str, str, str]
 ParameterSet = tuple[Parameter, ...]
 
 _UNRESOLVED_DEFPARAM = re.compile(r"warning: Scope of \S+ not found")
+#: What the iverilog driver (or the shell it starts its stages with) prints when it could not run a stage of its own:
+#: a fork or exec refused (the process limit counts every process of the tools' user), a broken installation. Such a
+#: failure says nothing of the source. Anchored at a line start: the compiler's messages about the source start with
+#: a file name the frame chose, and candidate code holds no directive that could change it.
+_DRIVER_FAILURE = re.compile(r"^(?:sh: \d+: (?:Cannot fork|.*: (?:not found|Permission denied))"
+                             r"|Failed to execute: |Cannot locate IVL modules|\S*iverilog: Error opening temporary file)",
+                             re.MULTILINE)
 
 
 @dataclasses.dataclass
@@ -68,7 +75,8 @@ class SyntaxResult:
 def classify_compile_failure(result: ToolResult) -> str:
     """Map a failed iverilog run to ``syntax``, ``elaboration``, ``compile``, ``timeout`` or ``resource``.
 
-    Raises :class:`InfrastructureError` when the compiler itself crashed.
+    Raises :class:`InfrastructureError` when the compiler itself crashed or could not start one of its stages
+    (a fork refused by the process limit, a broken installation): neither is a verdict on the source.
     """
     if result.timed_out:
         return "timeout"
@@ -77,6 +85,10 @@ def classify_compile_failure(result: ToolResult) -> str:
     if result.signal is not None:
         raise InfrastructureError(f"{result.argv[0]} was killed by signal {result.signal}: {tail(result.output)}")
     text = result.output
+    driver = _DRIVER_FAILURE.search(text)
+    if driver is not None:
+        raise InfrastructureError(f"{result.argv[0]} could not run one of its own stages ({driver.group(0).strip()}"
+                                  f"): not a verdict on the source: {tail(text, 500)}")
     if "syntax error" in text:
         return "syntax"
     lowered = text.lower()

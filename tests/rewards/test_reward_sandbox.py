@@ -213,3 +213,28 @@ def test_synthesis_that_runs_out_of_cpu_says_so(eda):
     # a design Yosys refuses is a synthesis failure, not a timeout
     broken = synthesize(COUNTER.replace("q + 8'd1", "missing_wire_fn(q)"), "counter", timeout=60)
     assert not broken.ok and not broken.timed_out and broken.log
+
+
+# ------------------------------------------------------------------ a tool the sandbox could not start
+
+@pytest.mark.skipif(not capabilities()["drop_privileges"], reason="needs root to run tools as nobody")
+@pytest.mark.parametrize("tool", [["true"], ["sh", "-c", "echo started"]])
+def test_a_tool_whose_exec_the_process_limit_refuses_is_an_infrastructure_fault(tool):
+    """RLIMIT_NPROC counts every process of the tools' user: at the limit the exec of the tool itself fails (the
+    wrapper says so and exits 126), which is the machine's state, never the tool's verdict on its input."""
+    with Workspace({}, SandboxConfig(limits=Limits(processes=1))) as ws, \
+            pytest.raises(InfrastructureError, match="could not start|cannot start"):
+        ws.run(tool, timeout=10)
+
+
+@pytest.mark.parametrize(("returncode", "stderr", "refused"), [
+    (126, b"unshare: failed to execute /usr/bin/vvp: Resource temporarily unavailable\n", True),
+    (127, b"prlimit: failed to execute nosuch: No such file or directory\n", True),
+    (1, b"unshare: unshare failed: Operation not permitted\n", True),
+    (1, b"ERROR: Module `\\unshare: ' not found\n", False),  # the tool's own message
+    (0, b"unshare: failed to execute x\n", False),  # a tool that ran and succeeded
+    (2, b"unshare: failed to execute x\n", False),  # not a wrapper's exit status
+    (126, b"candidate.v:1: syntax error\nunshare: failed to execute x\n", False),  # not the first line
+])
+def test_only_the_wrappers_own_failure_reads_as_a_tool_that_never_started(returncode, stderr, refused):
+    assert (sandbox._wrapper_failure(returncode, stderr) is not None) is refused

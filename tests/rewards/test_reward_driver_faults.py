@@ -1,0 +1,76 @@
+"""The compiler could not run a stage of its own (a fork refused by the process limit, a broken installation):
+an infrastructure fault, never a compile verdict on the candidate, and never remembered as a broken task."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards import task_checks, task_facts
+from rewards.errors import InfrastructureError
+from rewards.hierarchy import RewardConfig, score_completion
+from rewards.sandbox import Limits, SandboxConfig, ToolResult, capabilities
+from rewards.syntax import check_syntax, classify_compile_failure
+
+GOOD = "```verilog\nmodule adder(input [3:0] a, b, output [4:0] s);\n  assign s = a + b;\nendmodule\n```"
+
+
+def _compile(output: str, returncode: int = 2) -> ToolResult:
+    return ToolResult(argv=["/usr/bin/iverilog"], returncode=returncode, stdout="", stderr=output, elapsed=0.1)
+
+
+@pytest.mark.parametrize("output", [
+    "sh: 0: Cannot fork\n",
+    "sh: 1: /usr/lib/x86_64-linux-gnu/ivl/ivlpp: not found\n",
+    "sh: 1: /usr/lib/x86_64-linux-gnu/ivl/ivl: Permission denied\n",
+    "Failed to execute: /usr/lib/x86_64-linux-gnu/ivl/ivlpp -L -F/tmp/x\n",
+    "Cannot locate IVL modules : No such file or directory\n",
+    "/usr/bin/iverilog: Error opening temporary file /tmp/ivrlg1234\n",
+    "candidate.v:3: warning: implicit definition of wire 'x'.\nsh: 0: Cannot fork\n",
+])
+def test_the_drivers_own_failures_are_infrastructure(output):
+    with pytest.raises(InfrastructureError, match="could not run one of its own stages"):
+        classify_compile_failure(_compile(output))
+
+
+@pytest.mark.parametrize(("output", "verdict"), [
+    ("candidate.v:3: syntax error\nI give up.\n", "syntax"),
+    # the candidate's names and strings show up in the compiler's messages, never at a line's start
+    ("candidate.v:2: error: Unable to bind wire/reg/memory `\\sh:' in `top'\n", "elaboration"),
+    ("candidate.v:4: error: Unknown module type: Cannot\n", "elaboration"),
+    ("candidate.v:5: error: Failed to execute: foo is not a constant\n", "compile"),
+])
+def test_messages_about_the_source_keep_their_verdict(output, verdict):
+    assert classify_compile_failure(_compile(output)) == verdict
+
+
+needs_nobody = pytest.mark.skipif(not capabilities()["drop_privileges"],
+                                  reason="needs root to run tools as nobody (the process limit counts that user)")
+
+
+@pytest.mark.usefixtures("eda")
+@needs_nobody
+def test_a_compile_whose_fork_is_refused_is_not_a_compile_error():
+    """Two processes of the tools' user: the driver starts, the shell it runs its stages with cannot fork (or, with
+    another tool of that user running, the driver's own exec is refused): either way not a verdict."""
+    tight = SandboxConfig(limits=Limits(processes=2))
+    with pytest.raises(InfrastructureError):
+        check_syntax("module adder(input a, output y); assign y = a; endmodule", "adder", config=tight)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(task_facts.ENV, str(tmp_path / "verirl-cache"))
+    task_checks.forget()
+    yield
+    task_checks.forget()
+
+
+@pytest.mark.usefixtures("eda", "cache")
+@needs_nobody
+def test_a_reference_check_refused_a_fork_is_unscorable_and_not_remembered(adder_task):
+    tight = RewardConfig(sandbox=SandboxConfig(limits=Limits(processes=2)))
+    score = score_completion(adder_task, GOOD, tight)
+    assert score.failure == "infrastructure", score.detail
+    assert len(task_facts.store()) == 0  # the task is not written down as broken
+    task_checks.forget()  # a new process with room to fork: the same task scores
+    assert score_completion(adder_task, GOOD).passed

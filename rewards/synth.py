@@ -59,6 +59,37 @@ tee -q -o ltp.txt ltp -noff
 """
 
 
+#: Yosys' message when the ABC pass could not run its subprocess. Yosys starts ABC through ``popen`` (a shell that
+#: runs berkeley-abc); -1 is the return code when ``popen`` itself failed (no fork: the process limit counts every
+#: process of the tools' user), 126/127 are the shell's "cannot execute" and "not found".
+_ABC_EXECUTION_FAILED = re.compile(r'^ERROR: ABC: execution of command ".*" failed: return code (-?\d+)\.?$',
+                                   re.MULTILINE)
+#: In the full log: the shell Yosys started for ABC could not fork or find it (its message, which ABC's output carries
+#: under the ``ABC: `` prefix).
+_ABC_SHELL_FAILURE = re.compile(r"^ABC: sh: \d+: (?:Cannot fork|.*: (?:not found|Permission denied))", re.MULTILINE)
+
+
+def abc_did_not_run(output: str, log: str) -> str | None:
+    """Why a failed Yosys run is the machine's fault rather than the design's: ABC could not be started. ``None``
+    when the failure may be the design's.
+
+    Only the run's *first* error counts (a design that fails earlier never reaches ABC, and Yosys' own text starts
+    every error line, so a string of the design cannot stand first), and its ABC section must show the shell's
+    own failure unless ``popen`` failed outright (-1) or the shell could not execute ABC (126, 127)."""
+    first = re.search(r"^ERROR: .*$", output, re.MULTILINE)
+    if first is None:
+        return None
+    failed = _ABC_EXECUTION_FAILED.fullmatch(first.group(0))
+    if failed is None:
+        return None
+    code = int(failed.group(1))
+    if code in (-1, 126, 127):
+        return f"return code {code}"
+    section = log[log.rfind("Executing ABC."):] if "Executing ABC." in log else ""
+    shell = _ABC_SHELL_FAILURE.search(section)
+    return shell.group(0)[len("ABC: "):] if shell else None
+
+
 @dataclasses.dataclass
 class SynthResult:
     ok: bool
@@ -105,12 +136,18 @@ def synthesize(
     files["synth.ys"] = script
     yosys = find_tool("yosys")
     with Workspace(files, config) as ws:
-        run = ws.run([yosys, "-q", "-s", "synth.ys"], timeout=timeout)
+        run = ws.run([yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"], timeout=timeout)
+        full_log = ws.read("yosys.log", limit=64 << 20) if not run.ok else None
         stat_json = ws.read("stat.json")
         area_txt = ws.read("area.txt" if liberty else "cmos.txt")
         ltp_txt = ws.read("ltp.txt")
     if run.signal is not None and not run.timed_out and not run.killed_by_limit:
         raise InfrastructureError(f"yosys was killed by signal {run.signal}: {tail(run.output, 500)}")
+    if not run.ok and not run.timed_out:
+        reason = abc_did_not_run(run.output, (full_log or b"").decode("utf-8", errors="replace"))
+        if reason is not None:
+            raise InfrastructureError(f"yosys could not start ABC ({reason}): the machine's process limit or a broken "
+                                      f"installation, not a verdict on the design: {tail(run.output, 500)}")
     if not run.ok or stat_json is None:
         return SynthResult(False, log=tail(run.output), elapsed=run.elapsed, timed_out=run.timed_out,
                            cpu_seconds=run.cpu_seconds)

@@ -74,3 +74,53 @@ def test_a_reference_check_refused_a_fork_is_unscorable_and_not_remembered(adder
     assert len(task_facts.store()) == 0  # the task is not written down as broken
     task_checks.forget()  # a new process with room to fork: the same task scores
     assert score_completion(adder_task, GOOD).passed
+
+
+# -- synthesis: Yosys could not start ABC
+
+ABC_FAILED = 'ERROR: ABC: execution of command ""berkeley-abc" -s -f /tmp/yosys-abc-Xy12Ab/abc.script 2>&1" failed: return code {}.'
+ABC_LOG = "2.22.1.1. Executing ABC.\nRunning ABC command: \"berkeley-abc\" -s -f /tmp/yosys-abc-Xy12Ab/abc.script 2>&1\n{}"
+
+
+@pytest.mark.parametrize(("output", "log", "reason"), [
+    (ABC_FAILED.format(-1), "", "return code -1"),        # popen itself failed: no fork
+    (ABC_FAILED.format(127), "", "return code 127"),      # the shell did not find berkeley-abc
+    (ABC_FAILED.format(126), "", "return code 126"),
+    (ABC_FAILED.format(2), ABC_LOG.format("ABC: sh: 1: Cannot fork\n"), "sh: 1: Cannot fork"),
+    (ABC_FAILED.format(2), ABC_LOG.format("ABC: sh: 1: berkeley-abc: not found\n"), "sh: 1: berkeley-abc: not found"),
+])
+def test_abc_that_could_not_start_is_the_machines_fault(output, log, reason):
+    from rewards.synth import abc_did_not_run
+
+    assert abc_did_not_run(output, log) == reason
+
+
+@pytest.mark.parametrize(("output", "log"), [
+    ("ERROR: Module `\\top' not found!", ""),                                  # the design's own failure
+    (ABC_FAILED.format(2), ABC_LOG.format("ABC: Error: the network is combinational\n")),  # ABC ran and failed
+    (ABC_FAILED.format(1), ""),
+    # a string of the design cannot stand first: Yosys' own text starts the first error line
+    ("ERROR: Can not open file `x\n" + ABC_FAILED.format(-1) + "` for reading.", ""),
+    # a shell failure quoted before ABC's section (say, in a string the front end echoed) is not ABC's
+    (ABC_FAILED.format(2), "ABC: sh: 1: Cannot fork\n" + ABC_LOG.format("ABC: Error: parsing failed\n")),
+    ("", ABC_LOG.format("ABC: sh: 1: Cannot fork\n")),                        # no error at all
+])
+def test_a_failure_that_may_be_the_designs_keeps_its_verdict(output, log):
+    from rewards.synth import abc_did_not_run
+
+    assert abc_did_not_run(output, log) is None
+
+
+@pytest.mark.usefixtures("eda")
+@needs_nobody
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_synthesis_whose_abc_cannot_fork_is_not_a_synthesis_failure(processes):
+    """One or two processes of the tools' user: Yosys starts (exec creates no process), but its popen of ABC cannot
+    fork (1), or the shell it started cannot fork ABC (2); with other tools of that user running, Yosys' own exec is
+    refused. Each is an infrastructure fault. With the default limit the same design synthesizes."""
+    from rewards.synth import synthesize
+
+    design = "module adder(input [3:0] a, b, output [4:0] s); assign s = a + b; endmodule"
+    with pytest.raises(InfrastructureError):
+        synthesize(design, "adder", config=SandboxConfig(limits=Limits(processes=processes)))
+    assert synthesize(design, "adder").ok

@@ -85,6 +85,11 @@ def classify_compile_failure(result: ToolResult) -> str:
     if result.signal is not None:
         raise InfrastructureError(f"{result.argv[0]} was killed by signal {result.signal}: {tail(result.output)}")
     text = result.output
+    if result.returncode == 127 and not text.strip():
+        # glibc's system() reports a shell it could not spawn as exit status 127, and the driver passes that on
+        # without a word; the compiler never rejects a source silently
+        raise InfrastructureError(f"{result.argv[0]} exited with status 127 and no message: it could not start the "
+                                  f"shell for one of its stages (a fork refused by the process limit)")
     driver = _DRIVER_FAILURE.search(text)
     if driver is not None:
         raise InfrastructureError(f"{result.argv[0]} could not run one of its own stages ({driver.group(0).strip()}"

@@ -32,6 +32,15 @@ def test_the_drivers_own_failures_are_infrastructure(output):
         classify_compile_failure(_compile(output))
 
 
+def test_a_driver_that_exits_127_without_a_word_could_not_start_a_stage():
+    """glibc's system() returns 127 when it cannot spawn the shell (a fork refused): iverilog exits 127, silent."""
+    with pytest.raises(InfrastructureError, match="status 127 and no message"):
+        classify_compile_failure(_compile("", returncode=127))
+    # a message or another status is the compiler speaking about the source
+    assert classify_compile_failure(_compile("cand.v:1: syntax error\n", returncode=127)) == "syntax"
+    assert classify_compile_failure(_compile("", returncode=1)) == "compile"
+
+
 @pytest.mark.parametrize(("output", "verdict"), [
     ("candidate.v:3: syntax error\nI give up.\n", "syntax"),
     # the candidate's names and strings show up in the compiler's messages, never at a line's start
@@ -124,3 +133,17 @@ def test_a_synthesis_whose_abc_cannot_fork_is_not_a_synthesis_failure(processes)
     with pytest.raises(InfrastructureError):
         synthesize(design, "adder", config=SandboxConfig(limits=Limits(processes=processes)))
     assert synthesize(design, "adder").ok
+
+
+@pytest.mark.usefixtures("eda", "cache")
+@needs_nobody
+def test_a_reference_synthesis_that_cannot_start_abc_is_not_remembered(adder_task):
+    """The reference's PPA figures under a process limit too tight for ABC: an infrastructure fault, nothing written
+    down, and the same task state synthesizes once the machine has room."""
+    state = task_checks.task_state(adder_task, RewardConfig())
+    tight = RewardConfig(sandbox=SandboxConfig(limits=Limits(processes=1)))
+    with pytest.raises(InfrastructureError):
+        task_checks.synthesis_facts(state, adder_task, tight)
+    assert state.error is None and len(task_facts.store()) == 0
+    reference = task_checks.synthesis_facts(state, adder_task, RewardConfig())
+    assert reference is not None and reference.ok and reference.cells

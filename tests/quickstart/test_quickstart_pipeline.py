@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from verirl.quickstart import QuickstartConfig, run_quickstart
+from verirl.quickstart import QuickstartConfig, run_quickstart, usable_cores
 from verirl.quickstart.pipeline import QuickstartError
 
 pytestmark = [
@@ -115,6 +115,10 @@ def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert on_disk["final_line"] == summary["final_line"]
     assert set(on_disk["timings"]) >= {"data", "model", "sft", "eval_sft", "rl", "eval_rl"}
     assert set(on_disk["cpu_seconds"]) == set(on_disk["timings"]) and on_disk["default_cpu_seconds"] > 0
+    # the default --torch-threads 0 is one torch thread per usable core, and the report says what ran
+    cores = usable_cores()
+    assert on_disk["machine"] == {"usable_cores": cores, "torch_threads": cores, "reward_workers": 2}
+    assert f"{cores} torch thread(s) on {cores} usable core(s)" in report
 
     # every recorded verdict re-scores identically through `verirl score`; a tampered verdict is caught
     from verirl.quickstart.rescore import main as rescore_main
@@ -162,6 +166,22 @@ def test_bad_settings_fail_early(tmp_path):
         short_config(tmp_path, sft_probe_clocked_target=-0.1)
     with pytest.raises(ValueError, match="sft-min-steps"):
         short_config(tmp_path, sft_min_steps=10, sft_max_steps=5)
+    with pytest.raises(ValueError, match="torch-threads"):
+        short_config(tmp_path, torch_threads=-1)
+
+
+def test_torch_threads_default_to_the_usable_cores_and_are_restored():
+    import torch
+
+    from verirl.quickstart import _torch_threads, resolve_torch_threads
+
+    assert resolve_torch_threads(3) == 3 and resolve_torch_threads(0) == usable_cores() >= 1
+    before = torch.get_num_threads()
+    with _torch_threads(0):
+        assert torch.get_num_threads() == usable_cores()
+    with _torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
 
 
 def test_cli_flags_cover_every_setting():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import time
 
@@ -32,12 +33,25 @@ def _progress(**kwargs):
     return tqdm(**kwargs)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; the machine's count where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_torch_threads(n: int) -> int:
+    """``--torch-threads``: ``n`` itself, or for 0 one thread per usable core."""
+    return n if n > 0 else usable_cores()
+
+
 @contextlib.contextmanager
 def _torch_threads(n: int):
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(resolve_torch_threads(n))
     try:
         yield
     finally:
@@ -86,6 +100,9 @@ def run_quickstart(config: QuickstartConfig, *, say=logger.info) -> dict:
     sampling = Sampling(n=config.eval_samples, temperature=config.temperature,
                         max_new_tokens=config.max_completion_length, seed=config.seed)
     wall = time.monotonic()
+    # the wall seconds per stage depend on these (the CPU seconds hardly do): the report says them
+    run.state["machine"] = {"usable_cores": usable_cores(), "torch_threads": resolve_torch_threads(config.torch_threads),
+                            "reward_workers": config.reward_workers}
     with _torch_threads(config.torch_threads), RewardPool(RewardConfig(), workers=config.reward_workers) as pool:
         data = stage("data", lambda: P.stage_data(run, _progress, pool))
         model = stage("model", lambda: P.stage_model(run))

@@ -178,8 +178,12 @@ def render_markdown(summary: dict) -> str:
         for split, e in evals[name].items():
             fails = ", ".join(f"{k}: {v}" for k, v in sorted(e["failures"].items())) or "none"
             lines.append(f"| {name} | {split} | {fails} |")
-    lines += ["", "## Time per stage", "", "| stage | wall seconds | CPU seconds (process + simulators) |",
-              "|---|---|---|"]
+    lines += ["", "## Time per stage", ""]
+    machine = summary.get("machine")
+    if machine:
+        lines += [f"{machine['torch_threads']} torch thread(s) on {machine['usable_cores']} usable core(s), "
+                  f"{machine['reward_workers']} simulation worker(s) (the last invocation).", ""]
+    lines += ["| stage | wall seconds | CPU seconds (process + simulators) |", "|---|---|---|"]
     for stage, seconds in summary["timings"].items():
         lines.append(f"| {stage} | {seconds} | {summary['cpu_seconds'].get(stage, '–')} |")
     lines += [f"| total of the default pipeline | {summary['default_seconds']} | {summary['default_cpu_seconds']} |",
@@ -297,6 +301,7 @@ def write_report(run, timings: dict, wall_seconds: float) -> dict:
         "default_seconds": round(sum(timings.get(s, 0.0) for s in DEFAULT_STAGES), 1),
         "default_cpu_seconds": round(sum(cpu.get(s, 0.0) for s in DEFAULT_STAGES), 1),
         "wall_seconds": round(wall_seconds, 1),
+        "machine": run.state.get("machine"),
         "plots": plots,
         "report_dir": report_dir,
     }

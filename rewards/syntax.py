@@ -55,7 +55,9 @@ _UNRESOLVED_DEFPARAM = re.compile(r"warning: Scope of \S+ not found")
 #: a fork or exec refused (the process limit counts every process of the tools' user), a broken installation. Such a
 #: failure says nothing of the source. Anchored at a line start: the compiler's messages about the source start with
 #: a file name the frame chose, and candidate code holds no directive that could change it.
-_DRIVER_FAILURE = re.compile(r"^(?:sh: \d+: (?:Cannot fork|.*: (?:not found|Permission denied))"
+#: The shell a tool starts its stages with (``system``/``popen``) could not fork or find a stage: dash's own message.
+SHELL_FAILURE = r"sh: \d+: (?:Cannot fork|.*: (?:not found|Permission denied))"
+_DRIVER_FAILURE = re.compile(rf"^(?:{SHELL_FAILURE}"
                              r"|Failed to execute: |Cannot locate IVL modules|\S*iverilog: Error opening temporary file)",
                              re.MULTILINE)
 

@@ -30,7 +30,7 @@ import re
 from . import lexer
 from .errors import InfrastructureError
 from .sandbox import SandboxConfig, Workspace
-from .syntax import tail
+from .syntax import SHELL_FAILURE, tail
 from .toolchain import find_tool
 
 logger = logging.getLogger(__name__)
@@ -62,11 +62,10 @@ tee -q -o ltp.txt ltp -noff
 #: Yosys' message when the ABC pass could not run its subprocess. Yosys starts ABC through ``popen`` (a shell that
 #: runs berkeley-abc); -1 is the return code when ``popen`` itself failed (no fork: the process limit counts every
 #: process of the tools' user), 126/127 are the shell's "cannot execute" and "not found".
-_ABC_EXECUTION_FAILED = re.compile(r'^ERROR: ABC: execution of command ".*" failed: return code (-?\d+)\.?$',
-                                   re.MULTILINE)
+_ABC_EXECUTION_FAILED = re.compile(r'ERROR: ABC: execution of command ".*" failed: return code (-?\d+)\.?')
 #: In the full log: the shell Yosys started for ABC could not fork or find it (its message, which ABC's output carries
 #: under the ``ABC: `` prefix).
-_ABC_SHELL_FAILURE = re.compile(r"^ABC: sh: \d+: (?:Cannot fork|.*: (?:not found|Permission denied))", re.MULTILINE)
+_ABC_SHELL_FAILURE = re.compile(rf"^ABC: {SHELL_FAILURE}", re.MULTILINE)
 
 
 def abc_did_not_run(output: str, log: str) -> str | None:

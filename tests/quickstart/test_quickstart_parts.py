@@ -199,8 +199,12 @@ def test_rl_recipe_of_every_arm_parses_quietly_with_its_switches(tmp_path, arm, 
     run = SimpleNamespace(config=QuickstartConfig(out=str(tmp_path), seed=3),
                           path=lambda *parts: str(tmp_path.joinpath(*parts)))
     with caplog.at_level(logging.WARNING):
-        recipe = recipe_from_dict(rl_recipe(run, str(tmp_path / "sft"), str(tmp_path / "rl"), arm=arm, seed=4),
-                                  source="quickstart test", validate_rewards=False)
+        spec = rl_recipe(run, str(tmp_path / "sft"), str(tmp_path / "rl"), arm=arm, seed=4)
+        recipe = recipe_from_dict(dict(spec), source="quickstart test", validate_rewards=False)
+    # every arm draws its prompts from the level-balanced set (the default --rl-prompt-mix), natural from train
+    assert spec["dataset"] == str(tmp_path / "data" / "rl_prompts.jsonl")
+    natural = SimpleNamespace(config=QuickstartConfig(out=str(tmp_path), rl_prompt_mix="natural"), path=run.path)
+    assert rl_recipe(natural, "sft", "rl", arm=arm)["dataset"] == str(tmp_path / "data" / "train.jsonl")
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     gate, dynamic = ARMS[arm]
     assert (recipe.training.entropy_gate.mode != "off") is gate

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import Counter
 
 import pytest
 
@@ -56,6 +57,14 @@ def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert not {t["metadata"]["param_key"] for t in train} & {t["metadata"]["param_key"] for t in test}
     assert {t["metadata"]["family"] for t in family} == {"subtractor"}
     assert "subtractor" not in {t["metadata"]["family"] for t in train + test}
+
+    # RL prompts (--rl-prompt-mix balanced, the default): training tasks only, every level the same share
+    prompts = _lines(out / "data" / "rl_prompts.jsonl")
+    levels = Counter(t["metadata"]["level"] for t in prompts)
+    assert len(set(levels.values())) == 1 and len(prompts) == len(levels) * (48 // len(levels))
+    assert {t["id"] for t in prompts} <= {t["id"] for t in train}
+    assert summary["data"]["rl_prompts"]["mix"] == "balanced"
+    assert summary["data"]["rl_prompts"]["levels"] == {str(k): v for k, v in levels.items()}
 
     # the SFT probe ran on training tasks only, at the configured steps, and is reported
     probes = _lines(out / "sft" / "probe.jsonl")
@@ -109,6 +118,7 @@ def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     report = (out / "report" / "report.md").read_text()
     assert summary["final_line"] in report and "| rl_neither_s1 |" in report and "## Ablation" in report
     assert "Held out by family" in report and "Held out by parameters" in report
+    assert "RL prompts: " in report and "mix balanced" in report
     assert summary["final_line"].startswith("held-out pass@1: SFT ") and " → RL " in summary["final_line"]
     assert "unseen families: " in summary["final_line"]
     on_disk = json.loads((out / "summary.json").read_text())
@@ -144,9 +154,13 @@ def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     with pytest.raises(QuickstartError, match="--fresh"):
         run_quickstart(short_config(out, sft_max_steps=6), say=messages.append)
     messages.clear()
-    run_quickstart(short_config(out, ablation=False, fresh=True, sft_probe_target=0.0), say=messages.append)
+    summary = run_quickstart(short_config(out, ablation=False, fresh=True, sft_probe_target=0.0,
+                                          rl_prompt_mix="natural"), say=messages.append)
     assert not any("skipped" in m for m in messages)
     assert not os.path.exists(out / "rl_neither_s0") and not os.path.exists(out / "sft" / "probe.jsonl")
+    # --rl-prompt-mix natural: RL draws from the training split itself
+    assert not os.path.exists(out / "data" / "rl_prompts.jsonl") and summary["data"]["rl_prompts"]["mix"] == "natural"
+    assert summary["data"]["rl_prompts"]["tasks"] == summary["data"]["rl_prompts"]["distinct"] == 48
 
 
 def test_bad_settings_fail_early(tmp_path):
@@ -168,6 +182,8 @@ def test_bad_settings_fail_early(tmp_path):
         short_config(tmp_path, sft_min_steps=10, sft_max_steps=5)
     with pytest.raises(ValueError, match="torch-threads"):
         short_config(tmp_path, torch_threads=-1)
+    with pytest.raises(ValueError, match="rl-prompt-mix"):
+        short_config(tmp_path, rl_prompt_mix="uniform")
 
 
 def test_torch_threads_default_to_the_usable_cores_and_are_restored():

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 NON_RESULT_FIELDS = ("out", "fresh", "ablation", "ablation_arms", "ablation_seeds", "torch_threads", "reward_workers")
 
 
+#: what ``--rl-prompt-mix`` may be: the RL prompts with every level's share equal, or the training split as drawn
+RL_PROMPT_MIXES = ("balanced", "natural")
+
 #: RL arms of the ablation: name -> (entropy gate on, dynamic sampling on)
 ARMS = {"full": (True, True), "no_gate": (False, True), "no_dynamic": (True, False), "neither": (False, False)}
 
@@ -81,6 +84,11 @@ class QuickstartConfig:
                           "seed, and 250 fit the 20-minute budget with a torch thread per core; see docs/quickstart.md)"},
     )
     rl_prompts: int = field(default=8, metadata={"help": "prompts per RL step"})
+    rl_prompt_mix: str = field(
+        default="balanced",
+        metadata={"help": "RL prompts: balanced (every level the same share of the training tasks, written to "
+                          "data/rl_prompts.jsonl) or natural (the training split as drawn)"},
+    )
     num_generations: int = field(default=8, metadata={"help": "completions per prompt (the GRPO group)"})
     rl_learning_rate: float = field(default=2e-4, metadata={"help": "RL learning rate"})
     max_completion_length: int = field(default=160, metadata={"help": "max new tokens in RL, probe and evaluation"})
@@ -112,6 +120,8 @@ class QuickstartConfig:
             raise ValueError(f"--hidden-size must be a positive multiple of 64, got {self.hidden_size}")
         if not 1 <= self.max_level <= 4:
             raise ValueError(f"--max-level must be 1..4, got {self.max_level}")
+        if self.rl_prompt_mix not in RL_PROMPT_MIXES:
+            raise ValueError(f"--rl-prompt-mix must be one of {', '.join(RL_PROMPT_MIXES)}, got {self.rl_prompt_mix!r}")
         if self.variety not in ("low", "full"):
             raise ValueError(f"--variety must be low or full, got {self.variety!r}")
         from data_pipeline.curriculum import FAMILIES

@@ -93,6 +93,9 @@ def stage_data(run: RunFolder, progress, pool) -> dict:
         raise QuickstartError(f"{len(report.failed)} curriculum goldens fail their own testbench: {bad}")
     for split, split_tasks in splits.items():
         write_jsonl(split_tasks, run.path("data", f"{split}.jsonl"))
+    rl_prompts = rl_prompt_tasks(cfg, splits["train"])
+    if cfg.rl_prompt_mix != "natural":
+        write_jsonl(rl_prompts, run.path("data", RL_PROMPTS_FILE))
     train_keys = {t["metadata"]["param_key"] for t in splits["train"]}
     overlap = train_keys & {t["metadata"]["param_key"] for t in splits["test"]}
     if overlap:
@@ -104,7 +107,25 @@ def stage_data(run: RunFolder, progress, pool) -> dict:
     return {split: {"tasks": len(split_tasks),
                     "families": dict(Counter(t["metadata"]["family"] for t in split_tasks)),
                     "levels": dict(Counter(str(t["metadata"]["level"]) for t in split_tasks))}
-            for split, split_tasks in splits.items()} | {"goldens_verified": report.checked}
+            for split, split_tasks in splits.items()} | {
+        "goldens_verified": report.checked,
+        "rl_prompts": {"mix": cfg.rl_prompt_mix, "tasks": len(rl_prompts),
+                       "distinct": len({t["id"] for t in rl_prompts}),
+                       "levels": dict(Counter(str(t["metadata"]["level"]) for t in rl_prompts))}}
+
+
+#: the RL prompts of ``--rl-prompt-mix balanced`` (training tasks only), beside the splits in ``data/``
+RL_PROMPTS_FILE = "rl_prompts.jsonl"
+
+
+def rl_prompt_tasks(cfg: QuickstartConfig, train: list[dict]) -> list[dict]:
+    """The RL stage's prompts: the training split (``natural``), or ``--n-train`` of its tasks with every level the
+    same share (``balanced``; :func:`data_pipeline.curriculum.balance.balance_levels`, seeded by ``--seed``)."""
+    if cfg.rl_prompt_mix == "natural":
+        return list(train)
+    from data_pipeline.curriculum.balance import balance_levels
+
+    return balance_levels(train, cfg.n_train, cfg.seed)
 
 
 EVAL_SPLITS = {"test": "held out by parameters", "test_family": "held out by family"}
@@ -222,7 +243,8 @@ def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, arm: str = "fu
         **COMMON_TRAINING,
         "trainer": "dapo",
         "model_name_or_path": model_dir,
-        "dataset": run.path("data", "train.jsonl"),
+        # training tasks only, every level the same share unless --rl-prompt-mix natural (see stage_data)
+        "dataset": run.path("data", "train.jsonl" if cfg.rl_prompt_mix == "natural" else RL_PROMPTS_FILE),
         "output_dir": output_dir,
         # the hierarchical reward of rewards.hierarchy (format 0.1, syntax 0.1, function 1.0) as its three levels:
         # one simulation per completion (the rewards share a pool), a TRL metric per level, pass rate per level

@@ -159,6 +159,11 @@ def render_markdown(summary: dict) -> str:
                   f"{last_clocked}, {probe['probes']} probes, {probe['seconds']} s)."), ""]
     else:
         lines += [f"SFT: {sft.get('steps')} steps (no probe).", ""]
+    rl_prompts = (summary.get("data") or {}).get("rl_prompts")
+    if rl_prompts:
+        per_level = ", ".join(f"level {k}: {v}" for k, v in sorted(rl_prompts["levels"].items()))
+        lines += [(f"RL prompts: {rl_prompts['tasks']} training tasks ({rl_prompts['distinct']} distinct), mix "
+                   f"{rl_prompts['mix']} — {per_level}."), ""]
     lines += [(f"{sampling['n']} samples per held-out task at temperature {sampling['temperature']}, top-p "
               f"{sampling['top_p']}, at most {sampling['max_new_tokens']} new tokens, seed {sampling['seed']} — the "
               f"same settings for every checkpoint."), ""]

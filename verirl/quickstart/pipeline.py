@@ -94,8 +94,8 @@ def stage_data(run: RunFolder, progress, pool) -> dict:
     for split, split_tasks in splits.items():
         write_jsonl(split_tasks, run.path("data", f"{split}.jsonl"))
     rl_prompts = rl_prompt_tasks(cfg, splits["train"])
-    if cfg.rl_prompt_mix != "natural":
-        write_jsonl(rl_prompts, run.path("data", RL_PROMPTS_FILE))
+    if rl_prompts_file(cfg) != "train.jsonl":
+        write_jsonl(rl_prompts, run.path("data", rl_prompts_file(cfg)))
     train_keys = {t["metadata"]["param_key"] for t in splits["train"]}
     overlap = train_keys & {t["metadata"]["param_key"] for t in splits["test"]}
     if overlap:
@@ -106,16 +106,25 @@ def stage_data(run: RunFolder, progress, pool) -> dict:
         raise QuickstartError(f"held-out families {sorted(leaked)} occur in train")
     return {split: {"tasks": len(split_tasks),
                     "families": dict(Counter(t["metadata"]["family"] for t in split_tasks)),
-                    "levels": dict(Counter(str(t["metadata"]["level"]) for t in split_tasks))}
+                    "levels": _level_counts(split_tasks)}
             for split, split_tasks in splits.items()} | {
         "goldens_verified": report.checked,
         "rl_prompts": {"mix": cfg.rl_prompt_mix, "tasks": len(rl_prompts),
                        "distinct": len({t["id"] for t in rl_prompts}),
-                       "levels": dict(Counter(str(t["metadata"]["level"]) for t in rl_prompts))}}
+                       "levels": _level_counts(rl_prompts)}}
+
+
+def _level_counts(tasks: list[dict]) -> dict[str, int]:
+    return dict(Counter(str(t["metadata"]["level"]) for t in tasks))
 
 
 #: the RL prompts of ``--rl-prompt-mix balanced`` (training tasks only), beside the splits in ``data/``
 RL_PROMPTS_FILE = "rl_prompts.jsonl"
+
+
+def rl_prompts_file(cfg: QuickstartConfig) -> str:
+    """The file in ``data/`` the RL stage reads: the balanced prompts, or ``train.jsonl`` itself (``natural``)."""
+    return "train.jsonl" if cfg.rl_prompt_mix == "natural" else RL_PROMPTS_FILE
 
 
 def rl_prompt_tasks(cfg: QuickstartConfig, train: list[dict]) -> list[dict]:
@@ -244,7 +253,7 @@ def rl_recipe(run: RunFolder, model_dir: str, output_dir: str, *, arm: str = "fu
         "trainer": "dapo",
         "model_name_or_path": model_dir,
         # training tasks only, every level the same share unless --rl-prompt-mix natural (see stage_data)
-        "dataset": run.path("data", "train.jsonl" if cfg.rl_prompt_mix == "natural" else RL_PROMPTS_FILE),
+        "dataset": run.path("data", rl_prompts_file(cfg)),
         "output_dir": output_dir,
         # the hierarchical reward of rewards.hierarchy (format 0.1, syntax 0.1, function 1.0) as its three levels:
         # one simulation per completion (the rewards share a pool), a TRL metric per level, pass rate per level

@@ -134,6 +134,57 @@ def test_task_bootstrap_covers_zero_for_equal_arms_and_excludes_it_for_a_real_di
         paired_task_bootstrap([{"a": 1.0}], [{"b": 1.0}])
 
 
+def _fake_ablation_run(tmp_path, passes: dict[str, dict[str, list[bool]]]):
+    """A run folder with SFT and RL evaluations: stage name -> task id -> passed per sample. Task ``l<L>_<i>`` is on
+    level L. Returns (run, evals) as :func:`ablation_summary` reads them."""
+    from verirl.quickstart.evaluate import Sampling, summarize
+
+    (tmp_path / "eval").mkdir(parents=True)
+    evals, stages = {}, {}
+    for name, tasks in passes.items():
+        rows = [{"task_id": t, "family": "f", "level": int(t[1]), "passed": p, "failure": None if p else "mismatch",
+                 "reward": float(p)} for t, samples in tasks.items() for p in samples]
+        (tmp_path / "eval" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        evals[name] = {"test": summarize(rows, Sampling(n=2, temperature=1.0, max_new_tokens=8, seed=0))}
+        if name != "sft":
+            arm, _, seed = name.rpartition("_s")
+            stages[name] = {"arm": arm, "seed": int(seed)}
+    run = SimpleNamespace(state={"rl_stages": stages}, path=lambda *parts: str(tmp_path.joinpath(*parts)))
+    return run, evals
+
+
+def test_ablation_pairs_every_two_arms_on_all_levels_and_on_levels_3_4(tmp_path):
+    """full beats neither only on the level-3 task; no_dynamic sits between: the pairs say so, on both scopes."""
+    from verirl.quickstart.report import ablation_summary, render_ablation
+
+    level1, level3 = {"l1_0": [True, False], "l1_1": [True, True]}, {"l3_0": [False, False], "l3_1": [False, True]}
+    passes = {"sft": {**level1, "l3_0": [False, False], "l3_1": [False, False]}}
+    for seed in (0, 1, 2):
+        passes[f"full_s{seed}"] = {**level1, "l3_0": [True, True], "l3_1": [True, True]}
+        passes[f"no_dynamic_s{seed}"] = {**level1, "l3_0": [True, seed == 0], "l3_1": [True, False]}
+        passes[f"neither_s{seed}"] = {**level1, **level3}
+    run, evals = _fake_ablation_run(tmp_path, passes)
+    out = ablation_summary(run, evals)
+    assert out["seeds"] == [0, 1, 2] and list(out["arms"]) == ["full", "no_dynamic", "neither"]
+    pairs = {(d["a"], d["b"]): d for d in out["differences"]}
+    assert list(pairs) == [("full", "no_dynamic"), ("full", "neither"), ("no_dynamic", "neither")]
+    full_neither = pairs[("full", "neither")]
+    # all levels: 4 tasks, the level-3 pair passes 2 of 4 samples more → (1.0 + 0.5) / 4 = 0.375
+    assert full_neither["all"]["per_seed"] == pytest.approx([0.375] * 3)
+    assert full_neither["levels_3_4"]["per_seed"] == pytest.approx([0.75] * 3)  # the same, on 2 tasks
+    assert full_neither["levels_3_4"]["tasks"][0] == pytest.approx(0.75)
+    low, high = pairs[("no_dynamic", "neither")]["levels_3_4"]["seeds"][1:]
+    assert low < pairs[("no_dynamic", "neither")]["levels_3_4"]["seeds"][0] < high  # seed 0 differs: a real interval
+    assert out["arms"]["full"]["gain_levels_3_4"][0] == pytest.approx(1.0)
+    table = "\n".join(render_ablation(out))
+    assert "| full − neither | all | +37.5 |" in table and "| full − neither | 3-4 | +75.0 |" in table
+    # one arm alone (several seeds): an arm table and no pairs
+    single = {k: v for k, v in passes.items() if not k.startswith(("no_dynamic", "neither"))}
+    run, evals = _fake_ablation_run(tmp_path / "single", single)
+    out = ablation_summary(run, evals)
+    assert list(out["arms"]) == ["full"] and out["differences"] == []
+
+
 @pytest.mark.skipif(__import__("shutil").which("iverilog") is None or __import__("shutil").which("vvp") is None,
                     reason="needs Icarus Verilog (iverilog, vvp): apt-get install iverilog")
 def test_timeout_audit_separates_load_from_real_hangs(tmp_path, splits, monkeypatch):

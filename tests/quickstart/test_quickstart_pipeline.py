@@ -107,8 +107,11 @@ def test_short_pipeline_writes_every_artifact_and_resumes(tmp_path):
     ablation = summary["ablation"]
     assert set(ablation["arms"]) == {"full", "neither"} and ablation["seeds"] == [0, 1]
     assert ablation["arms"]["full"]["stages"] == ["rl", "rl_full_s1"]
-    low, high = ablation["differences"]["neither"]["seeds"][1:]
-    assert low <= ablation["differences"]["neither"]["seeds"][0] <= high
+    (pair,) = ablation["differences"]
+    assert (pair["a"], pair["b"], pair["seeds_used"]) == ("full", "neither", [0, 1])
+    for scope in ("all", "levels_3_4"):
+        low, high = pair[scope]["seeds"][1:]
+        assert low <= pair[scope]["seeds"][0] <= high and len(pair[scope]["per_seed"]) == 2
 
     # report: plots are real PNGs, the tables and the final line are there
     for plot in ("reward", "pass_rate", "entropy_gate", "keep_ratio", "sft_loss"):

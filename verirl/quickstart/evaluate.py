@@ -106,11 +106,12 @@ def evaluate_checkpoint(model_dir: str, tasks: list[dict], sampling: Sampling, p
 SEQUENTIAL_LEVELS = ("3", "4")
 
 
-def per_task_pass_rates(rows: list[dict]) -> dict[str, float]:
-    """task id -> fraction of its samples that passed (its unbiased pass@1)."""
+def per_task_pass_rates(rows: list[dict], levels: tuple[str, ...] | None = None) -> dict[str, float]:
+    """task id -> fraction of its samples that passed (its unbiased pass@1); only tasks of ``levels`` if given."""
     per_task: dict[str, list[bool]] = defaultdict(list)
     for row in rows:
-        per_task[row["task_id"]].append(bool(row["passed"]))
+        if levels is None or str(row["level"]) in levels:
+            per_task[row["task_id"]].append(bool(row["passed"]))
     return {task_id: sum(v) / len(v) for task_id, v in per_task.items()}
 
 

@@ -11,6 +11,8 @@ import json
 import logging
 import os
 
+from verirl.quickstart.stats import paired_task_bootstrap, t_interval
+
 logger = logging.getLogger(__name__)
 
 CURVES = {
@@ -210,23 +212,40 @@ def render_ablation(ablation: dict) -> list[str]:
         lines.append(f"| {arm} | {per_seed} | {_pts(g[0])} [{_pts(g[1])}, {_pts(g[2])}] | "
                      + (f"{_pts(g34[0])} [{_pts(g34[1])}, {_pts(g34[2])}]" if g34 else "–") + " |")
     if ablation.get("differences"):
-        lines += ["", ("Paired differences against the full arm (same seeds; t interval over seeds, and a bootstrap "
-                      "over held-out tasks):"), "",
-                  "| full minus | difference | 95% CI over seeds | 95% CI over tasks |", "|---|---|---|---|"]
-        for arm, d in ablation["differences"].items():
-            lines.append(f"| {arm} | {_pts(d['seeds'][0])} | [{_pts(d['seeds'][1])}, {_pts(d['seeds'][2])}] | "
-                         f"[{_pts(d['tasks'][1])}, {_pts(d['tasks'][2])}] |")
+        lines += ["", ("Paired differences between arms (the same RL seeds; a t interval over the seeds, which holds "
+                       "RL-run noise, and a bootstrap over the held-out tasks, which holds only the evaluation's):"),
+                  "", "| difference | levels | mean | 95% CI over seeds | 95% CI over tasks | per seed |",
+                  "|---|---|---|---|---|---|"]
+        for d in ablation["differences"]:
+            for label, key in (("all", "all"), ("3-4", "levels_3_4")):
+                part = d.get(key)
+                if part is None:
+                    continue
+                seeds, tasks = part["seeds"], part["tasks"]
+                lines.append(f"| {d['a']} − {d['b']} | {label} | {_pts(seeds[0])} | [{_pts(seeds[1])}, "
+                             f"{_pts(seeds[2])}] | [{_pts(tasks[1])}, {_pts(tasks[2])}] | "
+                             + ", ".join(_pts(v) for v in part["per_seed"]) + " |")
     return lines + [""]
 
 
+def _paired(values: dict[str, dict[int, float]], per_task: dict[str, dict[int, dict[str, float]]], a: str, b: str,
+            seeds: list[int]) -> dict:
+    """Arm ``a`` minus arm ``b`` on the seeds both ran: per seed, a t interval over them, a task bootstrap."""
+    diffs = [values[a][s] - values[b][s] for s in seeds]
+    return {"per_seed": diffs, "seeds": list(t_interval(diffs)),
+            "tasks": list(paired_task_bootstrap([per_task[a][s] for s in seeds], [per_task[b][s] for s in seeds]))}
+
+
 def ablation_summary(run, evals: dict) -> dict | None:
-    """Per arm: pass@1 per RL seed, gain over SFT with a t interval; differences to the full arm.
+    """Per arm: pass@1 per RL seed, gain over SFT with a t interval; paired differences between every two arms.
 
     Reads the RL stages the run recorded in ``state.json`` (``rl_stages``: name -> arm and seed); ``None`` unless
-    there are at least two evaluated RL stages (two arms, or one arm with several seeds).
+    there are at least two evaluated RL stages (two arms, or one arm with several seeds). ``differences`` holds one
+    entry per pair of arms in :data:`~verirl.quickstart.config.ARMS` order (``a`` minus ``b``), on all held-out
+    tasks and on levels 3-4 alone.
     """
-    from verirl.quickstart.evaluate import per_task_pass_rates
-    from verirl.quickstart.stats import paired_task_bootstrap, t_interval
+    from verirl.quickstart.config import ARMS
+    from verirl.quickstart.evaluate import SEQUENTIAL_LEVELS, per_task_pass_rates
 
     recorded = run.state.get("rl_stages", {})
     stages = {n: info for n, info in recorded.items() if "test" in evals.get(n, {})}
@@ -234,34 +253,38 @@ def ablation_summary(run, evals: dict) -> dict | None:
         return None
     sft = evals["sft"]["test"]
     by_arm: dict[str, list[str]] = {}
-    for name, info in sorted(stages.items(), key=lambda kv: (kv[1]["seed"], kv[0])):
+    for name, info in sorted(stages.items(), key=lambda kv: (list(ARMS).index(kv[1]["arm"]), kv[1]["seed"], kv[0])):
         by_arm.setdefault(info["arm"], []).append(name)
     out = {"sft": sft["pass@1"], "seeds": sorted({info["seed"] for info in stages.values()}), "arms": {},
-           "differences": {}}
-    per_task, seeds_of = {}, {}
+           "differences": []}
+    values = {"all": {}, "levels_3_4": {}}
+    per_task = {"all": {}, "levels_3_4": {}}
     for arm, names in by_arm.items():
-        values = [evals[n]["test"]["pass@1"] for n in names]
         seq = [evals[n]["test"].get("pass@1_levels_3_4") for n in names]
+        has_seq = sft.get("pass@1_levels_3_4") is not None and None not in seq
         out["arms"][arm] = {
-            "stages": names, "seeds": [stages[n]["seed"] for n in names], "pass@1": values,
-            "gain": list(t_interval([v - sft["pass@1"] for v in values])),
-            "gain_levels_3_4": (list(t_interval([v - sft["pass@1_levels_3_4"] for v in seq]))
-                                if sft.get("pass@1_levels_3_4") is not None and None not in seq else None),
+            "stages": names, "seeds": [stages[n]["seed"] for n in names],
+            "pass@1": [evals[n]["test"]["pass@1"] for n in names],
+            "gain": list(t_interval([evals[n]["test"]["pass@1"] - sft["pass@1"] for n in names])),
+            "gain_levels_3_4": (list(t_interval([v - sft["pass@1_levels_3_4"] for v in seq])) if has_seq else None),
         }
-        per_task[arm] = {stages[n]["seed"]: per_task_pass_rates(read_metrics(run.path("eval", f"{n}.jsonl")))
-                         for n in names}
-        seeds_of[arm] = {stages[n]["seed"]: evals[n]["test"]["pass@1"] for n in names}
-    if "full" in seeds_of:
-        for arm, values in seeds_of.items():
-            common = sorted(set(seeds_of["full"]) & set(values))
-            if arm == "full" or not common:
+        rows = {stages[n]["seed"]: read_metrics(run.path("eval", f"{n}.jsonl")) for n in names}
+        values["all"][arm] = {stages[n]["seed"]: evals[n]["test"]["pass@1"] for n in names}
+        per_task["all"][arm] = {seed: per_task_pass_rates(r) for seed, r in rows.items()}
+        if has_seq:
+            values["levels_3_4"][arm] = {stages[n]["seed"]: v for n, v in zip(names, seq)}
+            per_task["levels_3_4"][arm] = {seed: per_task_pass_rates(r, SEQUENTIAL_LEVELS) for seed, r in rows.items()}
+    arms = list(by_arm)
+    for i, a in enumerate(arms):
+        for b in arms[i + 1:]:
+            common = sorted(set(values["all"][a]) & set(values["all"][b]))
+            if not common:
                 continue
-            diffs = [seeds_of["full"][s] - values[s] for s in common]
-            out["differences"][arm] = {
-                "seeds_used": common, "seeds": list(t_interval(diffs)),
-                "tasks": list(paired_task_bootstrap([per_task["full"][s] for s in common],
-                                                    [per_task[arm][s] for s in common])),
-            }
+            entry = {"a": a, "b": b, "seeds_used": common,
+                     "all": _paired(values["all"], per_task["all"], a, b, common), "levels_3_4": None}
+            if a in values["levels_3_4"] and b in values["levels_3_4"]:
+                entry["levels_3_4"] = _paired(values["levels_3_4"], per_task["levels_3_4"], a, b, common)
+            out["differences"].append(entry)
     return out
 
 

@@ -260,19 +260,20 @@ def ablation_summary(run, evals: dict) -> dict | None:
     values = {"all": {}, "levels_3_4": {}}
     per_task = {"all": {}, "levels_3_4": {}}
     for arm, names in by_arm.items():
+        seeds = [stages[n]["seed"] for n in names]
+        overall = [evals[n]["test"]["pass@1"] for n in names]
         seq = [evals[n]["test"].get("pass@1_levels_3_4") for n in names]
         has_seq = sft.get("pass@1_levels_3_4") is not None and None not in seq
         out["arms"][arm] = {
-            "stages": names, "seeds": [stages[n]["seed"] for n in names],
-            "pass@1": [evals[n]["test"]["pass@1"] for n in names],
-            "gain": list(t_interval([evals[n]["test"]["pass@1"] - sft["pass@1"] for n in names])),
+            "stages": names, "seeds": seeds, "pass@1": overall,
+            "gain": list(t_interval([v - sft["pass@1"] for v in overall])),
             "gain_levels_3_4": (list(t_interval([v - sft["pass@1_levels_3_4"] for v in seq])) if has_seq else None),
         }
-        rows = {stages[n]["seed"]: read_metrics(run.path("eval", f"{n}.jsonl")) for n in names}
-        values["all"][arm] = {stages[n]["seed"]: evals[n]["test"]["pass@1"] for n in names}
+        rows = {seed: read_metrics(run.path("eval", f"{n}.jsonl")) for seed, n in zip(seeds, names)}
+        values["all"][arm] = dict(zip(seeds, overall))
         per_task["all"][arm] = {seed: per_task_pass_rates(r) for seed, r in rows.items()}
         if has_seq:
-            values["levels_3_4"][arm] = {stages[n]["seed"]: v for n, v in zip(names, seq)}
+            values["levels_3_4"][arm] = dict(zip(seeds, seq))
             per_task["levels_3_4"][arm] = {seed: per_task_pass_rates(r, SEQUENTIAL_LEVELS) for seed, r in rows.items()}
     arms = list(by_arm)
     for i, a in enumerate(arms):

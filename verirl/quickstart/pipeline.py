@@ -94,8 +94,8 @@ def stage_data(run: RunFolder, progress, pool) -> dict:
     for split, split_tasks in splits.items():
         write_jsonl(split_tasks, run.path("data", f"{split}.jsonl"))
     rl_prompts = rl_prompt_tasks(cfg, splits["train"])
-    if rl_prompts_file(cfg) != "train.jsonl":
-        write_jsonl(rl_prompts, run.path("data", rl_prompts_file(cfg)))
+    if rl_prompts_file(cfg) == RL_PROMPTS_FILE:  # natural: the RL stage reads train.jsonl itself
+        write_jsonl(rl_prompts, run.path("data", RL_PROMPTS_FILE))
     train_keys = {t["metadata"]["param_key"] for t in splits["train"]}
     overlap = train_keys & {t["metadata"]["param_key"] for t in splits["test"]}
     if overlap:
